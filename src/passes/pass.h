@@ -1,0 +1,30 @@
+#pragma once
+// Pass + the ordered pipeline. A pass rewrites the graph in place and returns whether it changed anything; when a
+// precondition fails it leaves the graph alone.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kiln/logger.h"
+#include "src/ir/graph.h"
+
+namespace kiln::passes {
+
+struct PassContext {
+    Logger& logger;
+    int opt_level = 3;
+};
+
+struct PassInfo {
+    const char* name;
+    int min_level;  ///< runs when opt_level >= min_level
+    bool (*run)(ir::Graph& g, PassContext& ctx);
+};
+
+/// The pipeline, in order (src/passes/pipeline.cc).
+const std::vector<PassInfo>& pipeline();
+
+// One pass per file; declarations here so the pipeline list stays the only place that orders them.
+bool dead_code_elimination(ir::Graph& g, PassContext& ctx);
+
+}  // namespace kiln::passes

@@ -1,0 +1,120 @@
+// Engine: creates one kernel per plan node (on the backend the plan names) and describes itself.
+#include <limits>
+
+#include "kiln/runtime.h"
+#include "src/common/check.h"
+#include "src/runtime/engine_impl.h"
+
+namespace kiln {
+
+Engine::Engine() : impl_(std::make_unique<Impl>()) {}
+Engine::~Engine() = default;
+
+namespace {
+
+backends::Backend& backend_for(Engine::Impl& impl, const std::string& name) {
+    for (auto& b : impl.backends)
+        if (b->name() == name || (name == "cpu" && b->name() == "reference")) return *b;
+    impl.backends.push_back(backends::make_backend(name));
+    return *impl.backends.back();
+}
+
+ops::TensorInfo info_of(const plan::PlanModel& m, int32_t id) {
+    ops::TensorInfo t;
+    if (id < 0) {
+        t.present = false;
+        return t;
+    }
+    const plan::PlanValue& v = m.values[id];
+    t.dtype = v.dtype;
+    t.dims = v.dims;
+    if (v.weight >= 0) t.value = &m.weights[v.weight];
+    return t;
+}
+
+}  // namespace
+
+std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger) {
+    std::shared_ptr<Engine> e(new Engine());
+    Impl& impl = *e->impl_;
+    impl.model = std::move(model);
+    impl.logger = &logger;
+    const plan::PlanModel& m = impl.model;
+    int n_values = static_cast<int>(m.values.size());
+    impl.last_use.assign(n_values, -1);
+    impl.is_output.assign(n_values, 0);
+    for (int32_t o : m.outputs) impl.is_output[o] = 1;
+    for (size_t i = 0; i < m.nodes.size(); ++i) {
+        const plan::PlanNode& n = m.nodes[i];
+        const ops::OpSchema* schema = ops::find_schema(n.op_type);
+        KILN_CHECK(schema, kUnsupported, "node '", n.name, "': op '", n.op_type, "' is not supported by this kiln");
+        impl.schemas.push_back(schema);
+        backends::KernelNode kn{n.name, n.op_type, n.attrs, {}, {}};
+        for (int32_t id : n.inputs) {
+            kn.inputs.push_back(info_of(m, id));
+            if (id >= 0) impl.last_use[id] = static_cast<int>(i);
+        }
+        for (int32_t id : n.outputs) kn.outputs.push_back(info_of(m, id));
+        backends::Backend& b = backend_for(impl, n.backend.empty() ? m.target_backend : n.backend);
+        KILN_CHECK(b.supports(kn), kUnsupported, kn.where(), ": not supported by backend '", b.name(), "'");
+        impl.kernels.push_back(b.create_kernel(kn));
+    }
+    for (int32_t id : m.inputs) impl.inputs.push_back({m.values[id].name, m.values[id].dtype, m.values[id].dims});
+    for (int32_t id : m.outputs) impl.outputs.push_back({m.values[id].name, m.values[id].dtype, m.values[id].dims});
+    return e;
+}
+
+const plan::PlanModel& Engine::plan_model() const { return impl_->model; }
+const std::vector<TensorDesc>& Engine::inputs() const { return impl_->inputs; }
+const std::vector<TensorDesc>& Engine::outputs() const { return impl_->outputs; }
+std::string Engine::target_backend() const { return impl_->model.target_backend; }
+std::string Engine::kiln_version() const { return impl_->model.kiln_version; }
+const std::map<std::string, std::string>& Engine::metadata() const { return impl_->model.metadata; }
+
+std::vector<LayerInfo> Engine::layers() const {
+    const plan::PlanModel& m = impl_->model;
+    std::vector<LayerInfo> out;
+    for (size_t i = 0; i < m.nodes.size(); ++i) {
+        const plan::PlanNode& n = m.nodes[i];
+        LayerInfo li;
+        li.name = n.name;
+        li.op_type = n.op_type;
+        li.domain = n.domain;
+        li.backend = n.backend.empty() ? m.target_backend : n.backend;
+        li.kernel = impl_->kernels[i]->describe();
+        li.fused_from = n.fused_from;
+        auto desc = [&](int32_t id) {
+            if (id < 0) return TensorDesc{"", DataType::kFloat32, {}};
+            const plan::PlanValue& v = m.values[id];
+            return TensorDesc{v.weight >= 0 ? "@" + v.name : v.name, v.dtype, v.dims};
+        };
+        for (int32_t id : n.inputs) li.inputs.push_back(desc(id));
+        for (int32_t id : n.outputs) li.outputs.push_back(desc(id));
+        for (auto& [k, a] : n.attrs.items()) li.attributes.emplace_back(k, attribute_str(a));
+        out.push_back(std::move(li));
+    }
+    return out;
+}
+
+MemoryInfo Engine::memory() const {
+    const plan::PlanModel& m = impl_->model;
+    MemoryInfo mi;
+    mi.planned = m.memory.valid;
+    mi.arena_bytes = m.memory.arena_bytes;
+    mi.naive_bytes = m.memory.naive_bytes;
+    mi.lower_bound_bytes = m.memory.lower_bound_bytes;
+    for (const Tensor& w : m.weights) mi.weight_bytes += w.bytes();
+    return mi;
+}
+
+std::vector<uint8_t> Engine::serialize() const { return plan::serialize(impl_->model); }
+
+void Engine::save(const std::string& path) const { plan::write_file_atomic(path, serialize()); }
+
+std::shared_ptr<Engine> Runtime::deserialize(const std::vector<uint8_t>& bytes, const std::string& source) {
+    return Engine::create(plan::deserialize(bytes.data(), bytes.size(), source), logger_);
+}
+
+std::shared_ptr<Engine> Runtime::load(const std::string& path) { return deserialize(plan::read_file(path), path); }
+
+}  // namespace kiln

@@ -1,0 +1,143 @@
+// ExecutionContext: validates inputs, then runs the plan node by node. Shapes are (re)inferred per run, so
+// symbolic dims such as the batch take any size; activations are freed after their last use.
+#include <chrono>
+#include <map>
+#include <new>
+
+#include "src/common/check.h"
+#include "src/ops/shape_utils.h"
+#include "src/runtime/engine_impl.h"
+
+namespace kiln {
+
+struct ExecutionContext::Impl {
+    std::shared_ptr<const Engine> engine;
+    std::vector<Tensor> slots;
+    int num_threads = 1;
+    bool profiling = false;
+    std::vector<std::pair<std::string, double>> profile;
+};
+
+ExecutionContext::ExecutionContext(std::shared_ptr<const Engine> engine) : impl_(std::make_unique<Impl>()) {
+    impl_->engine = std::move(engine);
+}
+ExecutionContext::~ExecutionContext() = default;
+
+std::unique_ptr<ExecutionContext> Engine::create_context() const {
+    return std::unique_ptr<ExecutionContext>(new ExecutionContext(shared_from_this()));
+}
+
+void ExecutionContext::set_num_threads(int n) { impl_->num_threads = n < 1 ? 1 : n; }
+void ExecutionContext::set_profiling(bool on) { impl_->profiling = on; }
+std::vector<std::pair<std::string, double>> ExecutionContext::last_profile() const { return impl_->profile; }
+
+namespace {
+
+std::string expected_names(const std::vector<TensorDesc>& descs) {
+    std::vector<std::string> names;
+    for (auto& d : descs) names.push_back(cat("'", d.name, "' ", dtype_name(d.dtype), "[", shape_str(d.dims), "]"));
+    return join(names, ", ");
+}
+
+void check_inputs(const std::vector<TensorDesc>& descs, const std::map<std::string, Tensor>& inputs) {
+    for (auto& [name, t] : inputs) {
+        bool known = false;
+        for (auto& d : descs) known |= d.name == name;
+        KILN_CHECK(known, kInvalidArgument, "unknown input '", name, "'; the engine's inputs are ",
+                   expected_names(descs));
+    }
+    std::map<std::string, int64_t> bound;  // symbol -> size, consistent across inputs
+    for (auto& d : descs) {
+        auto it = inputs.find(d.name);
+        KILN_CHECK(it != inputs.end(), kInvalidArgument, "missing input '", d.name, "' (", dtype_name(d.dtype), "[",
+                   shape_str(d.dims), "]); the engine's inputs are ", expected_names(descs));
+        const Tensor& t = it->second;
+        KILN_CHECK(t.dtype() == d.dtype, kInvalidArgument, "input '", d.name, "' has dtype ", dtype_name(t.dtype()),
+                   ", expected ", dtype_name(d.dtype));
+        KILN_CHECK(t.rank() == static_cast<int>(d.dims.size()), kInvalidArgument, "input '", d.name, "' has shape ",
+                   shape_str(t.shape()), " (rank ", t.rank(), "), expected ", shape_str(d.dims), " (rank ",
+                   d.dims.size(), ")");
+        for (int i = 0; i < t.rank(); ++i) {
+            const Dim& dim = d.dims[i];
+            if (dim.is_static()) {
+                KILN_CHECK(t.dim(i) == dim.value, kInvalidArgument, "input '", d.name, "' has shape ",
+                           shape_str(t.shape()), ", expected ", shape_str(d.dims), " (dimension ", i, " must be ",
+                           dim.value, ")");
+            } else if (!dim.symbol.empty()) {
+                auto [b, inserted] = bound.emplace(dim.symbol, t.dim(i));
+                KILN_CHECK(inserted || b->second == t.dim(i), kInvalidArgument, "input '", d.name, "' has ",
+                           dim.symbol, "=", t.dim(i), " but another input has ", dim.symbol, "=", b->second);
+            }
+        }
+        KILN_CHECK(t.raw() != nullptr || t.numel() == 0, kInvalidArgument, "input '", d.name, "' has no data");
+    }
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, Tensor>& inputs) {
+    const Engine::Impl& e = impl_->engine->impl();
+    const plan::PlanModel& m = e.model;
+    check_inputs(e.inputs, inputs);
+
+    std::vector<Tensor>& slots = impl_->slots;
+    slots.assign(m.values.size(), Tensor());
+    for (size_t i = 0; i < m.values.size(); ++i)
+        if (m.values[i].weight >= 0) slots[i] = m.weights[m.values[i].weight];
+    for (int32_t id : m.inputs) slots[id] = inputs.at(m.values[id].name);
+
+    impl_->profile.clear();
+    std::vector<ops::TensorInfo> infos;
+    backends::KernelArgs args;
+    args.num_threads = impl_->num_threads;
+    for (size_t i = 0; i < m.nodes.size(); ++i) {
+        const plan::PlanNode& n = m.nodes[i];
+        auto t0 = std::chrono::steady_clock::now();
+        infos.assign(n.inputs.size(), ops::TensorInfo());
+        args.inputs.assign(n.inputs.size(), nullptr);
+        for (size_t k = 0; k < n.inputs.size(); ++k) {
+            int32_t id = n.inputs[k];
+            if (id < 0) {
+                infos[k].present = false;
+                continue;
+            }
+            const Tensor& t = slots[id];
+            infos[k].dtype = t.dtype();
+            infos[k].dims = to_sym(t.shape());
+            infos[k].value = &t;
+            args.inputs[k] = &t;
+        }
+        ops::InferContext ictx(n.name, n.op_type, n.attrs, infos, n.outputs.size());
+        e.schemas[i]->infer(ictx);
+        args.outputs.assign(n.outputs.size(), nullptr);
+        try {
+            for (size_t k = 0; k < n.outputs.size(); ++k) {
+                const ops::TensorInfo& o = ictx.outputs()[k];
+                KILN_CHECK(is_static(o.dims), kInternal, "node '", n.name, "' (", n.op_type, "): output ", k,
+                           " shape ", shape_str(o.dims), " is not known at run time");
+                slots[n.outputs[k]] = Tensor(o.dtype, ops::to_concrete(o.dims));
+                args.outputs[k] = &slots[n.outputs[k]];
+            }
+            e.kernels[i]->execute(args);
+        } catch (const std::bad_alloc&) {
+            KILN_FAIL(kOutOfMemory, "node '", n.name, "' (", n.op_type, "): out of memory");
+        }
+        for (int32_t id : n.inputs)
+            if (id >= 0 && e.last_use[id] == static_cast<int>(i) && !e.is_output[id] && m.values[id].weight < 0)
+                slots[id] = Tensor();
+        if (impl_->profiling) {
+            double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+            impl_->profile.emplace_back(n.name, ms);
+        }
+    }
+    std::map<std::string, Tensor> out;
+    for (int32_t id : m.outputs) {
+        Tensor& t = slots[id];
+        // An output that is also an input or a weight is returned as a copy so callers never alias engine state.
+        out[m.values[id].name] = (m.values[id].weight >= 0 || inputs.count(m.values[id].name)) ? t.clone() : t;
+    }
+    for (Tensor& t : slots) t = Tensor();
+    return out;
+}
+
+}  // namespace kiln

@@ -1,0 +1,85 @@
+#include "tools/cli/options.h"
+
+#include <CLI/CLI.hpp>
+
+#include "src/common/check.h"
+
+namespace kiln::cli {
+
+std::pair<std::string, Shape> parse_shape_spec(const std::string& spec) {
+    size_t colon = spec.rfind(':');
+    KILN_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < spec.size(), kInvalidArgument, "--shape '",
+               spec, "': expected NAME:DIMS, e.g. input:1x3x224x224");
+    Shape shape;
+    std::string dims = spec.substr(colon + 1);
+    if (dims == "scalar") return {spec.substr(0, colon), shape};
+    size_t pos = 0;
+    while (pos <= dims.size()) {
+        size_t x = dims.find('x', pos);
+        std::string tok = dims.substr(pos, x == std::string::npos ? std::string::npos : x - pos);
+        KILN_CHECK(!tok.empty() && tok.find_first_not_of("0123456789") == std::string::npos, kInvalidArgument,
+                   "--shape '", spec, "': dimension '", tok, "' is not a non-negative integer");
+        shape.push_back(std::stoll(tok));
+        if (x == std::string::npos) break;
+        pos = x + 1;
+    }
+    return {spec.substr(0, colon), shape};
+}
+
+std::pair<std::string, std::string> parse_input_spec(const std::string& spec) {
+    size_t eq = spec.find('=');
+    KILN_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), kInvalidArgument, "--input '", spec,
+               "': expected NAME=FILE (FILE a .npy or ONNX TensorProto .pb)");
+    return {spec.substr(0, eq), spec.substr(eq + 1)};
+}
+
+void ModelOptions::add_to(CLI::App& app, bool model_positional) {
+    if (model_positional) app.add_option("model", model, "ONNX model (.onnx) or kiln plan (.plan)")->required();
+    app.add_option("--shape", shapes, "Fix an input's shape at build time: NAME:DIMS, e.g. input:1x3x224x224");
+    app.add_option("--opt-level,-O", opt_level, "Optimisation level 0 (import only) to 3 (all passes)")
+        ->check(CLI::Range(0, 3));
+    app.add_option("--disable-pass", disabled_passes, "Skip an optimisation pass (repeatable; for debugging)");
+    app.add_option("--backend", backend, "Target backend: cpu or reference")->check(CLI::IsMember({"cpu", "reference"}));
+    app.add_flag("--verbose,-v", verbose, "Log every step");
+}
+
+BuilderConfig ModelOptions::finish() const {
+    BuilderConfig c;
+    c.opt_level = opt_level;
+    c.backend = backend;
+    c.disabled_passes = disabled_passes;
+    for (const std::string& s : shapes) {
+        auto [name, shape] = parse_shape_spec(s);
+        c.input_shapes[name] = shape;
+    }
+    return c;
+}
+
+void InputOptions::add_to(CLI::App& app) {
+    app.add_option("--input,-i", inputs, "Input data NAME=FILE (.npy or ONNX TensorProto .pb); repeatable");
+    app.add_option("--batch", batch, "Batch size used for random inputs' symbolic first dimension")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--seed", seed, "Seed for random inputs");
+}
+
+std::map<std::string, std::string> InputOptions::files() const {
+    std::map<std::string, std::string> out;
+    for (const std::string& s : inputs) {
+        auto [name, path] = parse_input_spec(s);
+        KILN_CHECK(!out.count(name), kInvalidArgument, "--input '", name, "' is given more than once");
+        out[name] = path;
+    }
+    return out;
+}
+
+void BenchOptions::add_to(CLI::App& app) {
+    app.add_option("--warmup", warmup, "Warm-up runs")->check(CLI::NonNegativeNumber);
+    app.add_option("--iterations,-n", iterations, "Timed runs (default: run for --duration seconds)")
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--duration", duration, "Seconds to run when --iterations is not given")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--threads", threads, "Threads per execution context")->check(CLI::PositiveNumber);
+    app.add_flag("--json", json, "Print one JSON object instead of a table");
+}
+
+}  // namespace kiln::cli
