@@ -120,7 +120,7 @@ int64_t conv_transpose_output_dim(const ConvTransposeAttrs& a, int i, int64_t in
     if (!a.output_shape.empty() || same) {
         out = !a.output_shape.empty() ? a.output_shape[i] : in * s;
         int64_t total = std::max<int64_t>(0, full - out);
-        *pad_begin = w.auto_pad == "SAME_LOWER" ? total / 2 : total - total / 2;
+        *pad_begin = w.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
         *pad_end = total - *pad_begin;
     } else {
         if (w.auto_pad == "NOTSET") {

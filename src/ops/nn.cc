@@ -312,19 +312,26 @@ void infer_einsum(InferContext& ctx) {
 void infer_resize(InferContext& ctx) {
     const TensorInfo& x = ctx.input(0);
     ResizeAttrs a = parse_resize_attrs(ctx.attrs(), ctx.where());
+    // 1: given, 0: omitted or an empty tensor, -1: present with an extent not known yet.
     auto given = [&](size_t i) {
-        if (!ctx.has_input(i)) return false;
+        if (!ctx.has_input(i)) return 0;
         const SymShape& d = ctx.input(i).dims;
-        return !(d.size() == 1 && d[0].is_static() && d[0].value == 0);  // an empty tensor means "not given"
+        if (d.size() != 1) return 1;
+        return d[0].is_static() ? (d[0].value > 0 ? 1 : 0) : -1;
     };
-    bool has_scales = given(2), has_sizes = given(3);
-    ctx.check(has_scales != has_sizes, "exactly one of 'scales' and 'sizes' must be given");
+    int scales_given = given(2), sizes_given = given(3);
+    ctx.check(!(scales_given == 1 && sizes_given == 1), "only one of 'scales' and 'sizes' may be given");
+    ctx.check(scales_given != 0 || sizes_given != 0, "one of 'scales' and 'sizes' must be given");
+    bool has_sizes = sizes_given == 1 || (sizes_given == -1 && scales_given == 0);
+    bool decided = has_sizes || scales_given == 1 || (scales_given == -1 && sizes_given == 0);
     Shape in;
     for (const Dim& d : x.dims) in.push_back(d.is_static() ? d.value : -1);
     std::vector<float> scales;
     std::vector<int64_t> sizes;
     bool known = false;
-    if (has_sizes) {
+    if (!decided) {
+        // Which of scales and sizes is empty is only known at run time.
+    } else if (has_sizes) {
         known = ctx.input_ints(3, &sizes);
     } else if (const Tensor* v = ctx.input(2).value) {
         for (int64_t i = 0; i < v->numel(); ++i) scales.push_back(static_cast<float>(v->get_f64(i)));

@@ -40,8 +40,8 @@ int64_t window_output_dim(const WindowAttrs& w, int i, int64_t in, int64_t* pad_
 /// ConvTranspose geometry of spatial dim i: output_padding and output_shape (last `spatial` entries) included.
 ///   out = s * (in - 1) + output_padding + (k - 1) * d + 1 - pb - pe
 /// With output_shape or SAME_* auto_pad (out = in * s), the total padding is derived from `out`:
-///   total = max(0, s * (in - 1) + output_padding + (k - 1) * d + 1 - out), the odd extra at the beginning for
-///   NOTSET/SAME_UPPER ... as onnxruntime does.
+///   total = max(0, s * (in - 1) + output_padding + (k - 1) * d + 1 - out), the odd extra at the end for
+///   SAME_UPPER and at the beginning otherwise (as onnxruntime and the ONNX reference do).
 struct ConvTransposeAttrs {
     WindowAttrs window;
     std::vector<int64_t> output_padding;  ///< default 0

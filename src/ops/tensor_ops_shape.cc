@@ -99,7 +99,12 @@ void infer_gather_elements(InferContext& ctx) {
     ctx.check(x.rank() > 0, "cannot gather from a scalar");
     ctx.check(idx.rank() == x.rank(), "indices has shape ", shape_str(idx.dims), " but data has shape ",
               shape_str(x.dims), "; their ranks must match");
-    ctx.normalize_axis(ctx.attrs().get_int("axis", 0), x.rank());
+    int axis = ctx.normalize_axis(ctx.attrs().get_int("axis", 0), x.rank());
+    for (int k = 0; k < x.rank(); ++k) {
+        const Dim &di = idx.dims[k], &dx = x.dims[k];
+        ctx.check(k == axis || !di.is_static() || !dx.is_static() || di.value <= dx.value, "indices has shape ",
+                  shape_str(idx.dims), " which exceeds data shape ", shape_str(x.dims), " on axis ", k);
+    }
     ctx.set_output(0, x.dtype, idx.dims);
 }
 

@@ -135,10 +135,15 @@ std::unique_ptr<Kernel> make_ref_Identity(const KernelNode& node) {
         "identity_ref");
 }
 
-// Inference mode: y = x and, when requested, mask = all true.
+// Inference mode: y = x and, when requested, mask = all true. A training_mode input that turns out true at run time
+// is refused (inference also refuses it when the value is known earlier).
 std::unique_ptr<Kernel> make_ref_Dropout(const KernelNode& node) {
+    std::string where = node.where();
     return make_kernel(
-        [](const KernelArgs& a) {
+        [where](const KernelArgs& a) {
+            if (a.inputs.size() > 2 && a.inputs[2] && a.inputs[2]->numel() > 0)
+                KILN_CHECK(a.inputs[2]->get_i64(0) == 0, kUnsupported, where,
+                           ": training_mode (input 2) is true; kiln runs Dropout in inference mode only");
             const Tensor& x = *a.inputs[0];
             Tensor& y = *a.outputs[0];
             if (y.raw() != x.raw() && x.bytes()) std::memcpy(y.raw(), x.raw(), x.bytes());

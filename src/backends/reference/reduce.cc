@@ -1,5 +1,6 @@
 // Reference kernels for reductions and search: Reduce{Mean,Sum,Max,Min,Prod}, ArgMax, TopK, CumSum.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 
@@ -12,6 +13,23 @@ namespace kiln::backends::reference {
 namespace {
 
 enum class ReduceKind { kSum, kMean, kMax, kMin, kProd };
+
+// NaN counts as larger than every number (numpy / ONNX reference semantics): ReduceMax/ReduceMin propagate it,
+// ArgMax picks it and TopK sorts it first when largest=1.
+template <typename T>
+bool is_nan(T v) {
+    if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
+    return false;
+}
+template <typename T>
+bool greater(T u, T v) {
+    if (is_nan(u) || is_nan(v)) return is_nan(u) && !is_nan(v);
+    return u > v;
+}
+template <typename T>
+bool same(T u, T v) {
+    return u == v || (is_nan(u) && is_nan(v));
+}
 
 /// Accumulates in double for floating types and int64 for integers, then stores back as T.
 template <typename T>
@@ -55,8 +73,8 @@ void reduce(const Tensor& x, Tensor& y, const std::vector<bool>& mask, ReduceKin
             Acc<T>& dst = a[i * inner_stride];
             switch (kind) {
                 case ReduceKind::kProd: dst *= v; break;
-                case ReduceKind::kMax: dst = std::max(dst, v); break;
-                case ReduceKind::kMin: dst = std::min(dst, v); break;
+                case ReduceKind::kMax: dst = v > dst || is_nan(v) ? v : dst; break;
+                case ReduceKind::kMin: dst = v < dst || is_nan(v) ? v : dst; break;
                 default: dst += v; break;
             }
         }
@@ -125,7 +143,7 @@ std::unique_ptr<Kernel> make_ref_ReduceProd(const KernelNode& n) {
 
 // ------------------------------------------------------------------------------------------ ArgMax
 
-// y[o, i] = the first (or with select_last_index the last) j maximising x[o, j, i].
+// y[o, i] = the first (or with select_last_index the last) j maximising x[o, j, i]; NaN is the maximum.
 std::unique_ptr<Kernel> make_ref_ArgMax(const KernelNode& node) {
     int axis = node_axis(node, 0);
     bool last = node.attrs.get_int("select_last_index", 0) != 0;
@@ -144,7 +162,7 @@ std::unique_ptr<Kernel> make_ref_ArgMax(const KernelNode& node) {
                         int64_t best = 0;
                         for (int64_t j = 1; j < n; ++j) {
                             T v = col[j * inner], b = col[best * inner];
-                            if (v > b || (last && v == b)) best = j;
+                            if (greater(v, b) || (last && same(v, b))) best = j;
                         }
                         out[o * inner + i] = best;
                     }
@@ -179,7 +197,8 @@ std::unique_ptr<Kernel> make_ref_TopK(const KernelNode& node) {
                         std::iota(order.begin(), order.end(), int64_t{0});
                         auto before = [&](int64_t p, int64_t q) {
                             T vp = col[p * inner], vq = col[q * inner];
-                            if (vp != vq) return largest ? vp > vq : vp < vq;
+                            if (greater(vp, vq)) return largest;
+                            if (greater(vq, vp)) return !largest;
                             return p < q;
                         };
                         std::partial_sort(order.begin(), order.begin() + k, order.end(), before);

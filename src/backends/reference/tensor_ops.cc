@@ -83,12 +83,20 @@ std::unique_ptr<Kernel> make_ref_Split(const KernelNode& node) {
             const Tensor& x = *a.inputs[0];
             size_t es = dtype_size(x.dtype());
             std::vector<int64_t> xs = strides_of(x.shape());
+            // Chunk sizes from the split input, else ceil(dim / n) with a smaller last chunk.
+            int64_t n = static_cast<int64_t>(a.outputs.size()), dim = x.dim(axis);
+            std::vector<int64_t> sizes;
+            if (a.inputs.size() > 1 && a.inputs[1]) sizes = a.inputs[1]->to_i64_vector();
+            for (int64_t i = static_cast<int64_t>(sizes.size()), chunk = (dim + n - 1) / n; i < n; ++i)
+                sizes.push_back(std::clamp<int64_t>(dim - i * chunk, 0, chunk));
             int64_t offset = 0;
-            for (Tensor* y : a.outputs) {
-                if (y == nullptr) continue;
-                strided_copy(y->raw(), strides_of(y->shape()), elem_ptr(x.raw(), offset * xs[axis], es), xs,
-                             y->shape(), es);
-                offset += y->dim(axis);
+            for (int64_t i = 0; i < n; ++i) {
+                if (Tensor* y = a.outputs[i]) {
+                    KILN_ASSERT(y->dim(axis) == sizes[i]);
+                    strided_copy(y->raw(), strides_of(y->shape()), elem_ptr(x.raw(), offset * xs[axis], es), xs,
+                                 y->shape(), es);
+                }
+                offset += sizes[i];
             }
         },
         "split_ref");

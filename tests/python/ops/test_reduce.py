@@ -177,3 +177,24 @@ CUMSUM = [
 @pytest.mark.parametrize("axis_dtype", [I64, I32])
 def test_cumsum(name, x, axis, attrs, axis_dtype):
     check_op("CumSum", [("x", x), ("axis", np.array(axis, axis_dtype))], attrs, constants=("axis",), opset=14)
+
+
+# ---------------------------------------------------------------------------------------------------- NaN
+
+NAN_X = np.array([[1, np.nan, 2, 0], [np.nan, 0, -1, 3], [4, 4, np.nan, np.nan]], np.float32)
+# kiln treats NaN as larger than every number (numpy semantics, as the ONNX reference does): Reduce{Max,Min}
+# propagate it and ArgMax selects it. onnxruntime's answers here depend on where the NaN sits, so the ONNX
+# reference is the oracle; TopK matches both.
+NAN_CASES = [
+    ("ReduceMax", [("axes", ints(1))], {"keepdims": 0}, 1, "onnx-ref"),
+    ("ReduceMin", [("axes", ints(0))], {"keepdims": 1}, 1, "onnx-ref"),
+    ("ArgMax", [], {"axis": 1}, 1, "onnx-ref"),
+    ("ArgMax", [], {"axis": 1, "select_last_index": 1}, 1, "onnx-ref"),
+    ("TopK", [("k", ints(3))], {}, 2, "ort"),
+    ("TopK", [("k", ints(3))], {"largest": 0}, 2, "ort"),
+]
+
+
+@pytest.mark.parametrize("op,extra,attrs,n,ref", NAN_CASES, ids=[f"{c[0]}_{i}" for i, c in enumerate(NAN_CASES)])
+def test_nan(op, extra, attrs, n, ref):
+    check_op(op, [("x", NAN_X)] + extra, attrs, n_outputs=n, constants=("axes", "k"), opset=18, reference=ref)

@@ -256,7 +256,8 @@ SQUEEZE = [
 
 @pytest.mark.parametrize("name,x,axes", SQUEEZE, ids=[c[0] for c in SQUEEZE])
 def test_squeeze(name, x, axes):
-    check_op("Squeeze", [("x", x), ("axes", axes)], constants=("axes",), opset=13)
+    inputs = [("x", x)] + ([("axes", axes)] if axes is not None else [])
+    check_op("Squeeze", inputs, constants=("axes",), opset=13)
 
 
 def test_squeeze_non_unit():
