@@ -1,6 +1,7 @@
 // ExecutionContext: validates inputs, then runs the plan node by node. Shapes are (re)inferred per run, so
 // symbolic dims such as the batch take any size; activations are freed after their last use.
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <new>
 
@@ -13,6 +14,7 @@ namespace kiln {
 struct ExecutionContext::Impl {
     std::shared_ptr<const Engine> engine;
     std::vector<Tensor> slots;
+    Tensor arena;  // one activation block, allocated on the first run of a memory-planned engine
     int num_threads = 1;
     bool profiling = false;
     std::vector<std::pair<std::string, double>> profile;
@@ -86,6 +88,13 @@ std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, 
         if (m.values[i].weight >= 0) slots[i] = m.weights[m.values[i].weight];
     for (int32_t id : m.inputs) slots[id] = inputs.at(m.values[id].name);
 
+    const plan::MemoryPlan& mem = m.memory;
+    uint8_t* arena = nullptr;
+    if (mem.valid && mem.arena_bytes > 0) {
+        if (impl_->arena.numel() != static_cast<int64_t>(mem.arena_bytes))
+            impl_->arena = Tensor(DataType::kUInt8, {static_cast<int64_t>(mem.arena_bytes)});
+        arena = impl_->arena.data<uint8_t>();
+    }
     impl_->profile.clear();
     std::vector<ops::TensorInfo> infos;
     backends::KernelArgs args;
@@ -115,7 +124,17 @@ std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, 
                 const ops::TensorInfo& o = ictx.outputs()[k];
                 KILN_CHECK(is_static(o.dims), kInternal, "node '", n.name, "' (", n.op_type, "): output ", k,
                            " shape ", shape_str(o.dims), " is not known at run time");
-                slots[n.outputs[k]] = Tensor(o.dtype, ops::to_concrete(o.dims));
+                int32_t id = n.outputs[k];
+                int64_t offset = arena ? mem.offsets[id] : -1;
+                if (offset >= 0) {
+                    // planned: the tensor lives in the arena (kernels may rely on zeroed outputs)
+                    slots[id] = Tensor::wrap(o.dtype, ops::to_concrete(o.dims), arena + offset);
+                    KILN_CHECK(offset + slots[id].bytes() <= mem.arena_bytes, kInvalidPlan, "node '", n.name,
+                               "': output ", k, " does not fit the plan's memory layout");
+                    std::memset(arena + offset, 0, slots[id].bytes());
+                } else {
+                    slots[id] = Tensor(o.dtype, ops::to_concrete(o.dims));
+                }
                 args.outputs[k] = &slots[n.outputs[k]];
             }
             e.kernels[i]->execute(args);

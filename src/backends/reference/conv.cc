@@ -30,66 +30,70 @@ void valid_range(int64_t n_out, int64_t n_in, int64_t s, int64_t off, int64_t* l
     *hi = std::clamp<int64_t>(ceil_div(n_in - off, s), *lo, n_out);
 }
 
+// The column matrix for output rows [r0, r1) of the flattened (od, oh) rows, (r1 - r0) * out_w columns:
 // col[(c, kd, kh, kw), (od, oh, ow)] = x[c, od*s0 - p0 + kd*d0, oh*s1 - p1 + kh*d1, ow*s2 - p2 + kw*d2] (0 outside).
 template <typename T>
-void im2col(const T* x, int64_t channels, const Geometry3& g, T* col) {
-    const int64_t osz = g.out_size(), isz = g.in_size();
+void im2col(const T* x, int64_t channels, const Geometry3& g, int64_t r0, int64_t r1, T* col) {
+    const int64_t isz = g.in_size(), ow_n = g.out[2], ncols = (r1 - r0) * ow_n;
     T* dst = col;
     for (int64_t c = 0; c < channels; ++c) {
         const T* xc = x + c * isz;
         for (int64_t kd = 0; kd < g.k[0]; ++kd)
             for (int64_t kh = 0; kh < g.k[1]; ++kh)
-                for (int64_t kw = 0; kw < g.k[2]; ++kw, dst += osz) {
+                for (int64_t kw = 0; kw < g.k[2]; ++kw, dst += ncols) {
                     int64_t off_w = kw * g.d[2] - g.pad[2], lo, hi;
-                    valid_range(g.out[2], g.in[2], g.s[2], off_w, &lo, &hi);
+                    valid_range(ow_n, g.in[2], g.s[2], off_w, &lo, &hi);
                     T* row = dst;
-                    for (int64_t od = 0; od < g.out[0]; ++od) {
-                        int64_t id = od * g.s[0] - g.pad[0] + kd * g.d[0];
-                        for (int64_t oh = 0; oh < g.out[1]; ++oh, row += g.out[2]) {
-                            int64_t ih = oh * g.s[1] - g.pad[1] + kh * g.d[1];
-                            if (id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1]) {
-                                std::fill(row, row + g.out[2], T(0));
-                                continue;
-                            }
-                            const T* src = xc + (id * g.in[1] + ih) * g.in[2];
-                            std::fill(row, row + lo, T(0));
-                            if (g.s[2] == 1) {
-                                std::copy(src + lo + off_w, src + hi + off_w, row + lo);
-                            } else {
-                                for (int64_t ow = lo; ow < hi; ++ow) row[ow] = src[ow * g.s[2] + off_w];
-                            }
-                            std::fill(row + hi, row + g.out[2], T(0));
+                    for (int64_t r = r0; r < r1; ++r, row += ow_n) {
+                        int64_t id = (r / g.out[1]) * g.s[0] - g.pad[0] + kd * g.d[0];
+                        int64_t ih = (r % g.out[1]) * g.s[1] - g.pad[1] + kh * g.d[1];
+                        if (id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1]) {
+                            std::fill(row, row + ow_n, T(0));
+                            continue;
                         }
+                        const T* src = xc + (id * g.in[1] + ih) * g.in[2];
+                        std::fill(row, row + lo, T(0));
+                        if (g.s[2] == 1) {
+                            std::copy(src + lo + off_w, src + hi + off_w, row + lo);
+                        } else {
+                            for (int64_t ow = lo; ow < hi; ++ow) row[ow] = src[ow * g.s[2] + off_w];
+                        }
+                        std::fill(row + hi, row + ow_n, T(0));
                     }
                 }
     }
 }
 
-// The adjoint of im2col: y[c, pos(o, k)] += col[(c, k), o] for positions inside y. Here `g.in` is the extent of
-// col's positions (ConvTranspose's input) and `g.out` the extent of y (its output).
+// The adjoint of im2col for ConvTranspose: y[c, pos(i, k)] += col[(c, k), i] for positions inside y, over input
+// rows [r0, r1) of the flattened (id, ih) rows. `g.in` is the extent of col's positions (ConvTranspose's input)
+// and `g.out` the extent of y (its output).
 template <typename T>
-void col2im(const T* col, int64_t channels, const Geometry3& g, T* y) {
-    const int64_t isz = g.in_size(), ysz = g.out_size();
+void col2im(const T* col, int64_t channels, const Geometry3& g, int64_t r0, int64_t r1, T* y) {
+    const int64_t ysz = g.out_size(), iw_n = g.in[2], ncols = (r1 - r0) * iw_n;
     const T* src = col;
     for (int64_t c = 0; c < channels; ++c) {
         T* yc = y + c * ysz;
         for (int64_t kd = 0; kd < g.k[0]; ++kd)
             for (int64_t kh = 0; kh < g.k[1]; ++kh)
-                for (int64_t kw = 0; kw < g.k[2]; ++kw, src += isz) {
+                for (int64_t kw = 0; kw < g.k[2]; ++kw, src += ncols) {
                     int64_t off_w = kw * g.d[2] - g.pad[2], lo, hi;
-                    valid_range(g.in[2], g.out[2], g.s[2], off_w, &lo, &hi);
+                    valid_range(iw_n, g.out[2], g.s[2], off_w, &lo, &hi);
                     const T* row = src;
-                    for (int64_t id = 0; id < g.in[0]; ++id) {
-                        int64_t od = id * g.s[0] - g.pad[0] + kd * g.d[0];
-                        for (int64_t ih = 0; ih < g.in[1]; ++ih, row += g.in[2]) {
-                            int64_t oh = ih * g.s[1] - g.pad[1] + kh * g.d[1];
-                            if (od < 0 || od >= g.out[0] || oh < 0 || oh >= g.out[1]) continue;
-                            T* dst = yc + (od * g.out[1] + oh) * g.out[2];
-                            for (int64_t iw = lo; iw < hi; ++iw) dst[iw * g.s[2] + off_w] += row[iw];
-                        }
+                    for (int64_t r = r0; r < r1; ++r, row += iw_n) {
+                        int64_t od = (r / g.in[1]) * g.s[0] - g.pad[0] + kd * g.d[0];
+                        int64_t oh = (r % g.in[1]) * g.s[1] - g.pad[1] + kh * g.d[1];
+                        if (od < 0 || od >= g.out[0] || oh < 0 || oh >= g.out[1]) continue;
+                        T* dst = yc + (od * g.out[1] + oh) * g.out[2];
+                        for (int64_t iw = lo; iw < hi; ++iw) dst[iw * g.s[2] + off_w] += row[iw];
                     }
                 }
     }
+}
+
+// Rows of (d, h) positions per column-matrix chunk, so that a chunk holds at most ~kColBudget elements.
+constexpr int64_t kColBudget = int64_t{1} << 22;  // 4M elements: 16 MiB of float
+int64_t rows_per_chunk(int64_t col_rows, int64_t width, int64_t total_rows) {
+    return std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, col_rows * width), 1, std::max<int64_t>(1, total_rows));
 }
 
 // Lifts spatial dims (1..3) to the trailing dims of a Geometry3.
@@ -134,16 +138,22 @@ void conv_forward(const KernelArgs& a, const ops::WindowAttrs& attrs, int64_t gr
                " and W ", shape_str(w.shape()), " do not match for group ", group);
     const int64_t osz = g.out_size(), isz = g.in_size(), rows = cg * g.kernel_size();
     // A 1x1 kernel with stride 1 and no padding reads X directly as the column matrix.
-    bool direct = g.kernel_size() == 1 && osz == isz && g.pad[0] == 0 && g.pad[1] == 0 && g.pad[2] == 0;
-    std::vector<T> col(direct ? 0 : static_cast<size_t>(rows * osz));
+    const bool direct = g.kernel_size() == 1 && osz == isz && g.pad[0] == 0 && g.pad[1] == 0 && g.pad[2] == 0;
+    const int64_t out_rows = g.out[0] * g.out[1], chunk = direct ? out_rows : rows_per_chunk(rows, g.out[2], out_rows);
+    std::vector<T> col(direct ? 0 : static_cast<size_t>(rows * chunk * g.out[2]));
     for (int64_t n = 0; n < n_batch; ++n) {
         for (int64_t gi = 0; gi < group; ++gi) {
             const T* xg = x.data<T>() + (n * c + gi * cg) * isz;
+            const T* wg = w.data<T>() + gi * mg * rows;
             T* yg = y.data<T>() + (n * m + gi * mg) * osz;
-            if (!direct) im2col(xg, cg, g, col.data());
             fill_bias(b, gi * mg, mg, osz, yg);
-            gemm<T>(false, false, mg, osz, rows, T(1), w.data<T>() + gi * mg * rows, rows, direct ? xg : col.data(),
-                    osz, T(1), yg, osz);
+            for (int64_t r0 = 0; r0 < out_rows; r0 += chunk) {
+                const int64_t r1 = std::min(out_rows, r0 + chunk), j0 = r0 * g.out[2], ncols = (r1 - r0) * g.out[2];
+                if (!direct) im2col(xg, cg, g, r0, r1, col.data());
+                // Y_g[:, j0:j0+ncols] += W_g * col
+                gemm<T>(false, false, mg, ncols, rows, T(1), wg, rows, direct ? xg + j0 : col.data(),
+                        direct ? osz : ncols, T(1), yg + j0, osz);
+            }
         }
     }
 }
@@ -170,16 +180,20 @@ void conv_transpose_forward(const KernelArgs& a, const ops::ConvTransposeAttrs& 
     KILN_CHECK(c == w.dim(0) && c % group == 0, kInvalidArgument, where, ": X ", shape_str(x.shape()), " and W ",
                shape_str(w.shape()), " do not match for group ", group);
     const int64_t isz = g.in_size(), ysz = g.out_size(), rows = mg * g.kernel_size();
-    std::vector<T> col(static_cast<size_t>(rows * isz));
+    const int64_t in_rows = g.in[0] * g.in[1], chunk = rows_per_chunk(rows, g.in[2], in_rows);
+    std::vector<T> col(static_cast<size_t>(rows * chunk * g.in[2]));
     for (int64_t n = 0; n < n_batch; ++n) {
         for (int64_t gi = 0; gi < group; ++gi) {
             const T* xg = x.data<T>() + (n * c + gi * cg) * isz;
+            const T* wg = w.data<T>() + gi * cg * rows;
             T* yg = y.data<T>() + (n * m + gi * mg) * ysz;
-            // W_g is Cg x (Mg*kvol); col = W_g^T * X_g.
-            gemm<T>(true, false, rows, isz, cg, T(1), w.data<T>() + gi * cg * rows, rows, xg, isz, T(0), col.data(),
-                    isz);
             fill_bias(b, gi * mg, mg, ysz, yg);
-            col2im(col.data(), mg, g, yg);
+            for (int64_t r0 = 0; r0 < in_rows; r0 += chunk) {
+                const int64_t r1 = std::min(in_rows, r0 + chunk), j0 = r0 * g.in[2], ncols = (r1 - r0) * g.in[2];
+                // W_g is Cg x (Mg*kvol); col = W_g^T * X_g[:, j0:j0+ncols].
+                gemm<T>(true, false, rows, ncols, cg, T(1), wg, rows, xg + j0, isz, T(0), col.data(), ncols);
+                col2im(col.data(), mg, g, r0, r1, yg);
+            }
         }
     }
 }

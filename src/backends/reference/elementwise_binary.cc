@@ -86,13 +86,19 @@ TX power(TX x, TY y) {
 // Min/Max propagate NaN (like numpy and onnxruntime).
 template <typename T>
 T min_of(T a, T b) {
-    if constexpr (std::is_floating_point_v<T>) return (a < b || std::isnan(a)) ? a : b;
-    else return a < b ? a : b;
+    if constexpr (std::is_floating_point_v<T>) {
+        return (a < b || std::isnan(a)) ? a : b;
+    } else {
+        return a < b ? a : b;
+    }
 }
 template <typename T>
 T max_of(T a, T b) {
-    if constexpr (std::is_floating_point_v<T>) return (a > b || std::isnan(a)) ? a : b;
-    else return a > b ? a : b;
+    if constexpr (std::is_floating_point_v<T>) {
+        return (a > b || std::isnan(a)) ? a : b;
+    } else {
+        return a > b ? a : b;
+    }
 }
 
 /// Variadic Min/Max: out = in0, then out = op(out, in_k) for k = 1..n-1, all broadcast to the output shape.

@@ -14,10 +14,10 @@ namespace kiln::backends::reference::elementwise {
 
 /// Dtype classes a kernel accepts, as a bit mask.
 enum DtypeClass : unsigned {
-    kFloats = 1,   ///< float32, float64
-    kSigned = 2,   ///< int8, int32, int64
-    kUnsigned = 4, ///< uint8
-    kBoolean = 8,  ///< bool
+    kFloats = 1,    ///< float32, float64
+    kSigned = 2,    ///< int8, int32, int64
+    kUnsigned = 4,  ///< uint8
+    kBoolean = 8,   ///< bool
     kIntegers = kSigned | kUnsigned,
     kNumeric = kFloats | kIntegers,
     kAll = kNumeric | kBoolean,
@@ -82,8 +82,11 @@ template <typename T>
 inline T wrap_mul(T a, T b) { return static_cast<T>(static_cast<Wrap<T>>(a) * static_cast<Wrap<T>>(b)); }
 template <typename T>
 inline T wrap_neg(T a) {
-    if constexpr (std::is_integral_v<T>) return static_cast<T>(Wrap<T>(0) - static_cast<Wrap<T>>(a));
-    else return -a;
+    if constexpr (std::is_integral_v<T>) {
+        return static_cast<T>(Wrap<T>(0) - static_cast<Wrap<T>>(a));
+    } else {
+        return -a;
+    }
 }
 
 /// Float -> integer conversion truncating toward zero, as onnxruntime on x86-64: NaN and values outside the

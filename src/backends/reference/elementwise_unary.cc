@@ -89,8 +89,11 @@ std::unique_ptr<Kernel> make_ref_Neg(const KernelNode& node) {
 // |INT_MIN| wraps to INT_MIN, as in onnxruntime.
 std::unique_ptr<Kernel> make_ref_Abs(const KernelNode& node) {
     return any_kernel(node, "abs", kNumeric, [](auto x) {
-        if constexpr (std::is_unsigned_v<decltype(x)>) return x;
-        else return x < 0 ? wrap_neg(x) : x;
+        if constexpr (std::is_unsigned_v<decltype(x)>) {
+            return x;
+        } else {
+            return x < 0 ? wrap_neg(x) : x;
+        }
     });
 }
 

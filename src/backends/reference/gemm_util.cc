@@ -4,7 +4,7 @@
 #include "src/backends/reference/gemm_util.h"
 
 #include <algorithm>
-#include <vector>
+#include <memory>
 
 namespace kiln::backends::reference {
 namespace {
@@ -62,8 +62,9 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
         return;
     }
 
-    std::vector<T> bpack(static_cast<size_t>(kKc * ((std::min(n, kNc) + kNr - 1) / kNr * kNr)));
-    std::vector<T> apack(static_cast<size_t>(kKc * kMr));
+    // Packing buffers, left uninitialised (every element used is written first).
+    std::unique_ptr<T[]> bpack(new T[static_cast<size_t>(kKc * ((std::min(n, kNc) + kNr - 1) / kNr * kNr))]);
+    std::unique_ptr<T[]> apack(new T[static_cast<size_t>(kKc * kMr)]);
     for (int64_t j0 = 0; j0 < n; j0 += kNc) {
         int64_t nc = std::min(kNc, n - j0);
         int64_t panels = (nc + kNr - 1) / kNr;
@@ -71,7 +72,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
             int64_t kc = std::min(kKc, k - p0);
             // Pack op(B)[p0:p0+kc, j0:j0+nc] as `panels` column panels, each kc x kNr (zero-padded).
             for (int64_t jp = 0; jp < panels; ++jp) {
-                T* dst = bpack.data() + jp * kc * kNr;
+                T* dst = bpack.get() + jp * kc * kNr;
                 int64_t jn = std::min(kNr, nc - jp * kNr);
                 for (int64_t p = 0; p < kc; ++p) {
                     if (!trans_b && jn == kNr) {
@@ -90,7 +91,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
                         apack[p * kMr + r] = r < mr ? alpha * a_at(i0 + r, p0 + p) : T(0);
                 for (int64_t jp = 0; jp < panels; ++jp) {
                     int64_t jn = std::min(kNr, nc - jp * kNr);
-                    micro_kernel<T>(kc, apack.data(), bpack.data() + jp * kc * kNr, c + i0 * ldc + j0 + jp * kNr,
+                    micro_kernel<T>(kc, apack.get(), bpack.get() + jp * kc * kNr, c + i0 * ldc + j0 + jp * kNr,
                                     ldc, mr, jn);
                 }
             }

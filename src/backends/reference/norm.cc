@@ -16,6 +16,8 @@ void check_float(const KernelNode& node) {
         if (!t.present) continue;
         KILN_CHECK(t.dtype == DataType::kFloat32 || t.dtype == DataType::kFloat64, kUnsupported, node.where(),
                    ": dtype ", dtype_name(t.dtype), " is not supported (float32, float64 are)");
+        KILN_CHECK(t.dtype == node.inputs[0].dtype, kUnsupported, node.where(), ": inputs of mixed dtypes (",
+                   dtype_name(node.inputs[0].dtype), ", ", dtype_name(t.dtype), ") are not supported");
     }
 }
 

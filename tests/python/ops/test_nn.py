@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from op_harness import check_op, make_single_op_model, rand, run_kiln
+from op_harness import check_op, make_single_op_model, rand, reference_outputs, run_kiln, run_model_with_kiln
 
 F64 = np.float64
 I64 = np.int64
@@ -39,6 +39,23 @@ def run_invalid(op_type, inputs, attrs=None, constants=(), opset=17):
                 np.save(os.path.join(d, f"{name}.npy"), np.asarray(arr))
                 args += ["--input", f"{name}={os.path.join(d, name + '.npy')}"]
         return run_kiln(args, check=False)
+
+
+def check_op_symbolic(op_type, inputs, attrs, symbols, constants=(), opset=17, rtol=1e-4, atol=1e-4):
+    """check_op with some graph-input dims made symbolic: symbols = {input name: {dim index: symbol}}, so kiln
+    infers shapes with unknown dims at build time and concrete ones at run time."""
+    model = make_single_op_model(op_type, inputs, attrs, 1, constants, opset)
+    for vi in model.graph.input:
+        for axis, sym in symbols.get(vi.name, {}).items():
+            vi.type.tensor_type.shape.dim[axis].dim_param = sym
+    feeds = {n: np.asarray(a) for n, a in inputs if a is not None and n not in constants}
+    expected = np.asarray(reference_outputs(model, feeds)[0])
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model.onnx")
+        onnx.save(model, path)
+        got = np.load(os.path.join(run_model_with_kiln(path, feeds, d), "out0.npy"))
+    assert got.shape == expected.shape, f"{op_type}: shape {got.shape} != expected {expected.shape}"
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
 
 
 def assert_rejected(proc, *fragments, code=None):
@@ -76,6 +93,9 @@ CONV_CASES = [
     ("conv3d_strided", (1, 2, 6, 6, 6), (4, 2, 2, 3, 2), False, {"strides": [2, 1, 2], "dilations": [1, 2, 1]}),
     ("resnet_stem", (1, 3, 32, 32), (8, 3, 7, 7), True, {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
     ("wide_k", (1, 64, 14, 14), (32, 64, 3, 3), True, {"pads": [1, 1, 1, 1]}),
+    # large enough that the column matrix is built in several chunks of output rows
+    ("chunked", (1, 16, 300, 128), (8, 16, 3, 3), True, {"pads": [1, 1, 1, 1]}),
+    ("chunked_3d", (1, 8, 20, 40, 40), (4, 8, 3, 3, 3), True, {"pads": [1, 1, 1, 1, 1, 1], "strides": [1, 1, 1]}),
 ]
 
 
@@ -131,6 +151,7 @@ CONVT_CASES = [
     ("convt1d", (2, 3, 7), (3, 2, 4), True, {"strides": [3], "pads": [1, 0]}, "ort"),
     ("convt3d", (1, 2, 3, 4, 3), (2, 3, 2, 3, 2), True, {"strides": [2, 1, 2]}, "ort"),
     ("unet_up", (1, 16, 8, 8), (16, 8, 2, 2), True, {"strides": [2, 2]}, "ort"),
+    ("chunked", (1, 4, 300, 64), (4, 16, 4, 4), True, {"strides": [2, 2], "pads": [1, 1, 1, 1]}, "ort"),
 ]
 
 
@@ -545,3 +566,40 @@ def test_resize_scales_and_sizes_is_rejected():
     inputs = [("x", rand(1, 1, 3, 3)), ("roi", None), ("scales", floats(1, 1, 2, 2)), ("sizes", ints(1, 1, 6, 6))]
     proc = run_invalid("Resize", inputs, {}, constants=("scales", "sizes"), opset=13)
     assert_rejected(proc, "resize_node")
+
+
+# ---------------------------------------------------------------------------------------------------- symbolic dims
+
+SYMBOLIC_CASES = [
+    ("conv", "Conv", [("x", rand(2, 3, 9, 8)), ("w", rand(4, 3, 3, 3, seed=1))],
+     {"strides": [2, 2], "pads": [1, 1, 1, 1]}, {"x": {0: "N", 2: "H", 3: "W"}}, ("w",), 17),
+    ("conv_same", "Conv", [("x", rand(1, 3, 9, 8)), ("w", rand(4, 3, 3, 3, seed=1))],
+     {"strides": [2, 2], "auto_pad": "SAME_UPPER"}, {"x": {2: "H", 3: "W"}}, ("w",), 17),
+    ("conv_weights_unknown", "Conv", [("x", rand(1, 3, 9, 8)), ("w", rand(4, 3, 3, 3, seed=1))],
+     {}, {"w": {0: "M", 2: "KH", 3: "KW"}}, (), 17),
+    ("conv_transpose", "ConvTranspose", [("x", rand(2, 3, 4, 5)), ("w", rand(3, 2, 3, 3, seed=1))],
+     {"strides": [2, 2]}, {"x": {0: "N", 2: "H"}}, ("w",), 17),
+    ("maxpool", "MaxPool", [("x", rand(2, 3, 9, 8))], {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1},
+     {"x": {0: "N", 2: "H", 3: "W"}}, (), 17),
+    ("global_pool", "GlobalAveragePool", [("x", rand(2, 3, 5, 4))], {}, {"x": {0: "N", 2: "H"}}, (), 17),
+    ("gemm", "Gemm", [("a", rand(5, 4)), ("b", rand(6, 4, seed=1)), ("c", rand(6, seed=2))], {"transB": 1},
+     {"a": {0: "M"}}, ("b", "c"), 17),
+    ("matmul", "MatMul", [("a", rand(2, 7, 8)), ("b", rand(8, 5, seed=1))], {}, {"a": {0: "B", 1: "S"}}, ("b",), 17),
+    ("matmul_both", "MatMul", [("a", rand(2, 7, 8)), ("b", rand(2, 8, 5, seed=1))], {},
+     {"a": {0: "B", 1: "S"}, "b": {0: "B"}}, (), 17),
+    ("einsum", "Einsum", [("x0", rand(2, 3, 5, 8)), ("x1", rand(2, 3, 6, 8, seed=1))],
+     {"equation": "bhid,bhjd->bhij"}, {"x0": {0: "B", 2: "S"}, "x1": {0: "B", 2: "T"}}, (), 17),
+    ("resize_scales", "Resize", [("x", rand(1, 2, 3, 5)), ("roi", None), ("scales", floats(1, 1, 2, 1.5))],
+     {"mode": "linear"}, {"x": {0: "N", 2: "H", 3: "W"}}, ("scales",), 13),
+    ("resize_sizes", "Resize", [("x", rand(1, 2, 3, 5)), ("roi", None), ("scales", None), ("sizes", ints(1, 2, 6, 4))],
+     {}, {"x": {0: "N", 2: "H", 3: "W"}}, ("sizes",), 13),
+    ("softmax", "Softmax", [("x", rand(2, 3, 5))], {"axis": 1}, {"x": {0: "N", 1: "C"}}, (), 13),
+    ("layer_norm", "LayerNormalization", [("x", rand(2, 3, 8)), ("scale", rand(8, seed=1))], {},
+     {"x": {0: "B", 1: "S"}}, ("scale",), 17),
+]
+
+
+@pytest.mark.parametrize("name,op,inputs,attrs,symbols,constants,opset", SYMBOLIC_CASES,
+                         ids=[c[0] for c in SYMBOLIC_CASES])
+def test_symbolic_dims(name, op, inputs, attrs, symbols, constants, opset):
+    check_op_symbolic(op, inputs, attrs, symbols, constants, opset)

@@ -1,0 +1,94 @@
+#pragma once
+// Helpers shared by the pass tests: run one pass on a copy of a network's graph (structure), and build the network
+// at opt level 0 and at a target level through the public API and compare every output (numbers).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/kiln.h"
+#include "src/ir/graph.h"
+#include "src/passes/pass.h"
+
+namespace kiln::passes::test {
+
+using PassFn = bool (*)(ir::Graph&, PassContext&);
+
+/// Clones the network's graph, sorts and infers it (as the builder does), runs `pass` and, when it changed
+/// something, re-sorts, re-infers and verifies. `changed` receives the pass's return value.
+inline std::unique_ptr<ir::Graph> run_pass(const NetworkDefinition& net, PassFn pass, bool* changed = nullptr) {
+    std::unique_ptr<ir::Graph> g = net.graph().clone();
+    g->verify();
+    g->topological_sort();
+    g->infer_shapes();
+    NullLogger logger;
+    PassContext ctx{logger, 3};
+    bool c = pass(*g, ctx);
+    if (c) {
+        g->topological_sort();
+        g->infer_shapes();
+        g->verify();
+    }
+    if (changed) *changed = c;
+    return g;
+}
+
+inline int count_op(const ir::Graph& g, const std::string& op) {
+    int n = 0;
+    for (const ir::Node* node : g.nodes()) n += node->op_type == op;
+    return n;
+}
+
+/// Deterministic, non-trivial float data.
+inline Tensor filled(Shape shape, float seed, float scale = 1.f, float offset = 0.f) {
+    Tensor t(DataType::kFloat32, std::move(shape));
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = offset + scale * std::sin(seed + 0.37f * i);
+    return t;
+}
+
+inline Tensor ints(std::vector<int64_t> v, Shape shape = {}) {
+    if (shape.empty() && v.size() != 1) shape = {static_cast<int64_t>(v.size())};
+    if (v.size() == 1 && shape.empty()) shape = {};
+    Tensor t(DataType::kInt64, shape);
+    std::copy(v.begin(), v.end(), t.data<int64_t>());
+    return t;
+}
+
+/// Op types of the engine's layers when built at `level`.
+inline std::vector<std::string> layer_ops(const NetworkDefinition& net, int level) {
+    NullLogger logger;
+    BuilderConfig c;
+    c.opt_level = level;
+    std::vector<std::string> ops;
+    for (const LayerInfo& l : Builder(logger).build(net, c)->layers()) ops.push_back(l.op_type);
+    return ops;
+}
+
+/// Builds `net` at -O0 and at `level`, runs both on `inputs` and expects every output equal within 1e-5 relative
+/// to the output's largest magnitude.
+inline void expect_same_outputs(const NetworkDefinition& net, const std::map<std::string, Tensor>& inputs,
+                                int level = 3) {
+    NullLogger logger;
+    BuilderConfig base, opt;
+    base.opt_level = 0;
+    opt.opt_level = level;
+    auto want = Builder(logger).build(net, base)->create_context()->run(inputs);
+    auto got = Builder(logger).build(net, opt)->create_context()->run(inputs);
+    ASSERT_EQ(want.size(), got.size());
+    for (const auto& [name, w] : want) {
+        ASSERT_TRUE(got.count(name)) << "output '" << name << "' missing at -O" << level;
+        const Tensor& g = got.at(name);
+        ASSERT_EQ(g.shape(), w.shape()) << name;
+        ASSERT_EQ(g.dtype(), w.dtype()) << name;
+        double scale = 1e-30;
+        for (int64_t i = 0; i < w.numel(); ++i) scale = std::max(scale, std::fabs(w.get_f64(i)));
+        for (int64_t i = 0; i < w.numel(); ++i)
+            EXPECT_LE(std::fabs(g.get_f64(i) - w.get_f64(i)), 1e-5 * scale) << name << "[" << i << "]";
+    }
+}
+
+}  // namespace kiln::passes::test
