@@ -51,10 +51,10 @@ WindowAttrs parse_window_attrs(const AttributeMap& attrs, int spatial, const std
     w.pads = ints_of_length(attrs, "pads", 2 * static_cast<size_t>(spatial), 0, 0, where);
     w.auto_pad = attrs.get_string("auto_pad", "NOTSET");
     if (w.auto_pad.empty()) w.auto_pad = "NOTSET";
-    KILN_CHECK(w.auto_pad == "NOTSET" || w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER" ||
-                   w.auto_pad == "VALID",
-               kInvalidModel, where, ": attribute 'auto_pad' = '", w.auto_pad,
-               "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
+    KILN_CHECK(
+        w.auto_pad == "NOTSET" || w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER" || w.auto_pad == "VALID",
+        kInvalidModel, where, ": attribute 'auto_pad' = '", w.auto_pad,
+        "' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
     int64_t ceil_mode = attrs.get_int("ceil_mode", 0);
     KILN_CHECK(ceil_mode == 0 || ceil_mode == 1, kInvalidModel, where, ": attribute 'ceil_mode' = ", ceil_mode,
                " must be 0 or 1");
@@ -81,8 +81,8 @@ int64_t window_output_dim(const WindowAttrs& w, int i, int64_t in, int64_t* pad_
     }
     int64_t span = in + *pad_begin + *pad_end - k_eff;
     KILN_CHECK(span >= 0, kInvalidModel, where, ": spatial dim ", i, " of extent ", in, " (padded ",
-               in + *pad_begin + *pad_end, ") is smaller than the kernel extent ", k_eff, " (kernel ", k,
-               ", dilation ", d, ")");
+               in + *pad_begin + *pad_end, ") is smaller than the kernel extent ", k_eff, " (kernel ", k, ", dilation ",
+               d, ")");
     if (!w.ceil_mode) return floor_div(span, s) + 1;
     int64_t out = ceil_div(span, s) + 1;
     if ((out - 1) * s >= in + *pad_begin) --out;  // the last window would start inside the end padding
@@ -108,8 +108,8 @@ ConvTransposeAttrs parse_conv_transpose_attrs(const AttributeMap& attrs, int spa
     return a;
 }
 
-int64_t conv_transpose_output_dim(const ConvTransposeAttrs& a, int i, int64_t in, int64_t* pad_begin,
-                                  int64_t* pad_end, const std::string& where) {
+int64_t conv_transpose_output_dim(const ConvTransposeAttrs& a, int i, int64_t in, int64_t* pad_begin, int64_t* pad_end,
+                                  const std::string& where) {
     const WindowAttrs& w = a.window;
     *pad_begin = *pad_end = 0;
     int64_t k = w.kernel[i], s = w.strides[i], d = w.dilations[i];
@@ -161,8 +161,8 @@ void infer_conv(InferContext& ctx) {
     SymShape out = {x.dims[0], w.dims[0]};
     for (int i = 0; i < spatial; ++i) {
         int64_t pb, pe;
-        out.push_back(static_or_unknown(
-            window_output_dim(win, i, value_or_unknown(x.dims[2 + i]), &pb, &pe, ctx.where())));
+        out.push_back(
+            static_or_unknown(window_output_dim(win, i, value_or_unknown(x.dims[2 + i]), &pb, &pe, ctx.where())));
     }
     ctx.set_output(0, x.dtype, out);
 }
@@ -180,8 +180,8 @@ void infer_conv_transpose(InferContext& ctx) {
     for (int i = 0; i < spatial; ++i) hint.push_back(value_or_unknown(w.dims[2 + i]));
     ConvTransposeAttrs ct = parse_conv_transpose_attrs(ctx.attrs(), spatial, hint, ctx.where());
     if (x.dims[1].is_static() && w.dims[0].is_static())
-        ctx.check(x.dims[1].value == w.dims[0].value, "X has ", x.dims[1].value, " channels but W (",
-                  shape_str(w.dims), ") expects ", w.dims[0].value);
+        ctx.check(x.dims[1].value == w.dims[0].value, "X has ", x.dims[1].value, " channels but W (", shape_str(w.dims),
+                  ") expects ", w.dims[0].value);
     if (w.dims[0].is_static())
         ctx.check(w.dims[0].value % group == 0, "W has ", w.dims[0].value, " input channels, not a multiple of ",
                   "group ", group);
@@ -222,8 +222,8 @@ void infer_pool(InferContext& ctx) {
     SymShape out = {x.dims[0], x.dims[1]};
     for (int i = 0; i < spatial; ++i) {
         int64_t pb, pe;
-        out.push_back(static_or_unknown(
-            window_output_dim(win, i, value_or_unknown(x.dims[2 + i]), &pb, &pe, ctx.where())));
+        out.push_back(
+            static_or_unknown(window_output_dim(win, i, value_or_unknown(x.dims[2 + i]), &pb, &pe, ctx.where())));
     }
     ctx.set_output(0, x.dtype, out);
 }

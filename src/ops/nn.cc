@@ -1,12 +1,13 @@
 // Shape inference for Gemm, MatMul, Einsum and Resize, plus the Einsum equation parser and Resize output planner
 // shared with their reference kernels (src/ops/nn.h).
+#include "src/ops/nn.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <map>
 
 #include "src/common/check.h"
-#include "src/ops/nn.h"
 #include "src/ops/op_schema.h"
 #include "src/ops/shape_utils.h"
 
@@ -64,8 +65,8 @@ EinsumSpec parse_einsum(const std::string& equation, const std::vector<int>& inp
         int explicit_labels = static_cast<int>(terms[t].letters.size()) - (terms[t].has_ellipsis ? 1 : 0);
         ell_dims[t] = input_ranks[t] - explicit_labels;
         KILN_CHECK(ell_dims[t] == 0 || (terms[t].has_ellipsis && ell_dims[t] > 0), kInvalidModel, where,
-                   ": Einsum equation '", equation, "': term ", t, " has ", explicit_labels,
-                   " labels but input ", t, " has rank ", input_ranks[t]);
+                   ": Einsum equation '", equation, "': term ", t, " has ", explicit_labels, " labels but input ", t,
+                   " has rank ", input_ranks[t]);
         max_ell = std::max(max_ell, ell_dims[t]);
         for (int c : terms[t].letters) {
             if (c < 0) continue;
@@ -126,9 +127,9 @@ std::vector<int64_t> einsum_label_dims(const EinsumSpec& spec, const std::vector
             } else if (dims[l] < 0 || dims[l] == 1) {
                 dims[l] = v;
             } else {
-                KILN_CHECK(v == 1 || v == dims[l], kInvalidModel, where, ": Einsum equation '", equation,
-                           "': dim ", d, " of input ", t, " has extent ", v, " but the same label has extent ",
-                           dims[l], " elsewhere");
+                KILN_CHECK(v == 1 || v == dims[l], kInvalidModel, where, ": Einsum equation '", equation, "': dim ", d,
+                           " of input ", t, " has extent ", v, " but the same label has extent ", dims[l],
+                           " elsewhere");
             }
         }
     }
@@ -146,9 +147,8 @@ ResizeAttrs parse_resize_attrs(const AttributeMap& attrs, const std::string& whe
     KILN_CHECK(a.mode == "nearest" || a.mode == "linear", kInvalidModel, where, ": attribute 'mode' = '", a.mode,
                "' is not one of nearest, linear, cubic");
     a.coordinate_transformation_mode = attrs.get_string("coordinate_transformation_mode", "half_pixel");
-    static const char* kCoordModes[] = {"half_pixel",   "half_pixel_symmetric", "pytorch_half_pixel",
-                                        "align_corners", "asymmetric",          "tf_half_pixel_for_nn",
-                                        "tf_crop_and_resize"};
+    static const char* kCoordModes[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
+                                        "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
     KILN_CHECK(std::find(std::begin(kCoordModes), std::end(kCoordModes), a.coordinate_transformation_mode) !=
                    std::end(kCoordModes),
                kUnsupported, where, ": attribute 'coordinate_transformation_mode' = '",

@@ -15,10 +15,10 @@ namespace kiln::ops {
 /// kernel_shape/strides/dilations/pads/auto_pad (+ ceil_mode for pools) over the trailing `spatial` dims.
 struct WindowAttrs {
     int spatial = 0;
-    std::vector<int64_t> kernel;     ///< -1 where not known yet (Conv reads it from the weights)
-    std::vector<int64_t> strides;    ///< default 1
-    std::vector<int64_t> dilations;  ///< default 1
-    std::vector<int64_t> pads;       ///< begin_0..begin_{s-1}, end_0..end_{s-1}; default 0
+    std::vector<int64_t> kernel;      ///< -1 where not known yet (Conv reads it from the weights)
+    std::vector<int64_t> strides;     ///< default 1
+    std::vector<int64_t> dilations;   ///< default 1
+    std::vector<int64_t> pads;        ///< begin_0..begin_{s-1}, end_0..end_{s-1}; default 0
     std::string auto_pad = "NOTSET";  ///< NOTSET, SAME_UPPER, SAME_LOWER or VALID
     bool ceil_mode = false;
 };
@@ -49,8 +49,8 @@ struct ConvTransposeAttrs {
 };
 ConvTransposeAttrs parse_conv_transpose_attrs(const AttributeMap& attrs, int spatial,
                                               const std::vector<int64_t>& kernel_hint, const std::string& where);
-int64_t conv_transpose_output_dim(const ConvTransposeAttrs& a, int i, int64_t in, int64_t* pad_begin,
-                                  int64_t* pad_end, const std::string& where);
+int64_t conv_transpose_output_dim(const ConvTransposeAttrs& a, int i, int64_t in, int64_t* pad_begin, int64_t* pad_end,
+                                  const std::string& where);
 
 // ------------------------------------------------------------------------------------------ einsum
 
@@ -70,7 +70,7 @@ std::vector<int64_t> einsum_label_dims(const EinsumSpec& spec, const std::vector
 // ------------------------------------------------------------------------------------------ resize
 
 struct ResizeAttrs {
-    std::string mode = "nearest";                                ///< nearest or linear
+    std::string mode = "nearest";  ///< nearest or linear
     std::string coordinate_transformation_mode = "half_pixel";
     std::string nearest_mode = "round_prefer_floor";
     std::string keep_aspect_ratio_policy = "stretch";

@@ -24,8 +24,7 @@ void infer_reduce(InferContext& ctx) {
     bool have_axes = ctx.has_input(1);
     if (have_axes) {
         DataType t = ctx.input(1).dtype;
-        ctx.check(t == DataType::kInt64 || t == DataType::kInt32, "input 1 (axes) must be int64, got ",
-                  dtype_name(t));
+        ctx.check(t == DataType::kInt64 || t == DataType::kInt32, "input 1 (axes) must be int64, got ", dtype_name(t));
         if (!ctx.input_ints(1, &axes)) {
             const TensorInfo& a = ctx.input(1);
             int64_t n = a.rank() == 1 && a.dims[0].is_static() ? a.dims[0].value : -1;
@@ -45,8 +44,10 @@ void infer_reduce(InferContext& ctx) {
     std::vector<bool> mask = reduce_mask(have_axes ? &axes : nullptr, x.rank(), noop, ctx.where());
     SymShape out;
     for (int i = 0; i < x.rank(); ++i) {
-        if (!mask[i]) out.push_back(x.dims[i]);
-        else if (keepdims) out.push_back(Dim(1));
+        if (!mask[i])
+            out.push_back(x.dims[i]);
+        else if (keepdims)
+            out.push_back(Dim(1));
     }
     ctx.set_output(0, x.dtype, out);
 }
@@ -58,8 +59,10 @@ void infer_arg_reduce(InferContext& ctx) {
     bool keepdims = ctx.attrs().get_int("keepdims", 1) != 0;
     SymShape out;
     for (int i = 0; i < x.rank(); ++i) {
-        if (i != axis) out.push_back(x.dims[i]);
-        else if (keepdims) out.push_back(Dim(1));
+        if (i != axis)
+            out.push_back(x.dims[i]);
+        else if (keepdims)
+            out.push_back(Dim(1));
     }
     ctx.set_output(0, DataType::kInt64, out);
 }

@@ -13,8 +13,8 @@ namespace kiln::ops {
 
 // ------------------------------------------------------------------------------------------ shared resolution
 
-std::vector<int> normalize_axes(const std::vector<int64_t>& axes, int rank, const std::string& where,
-                                const char* what, bool allow_repeats) {
+std::vector<int> normalize_axes(const std::vector<int64_t>& axes, int rank, const std::string& where, const char* what,
+                                bool allow_repeats) {
     std::vector<int> out;
     std::vector<bool> seen(rank, false);
     for (int64_t a : axes) {
@@ -84,8 +84,8 @@ int64_t require_static_length(const InferContext& ctx, size_t i, const char* wha
 
 void check_int_input(const InferContext& ctx, size_t i, const char* what) {
     DataType t = ctx.input(i).dtype;
-    ctx.check(t == DataType::kInt64 || t == DataType::kInt32, "input ", i, " (", what,
-              ") must be int64 or int32, got ", dtype_name(t));
+    ctx.check(t == DataType::kInt64 || t == DataType::kInt32, "input ", i, " (", what, ") must be int64 or int32, got ",
+              dtype_name(t));
 }
 
 /// The common dim of two dims that must be equal (Concat's non-axis dims); fails when both are static and differ.
@@ -150,8 +150,10 @@ void infer_reshape(InferContext& ctx) {
     std::vector<Dim> in_syms;
     int64_t in_known = 1, out_known = 1;
     for (const Dim& d : x.dims) {
-        if (d.is_static()) in_known *= d.value;
-        else in_syms.push_back(d);
+        if (d.is_static())
+            in_known *= d.value;
+        else
+            in_syms.push_back(d);
     }
     bool resolvable = true;
     for (size_t i = 0; i < out.size(); ++i) {
@@ -161,8 +163,10 @@ void infer_reshape(InferContext& ctx) {
             continue;
         }
         auto it = out[i].symbol.empty() ? in_syms.end() : std::find(in_syms.begin(), in_syms.end(), out[i]);
-        if (it == in_syms.end()) resolvable = false;
-        else in_syms.erase(it);
+        if (it == in_syms.end())
+            resolvable = false;
+        else
+            in_syms.erase(it);
     }
     resolvable = resolvable && in_syms.empty();
     if (infer_at >= 0) {

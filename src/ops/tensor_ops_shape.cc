@@ -16,13 +16,11 @@ constexpr int64_t kToEnd = 2147483647;  // INT32_MAX and beyond (INT64_MAX) mean
 
 void check_int_input(const InferContext& ctx, size_t i, const char* what) {
     DataType t = ctx.input(i).dtype;
-    ctx.check(t == DataType::kInt64 || t == DataType::kInt32, "input ", i, " (", what,
-              ") must be int64 or int32, got ", dtype_name(t));
+    ctx.check(t == DataType::kInt64 || t == DataType::kInt32, "input ", i, " (", what, ") must be int64 or int32, got ",
+              dtype_name(t));
 }
 
-bool is_scalar_like(const TensorInfo& t) {
-    return t.rank() == 0 || (t.rank() == 1 && t.dims[0].value == 1);
-}
+bool is_scalar_like(const TensorInfo& t) { return t.rank() == 0 || (t.rank() == 1 && t.dims[0].value == 1); }
 
 }  // namespace
 
@@ -213,8 +211,7 @@ void infer_constant_of_shape(InferContext& ctx) {
     check_int_input(ctx, 0, "shape");
     DataType dtype = DataType::kFloat32;
     if (const Tensor* v = ctx.attrs().get_tensor("value")) {
-        ctx.check(v->numel() == 1, "attribute value must have exactly one element, got shape ",
-                  shape_str(v->shape()));
+        ctx.check(v->numel() == 1, "attribute value must have exactly one element, got shape ", shape_str(v->shape()));
         dtype = v->dtype();
     }
     std::vector<int64_t> shape;

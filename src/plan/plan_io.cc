@@ -23,7 +23,7 @@
 // A reader checks, in this order: magic, byte order, format version and kiln version (so a plan from another kiln
 // reports the version, whatever else differs), file size, checksum, section bounds; then it verifies the
 // flatbuffer with flatbuffers::Verifier and, while converting, every enum, index, dim, byte size and offset.
-// No input byte string crashes the reader or makes it allocate more than about 40x the input size.
+// No input byte string crashes the reader; what it allocates stays within a small multiple of the input size.
 //
 // The checksum is a plain FNV-1a 64 written here (no dependency); it detects accidental corruption, not tampering.
 #include <algorithm>
@@ -159,14 +159,15 @@ std::string model_problem(const PlanModel& m) {
         if (off < -1) return cat("the memory plan has offset ", off, " for value ", i);
         if (!mp.valid || off < 0) continue;
         const PlanValue& v = m.values[i];
-        uint64_t bytes = 0;
-        Shape dims;
-        for (const Dim& d : v.dims) dims.push_back(d.value);
-        if (!is_static(v.dims)) bytes = 0;  // only the start can be checked
-        else if (!checked_bytes(dims, v.dtype, &bytes)) return cat("value ", i, " ('", v.name, "') is too large");
+        uint64_t bytes = 0;  // a symbolic shape's size is unknown: only its start offset can be checked
+        if (is_static(v.dims)) {
+            Shape dims;
+            for (const Dim& d : v.dims) dims.push_back(d.value);
+            if (!checked_bytes(dims, v.dtype, &bytes)) return cat("value ", i, " ('", v.name, "') is too large");
+        }
         if (static_cast<uint64_t>(off) > mp.arena_bytes || bytes > mp.arena_bytes - static_cast<uint64_t>(off))
-            return cat("value ", i, " ('", v.name, "') at arena offset ", off, " (", bytes,
-                       " bytes) does not fit the ", mp.arena_bytes, "-byte arena");
+            return cat("value ", i, " ('", v.name, "') at arena offset ", off, " (", bytes, " bytes) does not fit the ",
+                       mp.arena_bytes, "-byte arena");
     }
     return {};
 }
@@ -182,7 +183,8 @@ using flatbuffers::Offset;
 
 uint64_t checked_tensor_bytes(const Tensor& t, const std::string& what) {
     uint64_t bytes = 0;
-    if (!checked_bytes(t.shape(), t.dtype(), &bytes)) write_error(cat(what, " has invalid shape ", shape_str(t.shape())));
+    if (!checked_bytes(t.shape(), t.dtype(), &bytes))
+        write_error(cat(what, " has invalid shape ", shape_str(t.shape())));
     if (bytes != 0 && t.raw() == nullptr) write_error(cat(what, " has no data"));
     return bytes;
 }
@@ -244,7 +246,8 @@ Offset<fb::Attribute> write_attribute(FlatBufferBuilder& fbb, const std::string&
 Offset<fb::Node> write_node(FlatBufferBuilder& fbb, const PlanNode& n, size_t index, uint64_t* inline_bytes) {
     std::string where = cat("node ", index, " ('", n.name, "')");
     std::vector<Offset<fb::Attribute>> attrs;
-    for (const auto& [name, attr] : n.attrs.items()) attrs.push_back(write_attribute(fbb, name, attr, where, inline_bytes));
+    for (const auto& [name, attr] : n.attrs.items())
+        attrs.push_back(write_attribute(fbb, name, attr, where, inline_bytes));
     auto fattrs = fbb.CreateVector(attrs);
     auto name = fbb.CreateString(n.name);
     auto op_type = fbb.CreateString(n.op_type);
@@ -291,7 +294,10 @@ void put_fixed_string(uint8_t* p, const std::string& s, const char* what) {
 class Reader {
 public:
     Reader(const std::string& source, uint64_t fb_size, const uint8_t* weights, uint64_t weights_size)
-        : source_(source), budget_(fb_size), weights_(weights), weights_size_(weights_size),
+        : source_(source),
+          budget_(fb_size),
+          weights_(weights),
+          weights_size_(weights_size),
           weight_budget_(weights_size) {}
 
     void read(const fb::Plan& p, PlanModel* m) {
@@ -372,7 +378,8 @@ private:
     }
 
     /// Dims and byte size of a tensor; fails on negative dims or overflow.
-    uint64_t tensor_shape(const flatbuffers::Vector<int64_t>* fdims, DataType dt, const std::string& what, Shape* dims) {
+    uint64_t tensor_shape(const flatbuffers::Vector<int64_t>* fdims, DataType dt, const std::string& what,
+                          Shape* dims) {
         *dims = scalars(fdims);
         uint64_t bytes = 0;
         if (!checked_bytes(*dims, dt, &bytes)) fail(cat(what, " has invalid shape [", join(*dims, ", "), "]"));
@@ -463,7 +470,8 @@ private:
             for (const fb::Attribute* a : *n.attrs()) {
                 charge(8);  // the attribute table and its value table
                 std::string name = str(a->name());
-                std::string what = cat("node ", index, " ('", printable(out.name), "') attribute '", printable(name), "'");
+                std::string what =
+                    cat("node ", index, " ('", printable(out.name), "') attribute '", printable(name), "'");
                 if (out.attrs.has(name)) fail(cat(what, " appears twice"));
                 // The verifier accepts a union value of an unknown type or a missing value; read_attribute rejects
                 // the first, this the second.
@@ -492,7 +500,8 @@ Sections check_header(const uint8_t* data, size_t size, const std::string& sourc
     if (size < kFormatVersionAt + 4) truncated(source, kHeaderSize, size);
     const uint32_t header_size = get_u32(data + kHeaderSizeAt);
     if (header_size != kHeaderSize && __builtin_bswap32(header_size) == kHeaderSize)
-        KILN_FAIL(kInvalidPlan, "plan '", source, "' was written with the other byte order; rebuild it on this machine");
+        KILN_FAIL(kInvalidPlan, "plan '", source,
+                  "' was written with the other byte order; rebuild it on this machine");
 
     const uint32_t format = get_u32(data + kFormatVersionAt);
     const std::string kiln_version =
@@ -503,7 +512,8 @@ Sections check_header(const uint8_t* data, size_t size, const std::string& sourc
                   "); rebuild the plan with this kiln (`kiln build MODEL -o PLAN`)");
     if (header_size != kHeaderSize)
         corrupt(source, cat("the header size is ", header_size, " instead of ", kHeaderSize));
-    if (size < kHeaderSize) truncated(source, size >= kFileSizeAt + 8 ? get_u64(data + kFileSizeAt) : kHeaderSize, size);
+    if (size < kHeaderSize)
+        truncated(source, size >= kFileSizeAt + 8 ? get_u64(data + kFileSizeAt) : kHeaderSize, size);
 
     const uint64_t file_size = get_u64(data + kFileSizeAt);
     if (file_size > size) truncated(source, file_size, size);
@@ -522,8 +532,8 @@ Sections check_header(const uint8_t* data, size_t size, const std::string& sourc
     if (s.fb_offset < kHeaderSize || s.fb_offset % 8 != 0 || s.fb_offset > size || s.fb_size > size - s.fb_offset ||
         s.fb_size >= FLATBUFFERS_MAX_BUFFER_SIZE)
         corrupt(source, cat("the graph section (", s.fb_size, " bytes at ", s.fb_offset, ") lies outside the file"));
-    if (s.weights_offset % kWeightAlign != 0 || s.weights_offset < s.fb_offset + s.fb_size ||
-        s.weights_offset > size || s.weights_size > size - s.weights_offset)
+    if (s.weights_offset % kWeightAlign != 0 || s.weights_offset < s.fb_offset + s.fb_size || s.weights_offset > size ||
+        s.weights_size > size - s.weights_offset)
         corrupt(source, cat("the weights section (", s.weights_size, " bytes at ", s.weights_offset,
                             ") lies outside the file or overlaps the graph"));
     return s;

@@ -1,9 +1,8 @@
 // Plan format: round trips, the on-disk layout, and errors (never a crash) on damaged or foreign bytes.
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -86,10 +85,10 @@ PlanModel make_model() {
     m.producer = "pytorch 2.11";
     m.metadata = {{"author", "kiln tests"}, {"empty", ""}, {"unicode", "h\xc3\xa9llo"}};
     m.weights = {
-        patterned(DataType::kFloat32, {2, 3}, 1),   patterned(DataType::kFloat16, {5}, 2),
-        patterned(DataType::kInt8, {7}, 3),         patterned(DataType::kInt64, {3}, 4),
-        patterned(DataType::kBFloat16, {1, 1}, 5),  patterned(DataType::kFloat64, {2, 2}, 6),
-        patterned(DataType::kBool, {3}, 7),         patterned(DataType::kUInt8, {0, 4}, 8),
+        patterned(DataType::kFloat32, {2, 3}, 1),  patterned(DataType::kFloat16, {5}, 2),
+        patterned(DataType::kInt8, {7}, 3),        patterned(DataType::kInt64, {3}, 4),
+        patterned(DataType::kBFloat16, {1, 1}, 5), patterned(DataType::kFloat64, {2, 2}, 6),
+        patterned(DataType::kBool, {3}, 7),        patterned(DataType::kUInt8, {0, 4}, 8),
         patterned(DataType::kInt32, {}, 9),
     };
     m.values = {
@@ -349,8 +348,9 @@ TEST(PlanIo, EveryTruncationThrows) {
         ASSERT_EQ(e.code(), ErrorCode::kInvalidPlan) << len << ": " << e.what();
         ASSERT_TRUE(contains(e.what(), "'cut.plan'")) << e.what();
         if (len >= 8) {
-            const std::string want = "is truncated: expected " + std::to_string(len >= 56 ? bytes.size() : kHeaderSize) +
-                                      " bytes, found " + std::to_string(len) + "; rebuild it with `kiln build`";
+            const std::string want = "is truncated: expected " +
+                                     std::to_string(len >= 56 ? bytes.size() : kHeaderSize) + " bytes, found " +
+                                     std::to_string(len) + "; rebuild it with `kiln build`";
             ASSERT_TRUE(contains(e.what(), want)) << len << ": " << e.what();
         }
     }

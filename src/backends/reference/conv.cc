@@ -93,7 +93,8 @@ void col2im(const T* col, int64_t channels, const Geometry3& g, int64_t r0, int6
 // Rows of (d, h) positions per column-matrix chunk, so that a chunk holds at most ~kColBudget elements.
 constexpr int64_t kColBudget = int64_t{1} << 22;  // 4M elements: 16 MiB of float
 int64_t rows_per_chunk(int64_t col_rows, int64_t width, int64_t total_rows) {
-    return std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, col_rows * width), 1, std::max<int64_t>(1, total_rows));
+    return std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, col_rows * width), 1,
+                               std::max<int64_t>(1, total_rows));
 }
 
 // Lifts spatial dims (1..3) to the trailing dims of a Geometry3.
@@ -173,8 +174,7 @@ void conv_transpose_forward(const KernelArgs& a, const ops::ConvTransposeAttrs& 
         int64_t pb, pe;
         int64_t out = ops::conv_transpose_output_dim(ct, i, x.dim(2 + i), &pb, &pe, where);
         KILN_ASSERT(out == y.dim(2 + i));
-        lift(spatial, i, x.dim(2 + i), out, ct.window.kernel[i], ct.window.strides[i], ct.window.dilations[i], pb,
-             &g);
+        lift(spatial, i, x.dim(2 + i), out, ct.window.kernel[i], ct.window.strides[i], ct.window.dilations[i], pb, &g);
     }
     const int64_t n_batch = x.dim(0), c = x.dim(1), mg = w.dim(1), cg = c / group, m = mg * group;
     KILN_CHECK(c == w.dim(0) && c % group == 0, kInvalidArgument, where, ": X ", shape_str(x.shape()), " and W ",

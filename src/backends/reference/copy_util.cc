@@ -67,9 +67,8 @@ void strided_copy(void* dst, const std::vector<int64_t>& dst_strides, const void
         axes.push_back({static_cast<int64_t>(elem_size), 1, 1});
         elem_size = 1;
     }
-    dispatch_elem_size(elem_size, [&]<typename U>() {
-        copy_axes(static_cast<U*>(dst), static_cast<const U*>(src), axes);
-    });
+    dispatch_elem_size(elem_size,
+                       [&]<typename U>() { copy_axes(static_cast<U*>(dst), static_cast<const U*>(src), axes); });
 }
 
 void fill_elements(void* dst, int64_t n, const void* value, size_t elem_size) {

@@ -25,10 +25,14 @@ void check_gemm_dtype(const KernelNode& node) {
 template <typename F>
 void dispatch_gemm(DataType dtype, F&& f) {
     switch (dtype) {
-        case DataType::kFloat32: return f.template operator()<float>();
-        case DataType::kFloat64: return f.template operator()<double>();
-        case DataType::kInt32: return f.template operator()<int32_t>();
-        default: return f.template operator()<int64_t>();
+        case DataType::kFloat32:
+            return f.template operator()<float>();
+        case DataType::kFloat64:
+            return f.template operator()<double>();
+        case DataType::kInt32:
+            return f.template operator()<int32_t>();
+        default:
+            return f.template operator()<int64_t>();
     }
 }
 
@@ -273,8 +277,8 @@ std::unique_ptr<Kernel> make_ref_Einsum(const KernelNode& node) {
             std::vector<std::vector<int64_t>> shapes;
             for (const Tensor* t : a.inputs) shapes.push_back(t->shape());
             std::vector<int64_t> dims = ops::einsum_label_dims(spec, shapes, equation, where);
-            bool two = einsum_two_applies(spec, a.inputs[0]->shape(),
-                                          a.inputs.size() > 1 ? a.inputs[1]->shape() : Shape{});
+            bool two =
+                einsum_two_applies(spec, a.inputs[0]->shape(), a.inputs.size() > 1 ? a.inputs[1]->shape() : Shape{});
             dispatch_gemm(dtype, [&]<typename T>() {
                 if (two)
                     einsum_two<T>(spec, dims, a);

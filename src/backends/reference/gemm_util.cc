@@ -87,12 +87,11 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
                 int64_t mr = std::min(kMr, m - i0);
                 // Pack alpha * op(A)[i0:i0+mr, p0:p0+kc] as kc x kMr (zero-padded).
                 for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t r = 0; r < kMr; ++r)
-                        apack[p * kMr + r] = r < mr ? alpha * a_at(i0 + r, p0 + p) : T(0);
+                    for (int64_t r = 0; r < kMr; ++r) apack[p * kMr + r] = r < mr ? alpha * a_at(i0 + r, p0 + p) : T(0);
                 for (int64_t jp = 0; jp < panels; ++jp) {
                     int64_t jn = std::min(kNr, nc - jp * kNr);
-                    micro_kernel<T>(kc, apack.get(), bpack.get() + jp * kc * kNr, c + i0 * ldc + j0 + jp * kNr,
-                                    ldc, mr, jn);
+                    micro_kernel<T>(kc, apack.get(), bpack.get() + jp * kc * kNr, c + i0 * ldc + j0 + jp * kNr, ldc, mr,
+                                    jn);
                 }
             }
         }

@@ -47,8 +47,7 @@ void pool_forward(const KernelArgs& args, const ops::WindowAttrs& win, bool is_m
         int64_t pb, pe;
         int64_t out = ops::window_output_dim(win, i, x.dim(2 + i), &pb, &pe, where);
         KILN_ASSERT(out == y.dim(2 + i));
-        ax[3 - spatial + i] =
-            make_axis(x.dim(2 + i), out, win.kernel[i], win.strides[i], win.dilations[i], pb, pe);
+        ax[3 - spatial + i] = make_axis(x.dim(2 + i), out, win.kernel[i], win.strides[i], win.dilations[i], pb, pe);
     }
     for (int i = 0; i < 3 - spatial; ++i) ax[i] = make_axis(1, 1, 1, 1, 1, 0, 0);
     const int64_t planes = x.dim(0) * x.dim(1);

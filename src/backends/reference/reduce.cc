@@ -228,8 +228,8 @@ std::unique_ptr<Kernel> make_ref_CumSum(const KernelNode& node) {
                        shape_str(a.inputs[1]->shape()));
             int64_t axis = a.inputs[1]->get_i64(0);
             int r = x.rank();
-            KILN_CHECK(axis >= -r && axis < r, kInvalidModel, where, ": axis ", axis, " is out of range for a rank-",
-                       r, " tensor");
+            KILN_CHECK(axis >= -r && axis < r, kInvalidModel, where, ": axis ", axis, " is out of range for a rank-", r,
+                       " tensor");
             int64_t outer, n, inner;
             split_dims(x, static_cast<int>(axis < 0 ? axis + r : axis), &outer, &n, &inner);
             dispatch_dtype(x.dtype(), where, [&]<typename T>() {

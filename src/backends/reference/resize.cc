@@ -157,7 +157,8 @@ std::unique_ptr<Kernel> make_ref_Resize(const KernelNode& node) {
     const ops::ResizeAttrs attrs = ops::parse_resize_attrs(node.attrs, where);
     const DataType dtype = node.inputs[0].dtype;
     KILN_CHECK(attrs.mode != "linear" || dtype == DataType::kFloat32 || dtype == DataType::kFloat64, kUnsupported,
-               where, ": Resize mode 'linear' on dtype ", dtype_name(dtype), " is not supported (float32, float64 are)");
+               where, ": Resize mode 'linear' on dtype ", dtype_name(dtype),
+               " is not supported (float32, float64 are)");
     return make_kernel(
         [=](const KernelArgs& a) {
             dispatch_dtype(dtype, where, [&]<typename T>() { resize_forward<T>(a, attrs, where); });

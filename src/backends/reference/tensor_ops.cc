@@ -1,13 +1,14 @@
 // Reference kernels for data movement and shape arithmetic: Reshape, Flatten, Squeeze, Unsqueeze, Transpose,
 // Concat, Split, Expand, Tile, Shape, Size, Constant, ConstantOfShape, Range. (Slice, Gather, GatherElements and
 // Pad are in tensor_ops_index.cc.) Byte-moving kernels are dtype-agnostic: they copy elements of dtype_size bytes.
+#include "src/ops/tensor_ops.h"
+
 #include <algorithm>
 #include <cstring>
 
 #include "src/backends/reference/copy_util.h"
 #include "src/backends/reference/reference_backend.h"
 #include "src/ops/shape_utils.h"
-#include "src/ops/tensor_ops.h"
 
 namespace kiln::backends::reference {
 
@@ -68,8 +69,8 @@ std::unique_ptr<Kernel> make_ref_Concat(const KernelNode& node) {
             std::vector<int64_t> ys = strides_of(y.shape());
             int64_t offset = 0;  // position along `axis` where the next input starts
             for (const Tensor* x : a.inputs) {
-                strided_copy(elem_ptr(y.raw(), offset * ys[axis], es), ys, x->raw(), strides_of(x->shape()),
-                             x->shape(), es);
+                strided_copy(elem_ptr(y.raw(), offset * ys[axis], es), ys, x->raw(), strides_of(x->shape()), x->shape(),
+                             es);
                 offset += x->dim(axis);
             }
         },
@@ -152,8 +153,7 @@ std::unique_ptr<Kernel> make_ref_Shape(const KernelNode& node) {
 }
 
 std::unique_ptr<Kernel> make_ref_Size(const KernelNode&) {
-    return make_kernel([](const KernelArgs& a) { *a.outputs[0]->data<int64_t>() = a.inputs[0]->numel(); },
-                       "size_ref");
+    return make_kernel([](const KernelArgs& a) { *a.outputs[0]->data<int64_t>() = a.inputs[0]->numel(); }, "size_ref");
 }
 
 // ------------------------------------------------------------------------------------------ constants

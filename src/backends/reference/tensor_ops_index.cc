@@ -71,11 +71,10 @@ std::unique_ptr<Kernel> make_ref_Gather(const KernelNode& node) {
             char* dst = static_cast<char*>(y.raw());
             for (int64_t j = 0; j < m; ++j) {
                 int64_t i = idx.get_i64(j);
-                KILN_CHECK(i >= -n && i < n, kInvalidArgument, where, ": index ", i, " is out of range for axis ",
-                           axis, " of size ", n);
+                KILN_CHECK(i >= -n && i < n, kInvalidArgument, where, ": index ", i, " is out of range for axis ", axis,
+                           " of size ", n);
                 if (i < 0) i += n;
-                for (int64_t o = 0; o < outer; ++o)
-                    std::memcpy(dst + (o * m + j) * row, src + (o * n + i) * row, row);
+                for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + (o * m + j) * row, src + (o * n + i) * row, row);
             }
         },
         "gather_ref");
@@ -101,8 +100,8 @@ std::unique_ptr<Kernel> make_ref_GatherElements(const KernelNode& node) {
                 U* dst = y.data<U>();
                 for (int64_t e = 0; e < y.numel(); ++e) {
                     int64_t i = idx.get_i64(e);
-                    KILN_CHECK(i >= -n && i < n, kInvalidArgument, where, ": index ", i,
-                               " is out of range for axis ", axis, " of size ", n);
+                    KILN_CHECK(i >= -n && i < n, kInvalidArgument, where, ": index ", i, " is out of range for axis ",
+                               axis, " of size ", n);
                     dst[e] = src[base + (i < 0 ? i + n : i) * xs[axis]];
                     for (int k = r - 1; k >= 0; --k) {
                         if (k != axis) base += xs[k];
@@ -131,9 +130,8 @@ std::unique_ptr<Kernel> make_ref_Pad(const KernelNode& node) {
             int r = x.rank();
             size_t es = dtype_size(x.dtype());
             std::vector<int64_t> axes = ints_of(a.inputs.size() > 3 ? a.inputs[3] : nullptr);
-            std::vector<int64_t> pads = ops::resolve_pads(a.inputs[1]->to_i64_vector(),
-                                                          a.inputs.size() > 3 && a.inputs[3] ? &axes : nullptr,
-                                                          r, where);
+            std::vector<int64_t> pads = ops::resolve_pads(
+                a.inputs[1]->to_i64_vector(), a.inputs.size() > 3 && a.inputs[3] ? &axes : nullptr, r, where);
             std::vector<int64_t> xs = strides_of(x.shape()), ys = strides_of(y.shape());
             if (mode == "constant") {
                 const Tensor* cv = a.inputs.size() > 2 ? a.inputs[2] : nullptr;

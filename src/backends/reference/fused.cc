@@ -1,0 +1,203 @@
+// Reference kernels of the optimiser's fused ops. They reuse the plain reference kernels for the main op and
+// apply the epilogue (bias, residual, activation) afterwards: the oracle stays obviously right.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "src/backends/activation.h"
+#include "src/backends/reference/reference_backend.h"
+#include "src/ops/shape_utils.h"
+
+namespace kiln::backends::reference {
+
+namespace {
+
+AttributeMap without_epilogue(const AttributeMap& attrs) {
+    AttributeMap out = attrs;
+    for (const char* k : {"activation", "activation_alpha", "activation_beta"}) out.erase(k);
+    return out;
+}
+
+void check_f32(const KernelNode& node) {
+    for (const auto& t : node.inputs)
+        KILN_CHECK(!t.present || t.dtype == DataType::kFloat32, kUnsupported, node.where(),
+                   ": the reference fused kernel supports float32 only, got ", dtype_name(t.dtype));
+}
+
+// out += broadcast(addend), then act(out)
+void epilogue(Tensor& out, const Tensor* addend, const Activation& act) {
+    float* y = out.data<float>();
+    int64_t n = out.numel();
+    if (addend) {
+        const float* z = addend->data<float>();
+        if (addend->shape() == out.shape()) {
+            for (int64_t i = 0; i < n; ++i) y[i] += z[i];
+        } else {
+            std::vector<int64_t> zs = ops::broadcast_strides(addend->shape(), out.shape());
+            const Shape& shape = out.shape();
+            std::vector<int64_t> idx(shape.size(), 0);
+            for (int64_t i = 0; i < n; ++i) {
+                int64_t off = 0;
+                for (size_t d = 0; d < shape.size(); ++d) off += idx[d] * zs[d];
+                y[i] += z[off];
+                for (int d = static_cast<int>(shape.size()) - 1; d >= 0; --d) {
+                    if (++idx[d] < shape[d]) break;
+                    idx[d] = 0;
+                }
+            }
+        }
+    }
+    if (act.kind != ActivationKind::kNone)
+        for (int64_t i = 0; i < n; ++i) y[i] = act.apply(y[i]);
+}
+
+}  // namespace
+
+std::unique_ptr<Kernel> make_ref_FusedConv(const KernelNode& node) {
+    check_f32(node);
+    AttributeMap conv_attrs = without_epilogue(node.attrs);
+    KernelNode conv{node.name, node.op_type, conv_attrs, node.inputs, node.outputs};
+    conv.inputs.resize(std::min<size_t>(conv.inputs.size(), 3));
+    std::shared_ptr<Kernel> inner = make_ref_Conv(conv);
+    Activation act = Activation::from_attrs(node.attrs, node.where());
+    std::string name = "fused_" + inner->describe();
+    return make_kernel(
+        [=](const KernelArgs& a) {
+            KernelArgs c = a;
+            const Tensor* residual = a.inputs.size() > 3 ? a.inputs[3] : nullptr;
+            c.inputs.resize(std::min<size_t>(a.inputs.size(), 3));
+            inner->execute(c);
+            epilogue(*a.outputs[0], residual, act);
+        },
+        name);
+}
+
+std::unique_ptr<Kernel> make_ref_FusedMatMul(const KernelNode& node) {
+    check_f32(node);
+    AttributeMap mm_attrs = without_epilogue(node.attrs);
+    KernelNode mm{node.name, node.op_type, mm_attrs, node.inputs, node.outputs};
+    mm.inputs.resize(2);
+    std::shared_ptr<Kernel> inner = make_ref_MatMul(mm);
+    Activation act = Activation::from_attrs(node.attrs, node.where());
+    return make_kernel(
+        [=](const KernelArgs& a) {
+            KernelArgs c = a;
+            c.inputs.resize(2);
+            inner->execute(c);
+            epilogue(*a.outputs[0], a.inputs.size() > 2 ? a.inputs[2] : nullptr, act);
+        },
+        "fused_matmul_f32_ref");
+}
+
+// out[b, i, :] = sum_j softmax_j(scale * q[b,i,:] . k[b,j,:] + mask[b,i,j]) v[b,j,:]
+std::unique_ptr<Kernel> make_ref_Attention(const KernelNode& node) {
+    check_f32(node);
+    const bool kt = node.attrs.get_int("k_transposed", 0) != 0;
+    const bool mask_bool = node.attrs.get_int("mask_is_bool", 0) != 0;
+    const float scale_attr = node.attrs.get_float("scale", 0.f);
+    if (node.inputs.size() > 3 && node.inputs[3].present)
+        KILN_CHECK(node.inputs[3].dtype == (mask_bool ? DataType::kBool : DataType::kFloat32), kUnsupported,
+                   node.where(), ": mask dtype ", dtype_name(node.inputs[3].dtype), " does not match mask_is_bool");
+    return make_kernel(
+        [=](const KernelArgs& a) {
+            const Tensor& q = *a.inputs[0];
+            const Tensor& k = *a.inputs[1];
+            const Tensor& v = *a.inputs[2];
+            const Tensor* mask = a.inputs.size() > 3 ? a.inputs[3] : nullptr;
+            Tensor& out = *a.outputs[0];
+            int r = q.rank();
+            int64_t sq = q.dim(r - 2), d = q.dim(r - 1), sk = kt ? k.dim(r - 1) : k.dim(r - 2), dv = v.dim(r - 1);
+            float scale = scale_attr != 0.f ? scale_attr : 1.f / std::sqrt(static_cast<float>(d));
+            Shape batch(out.shape().begin(), out.shape().end() - 2);
+            Shape qb(q.shape().begin(), q.shape().end() - 2), kb(k.shape().begin(), k.shape().end() - 2),
+                vb(v.shape().begin(), v.shape().end() - 2);
+            std::vector<int64_t> qs = ops::broadcast_strides(qb, batch), ks = ops::broadcast_strides(kb, batch),
+                                 vs = ops::broadcast_strides(vb, batch);
+            Shape score_shape = batch;
+            score_shape.push_back(sq);
+            score_shape.push_back(sk);
+            std::vector<int64_t> ms;
+            if (mask) ms = ops::broadcast_strides(mask->shape(), score_shape);
+            int64_t nb = shape_numel(batch);
+            std::vector<float> s(sk);
+            std::vector<int64_t> idx(batch.size(), 0);
+            for (int64_t b = 0; b < nb; ++b) {
+                int64_t qo = 0, ko = 0, vo = 0, mo = 0;
+                for (size_t i = 0; i < batch.size(); ++i) {
+                    qo += idx[i] * qs[i];
+                    ko += idx[i] * ks[i];
+                    vo += idx[i] * vs[i];
+                    if (mask) mo += idx[i] * ms[i];
+                }
+                const float* qp = q.data<float>() + qo * sq * d;
+                const float* kp = k.data<float>() + ko * sk * d;
+                const float* vp = v.data<float>() + vo * sk * dv;
+                float* op = out.data<float>() + b * sq * dv;
+                for (int64_t i = 0; i < sq; ++i) {
+                    float mx = -std::numeric_limits<float>::infinity();
+                    for (int64_t j = 0; j < sk; ++j) {
+                        float acc = 0.f;
+                        for (int64_t c = 0; c < d; ++c) acc += qp[i * d + c] * (kt ? kp[c * sk + j] : kp[j * d + c]);
+                        acc *= scale;
+                        if (mask) {
+                            int64_t m = mo + i * ms[batch.size()] + j * ms[batch.size() + 1];
+                            if (mask_bool) {
+                                if (!mask->data<uint8_t>()[m]) acc = std::numeric_limits<float>::lowest();
+                            } else {
+                                acc += mask->data<float>()[m];
+                            }
+                        }
+                        s[j] = acc;
+                        mx = std::max(mx, acc);
+                    }
+                    float sum = 0.f;
+                    for (int64_t j = 0; j < sk; ++j) sum += (s[j] = std::exp(s[j] - mx));
+                    for (int64_t c = 0; c < dv; ++c) op[i * dv + c] = 0.f;
+                    for (int64_t j = 0; j < sk; ++j) {
+                        float p = s[j] / sum;
+                        for (int64_t c = 0; c < dv; ++c) op[i * dv + c] += p * vp[j * dv + c];
+                    }
+                }
+                for (int i = static_cast<int>(batch.size()) - 1; i >= 0; --i) {
+                    if (++idx[i] < batch[i]) break;
+                    idx[i] = 0;
+                }
+            }
+        },
+        "attention_f32_ref");
+}
+
+// y = x / sqrt(mean(x^2 over axes [axis, rank)) + eps) * scale
+std::unique_ptr<Kernel> make_ref_RMSNormalization(const KernelNode& node) {
+    check_f32(node);
+    const int64_t axis_attr = node.attrs.get_int("axis", -1);
+    const float eps = node.attrs.get_float("epsilon", 1e-5f);
+    const std::string where = node.where();
+    return make_kernel(
+        [=](const KernelArgs& a) {
+            const Tensor& x = *a.inputs[0];
+            const Tensor& scale = *a.inputs[1];
+            int r = x.rank();
+            int axis = static_cast<int>(axis_attr < 0 ? axis_attr + r : axis_attr);
+            KILN_CHECK(axis >= 0 && axis < r, kInvalidModel, where, ": axis ", axis_attr, " out of range");
+            int64_t inner = 1;
+            for (int i = axis; i < r; ++i) inner *= x.dim(i);
+            int64_t outer = x.numel() / std::max<int64_t>(inner, 1);
+            KILN_CHECK(scale.numel() == inner || scale.numel() == 1, kInvalidArgument, where, ": scale of shape ",
+                       shape_str(scale.shape()), " does not match the normalised size ", inner);
+            const float* xp = x.data<float>();
+            const float* sp = scale.data<float>();
+            float* yp = a.outputs[0]->data<float>();
+            for (int64_t o = 0; o < outer; ++o) {
+                double ss = 0;
+                for (int64_t i = 0; i < inner; ++i) ss += double(xp[o * inner + i]) * xp[o * inner + i];
+                float inv = 1.f / std::sqrt(static_cast<float>(ss / inner) + eps);
+                for (int64_t i = 0; i < inner; ++i)
+                    yp[o * inner + i] = xp[o * inner + i] * inv * sp[scale.numel() == 1 ? 0 : i];
+            }
+        },
+        "rms_norm_f32_ref");
+}
+
+}  // namespace kiln::backends::reference

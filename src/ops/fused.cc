@@ -1,0 +1,40 @@
+// Inference for the optimiser's fused ops (FusedConv reuses infer_conv).
+#include "src/ops/shape_utils.h"
+
+namespace kiln::ops {
+
+void infer_fused_matmul(InferContext& ctx) {
+    infer_matmul(ctx);
+    if (ctx.has_input(2)) {
+        const TensorInfo& bias = ctx.input(2);
+        ctx.check(bias.dtype == ctx.input(0).dtype, "bias dtype ", dtype_name(bias.dtype), " differs from A's");
+        // the bias must broadcast into the output without changing its shape
+        SymShape out = ctx.outputs()[0].dims;
+        SymShape b = broadcast_shapes(ctx, out, bias.dims);
+        ctx.check(b.size() == out.size(), "bias of shape ", shape_str(bias.dims), " does not fit output ",
+                  shape_str(out));
+    }
+}
+
+void infer_attention(InferContext& ctx) {
+    const TensorInfo& q = ctx.input(0);
+    const TensorInfo& k = ctx.input(1);
+    const TensorInfo& v = ctx.input(2);
+    ctx.check(q.rank() >= 2 && k.rank() == q.rank() && v.rank() == q.rank(), "Q, K and V must have the same rank ",
+              ">= 2, got ", shape_str(q.dims), ", ", shape_str(k.dims), ", ", shape_str(v.dims));
+    ctx.check(q.dtype == k.dtype && q.dtype == v.dtype, "Q, K and V must have the same dtype");
+    int r = q.rank();
+    bool kt = ctx.attrs().get_int("k_transposed", 0) != 0;
+    const Dim& qd = q.dims[r - 1];
+    const Dim& kd = kt ? k.dims[r - 2] : k.dims[r - 1];
+    ctx.check(!qd.is_static() || !kd.is_static() || qd.value == kd.value, "Q head size ", qd.str(),
+              " differs from K's ", kd.str());
+    SymShape batch_q(q.dims.begin(), q.dims.end() - 2);
+    SymShape batch_k(k.dims.begin(), k.dims.end() - 2);
+    SymShape out = broadcast_shapes(ctx, batch_q, batch_k);
+    out.push_back(q.dims[r - 2]);
+    out.push_back(v.dims[r - 1]);
+    ctx.set_output(0, q.dtype, out);
+}
+
+}  // namespace kiln::ops
