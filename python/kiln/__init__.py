@@ -107,9 +107,9 @@ def _bfloat16():
     return ml_dtypes.bfloat16
 
 
-def _as_input(name: str, value: Any) -> Any:
-    """numpy arrays and DLPack tensors pass through (C-contiguous ones without copying); anything else goes
-    through numpy.asarray. torch tensors that require grad are detached."""
+def _as_input(name: str, value: Any, dtype: Optional[str]) -> Any:
+    """numpy arrays and DLPack tensors pass through (C-contiguous ones without copying); anything else (lists,
+    scalars) goes through numpy.asarray with the engine's dtype. torch tensors that require grad are detached."""
     if isinstance(value, np.ndarray):
         return value.view(np.uint16) if value.dtype.name == "bfloat16" else value
     if hasattr(value, "__dlpack__"):
@@ -117,9 +117,12 @@ def _as_input(name: str, value: Any) -> Any:
             value = value.detach()
         return value
     try:
-        return np.asarray(value)
+        array = np.asarray(value, dtype=dtype if dtype not in (None, "bfloat16") else None)
     except Exception as e:  # noqa: BLE001 - report the input by name
         raise InvalidArgumentError(f"input '{name}': cannot convert {type(value).__name__} to an array: {e}") from e
+    if array.dtype == object:
+        raise InvalidArgumentError(f"input '{name}': cannot convert {type(value).__name__} to a numeric array")
+    return array
 
 
 class Context:
@@ -169,7 +172,8 @@ class Context:
         """
         feeds = dict(inputs or {})
         feeds.update(named_inputs)
-        feeds = {name: _as_input(name, value) for name, value in feeds.items()}
+        dtypes = {d.name: d.numpy_dtype for d in self._engine._cpp.inputs}
+        feeds = {name: _as_input(name, value, dtypes.get(name)) for name, value in feeds.items()}
         out = self._ctx.run(feeds, output)
         if output == "numpy":
             for info in self._engine.outputs:

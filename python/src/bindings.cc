@@ -283,6 +283,9 @@ void bind_runtime(nb::module_& m) {
 NB_MODULE(_kiln, m) {
     using namespace kiln::python;
     m.doc() = "kiln's C++ API (nanobind). Most users want the high-level functions in `kiln` itself.";
+    // kiln keeps a module-level Runtime and Logger (a Python subclass) alive until exit, which nanobind would
+    // report as leaks at interpreter shutdown.
+    nb::set_leak_warnings(false);
     nb::register_exception_translator([](const std::exception_ptr& p, void*) {
         try {
             std::rethrow_exception(p);

@@ -189,7 +189,7 @@ nb::object tensor_to_numpy(const Tensor& t) {
     return hand_over<nb::numpy>(t, dt);
 }
 
-nb::object tensor_to_dlpack(const Tensor& t) { return hand_over<>(t, dlpack_from_dtype(t.dtype())); }
+nb::object tensor_to_dlpack(const Tensor& t) { return hand_over<nb::array_api>(t, dlpack_from_dtype(t.dtype())); }
 
 SymShape sym_shape_from_py(nb::handle seq, const std::string& what) {
     if (nb::isinstance<nb::str>(seq) || !PySequence_Check(seq.ptr()))

@@ -13,8 +13,8 @@ namespace kiln::python {
 
 namespace nb = nanobind;
 
-/// Any array nanobind can import: numpy arrays, DLPack producers (torch, cupy, jax), buffer-protocol objects.
-using AnyArray = nb::ndarray<>;
+/// Any array nanobind can import (read-only access): numpy arrays, DLPack producers (torch, cupy, jax), buffers.
+using AnyArray = nb::ndarray<nb::ro>;
 
 /// kiln's dtype for a DLPack dtype; throws Error(kInvalidArgument) naming `what` for dtypes kiln lacks.
 DataType dtype_from_dlpack(nb::dlpack::dtype t, const std::string& what);

@@ -199,7 +199,11 @@ void Graph::topological_sort() {
 }
 
 void Graph::infer_shapes() {
-    for (auto& n : nodes_) {
+    for (auto& n : nodes_) infer_node(n.get());
+}
+
+void Graph::infer_node(Node* n) {
+    {
         std::vector<ops::TensorInfo> infos;
         for (Value* in : n->inputs) {
             ops::TensorInfo t;

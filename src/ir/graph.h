@@ -78,6 +78,8 @@ public:
     void topological_sort();
     /// Runs every node's shape/dtype inference in order (constant values feed shape arithmetic).
     void infer_shapes();
+    /// Inference for one node (its inputs' infos must be current).
+    void infer_node(Node* n);
     /// Structural checks: unique names, defined inputs, single producer, known op types (kUnsupported lists every
     /// unknown node at once), outputs reachable.
     void verify() const;

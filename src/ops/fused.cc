@@ -33,6 +33,13 @@ void infer_attention(InferContext& ctx) {
     SymShape batch_k(k.dims.begin(), k.dims.end() - 2);
     SymShape out = broadcast_shapes(ctx, batch_q, batch_k);
     out.push_back(q.dims[r - 2]);
+    if (ctx.has_input(3)) {  // the mask must broadcast into the scores [..., seq_q, seq_k]
+        SymShape scores = out;
+        scores.push_back(kt ? k.dims[r - 1] : k.dims[r - 2]);
+        SymShape b = broadcast_shapes(ctx, scores, ctx.input(3).dims);
+        ctx.check(b.size() == scores.size(), "mask of shape ", shape_str(ctx.input(3).dims),
+                  " does not broadcast to the scores ", shape_str(scores));
+    }
     out.push_back(v.dims[r - 1]);
     ctx.set_output(0, q.dtype, out);
 }

@@ -64,7 +64,13 @@ std::vector<TensorInfo> infer_node(const std::string& node_name, const std::stri
                node_name, "' (", op_type, "): has ", n_out, " outputs, expected ", s->min_outputs,
                s->max_outputs < 0 ? " or more" : cat(" to ", s->max_outputs));
     InferContext ctx(node_name, op_type, attrs, inputs, num_outputs);
-    s->infer(ctx);
+    try {
+        s->infer(ctx);
+    } catch (const Error& e) {
+        // errors raised below the op (e.g. an attribute of the wrong kind) get the node's name
+        if (std::string(e.what()).find(node_name) != std::string::npos) throw;
+        throw Error(e.code(), cat(ctx.where(), ": ", e.what()));
+    }
     return std::move(ctx.outputs());
 }
 

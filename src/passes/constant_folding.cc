@@ -145,6 +145,7 @@ bool constant_folding(ir::Graph& g, PassContext& ctx) {
         // Topological order: a folded node's consumers see constants in the same sweep.
         for (ir::Node* n : g.nodes()) {
             if (!is_onnx_domain(n)) continue;
+            g.infer_node(n);  // inputs folded earlier in this sweep may make this node's dims static now
             if (n->op_type == "Shape" || n->op_type == "Size") {
                 if (n->input(0) && n->input(0)->is_constant() ? fold_constant_node(g, n, *ref, ctx.logger)
                                                              : fold_shape_query(g, n))

@@ -29,6 +29,11 @@ bool constant_folding(ir::Graph& g, PassContext& ctx);
 bool identity_elimination(ir::Graph& g, PassContext& ctx);
 bool common_subexpression_elimination(ir::Graph& g, PassContext& ctx);
 bool fold_batch_norm(ir::Graph& g, PassContext& ctx);
+bool fuse_gelu(ir::Graph& g, PassContext& ctx);
+bool fuse_layer_norm(ir::Graph& g, PassContext& ctx);
+bool fuse_attention(ir::Graph& g, PassContext& ctx);
+bool fuse_conv_epilogue(ir::Graph& g, PassContext& ctx);
+bool fuse_matmul_epilogue(ir::Graph& g, PassContext& ctx);
 bool dead_code_elimination(ir::Graph& g, PassContext& ctx);
 
 }  // namespace kiln::passes

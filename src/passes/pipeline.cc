@@ -11,6 +11,13 @@ const std::vector<PassInfo>& pipeline() {
         {"common_subexpression_elimination", 1, &common_subexpression_elimination},
         // O2: + folding of BatchNormalization into the layer before it
         {"fold_batch_norm", 2, &fold_batch_norm},
+        // O2: + recognition of decomposed ops
+        {"fuse_gelu", 2, &fuse_gelu},
+        {"fuse_layer_norm", 2, &fuse_layer_norm},
+        // O3: + layer and kernel fusion
+        {"fuse_attention", 3, &fuse_attention},
+        {"fuse_conv_epilogue", 3, &fuse_conv_epilogue},
+        {"fuse_matmul_epilogue", 3, &fuse_matmul_epilogue},
         // cleanup (every level)
         {"dead_code_elimination", 1, &dead_code_elimination},
     };

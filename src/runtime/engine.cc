@@ -57,7 +57,12 @@ std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger) {
         for (int32_t id : n.outputs) kn.outputs.push_back(info_of(m, id));
         backends::Backend& b = backend_for(impl, n.backend.empty() ? m.target_backend : n.backend);
         KILN_CHECK(b.supports(kn), kUnsupported, kn.where(), ": not supported by backend '", b.name(), "'");
-        impl.kernels.push_back(b.create_kernel(kn));
+        try {
+            impl.kernels.push_back(b.create_kernel(kn));
+        } catch (const Error& e) {
+            if (std::string(e.what()).find(n.name) != std::string::npos) throw;
+            throw Error(e.code(), cat(kn.where(), ": ", e.what()));
+        }
     }
     for (int32_t id : m.inputs) impl.inputs.push_back({m.values[id].name, m.values[id].dtype, m.values[id].dims});
     for (int32_t id : m.outputs) impl.outputs.push_back({m.values[id].name, m.values[id].dtype, m.values[id].dims});

@@ -19,10 +19,11 @@ AttributeMap without_epilogue(const AttributeMap& attrs) {
     return out;
 }
 
-void check_f32(const KernelNode& node) {
-    for (const auto& t : node.inputs)
-        KILN_CHECK(!t.present || t.dtype == DataType::kFloat32, kUnsupported, node.where(),
-                   ": the reference fused kernel supports float32 only, got ", dtype_name(t.dtype));
+void check_f32(const KernelNode& node, size_t count) {
+    for (size_t i = 0; i < node.inputs.size() && i < count; ++i)
+        KILN_CHECK(!node.inputs[i].present || node.inputs[i].dtype == DataType::kFloat32, kUnsupported, node.where(),
+                   ": the reference fused kernel supports float32 only, got ", dtype_name(node.inputs[i].dtype),
+                   " for input ", i);
 }
 
 // out += broadcast(addend), then act(out)
@@ -55,7 +56,7 @@ void epilogue(Tensor& out, const Tensor* addend, const Activation& act) {
 }  // namespace
 
 std::unique_ptr<Kernel> make_ref_FusedConv(const KernelNode& node) {
-    check_f32(node);
+    check_f32(node, 4);
     AttributeMap conv_attrs = without_epilogue(node.attrs);
     KernelNode conv{node.name, node.op_type, conv_attrs, node.inputs, node.outputs};
     conv.inputs.resize(std::min<size_t>(conv.inputs.size(), 3));
@@ -74,7 +75,7 @@ std::unique_ptr<Kernel> make_ref_FusedConv(const KernelNode& node) {
 }
 
 std::unique_ptr<Kernel> make_ref_FusedMatMul(const KernelNode& node) {
-    check_f32(node);
+    check_f32(node, 4);
     AttributeMap mm_attrs = without_epilogue(node.attrs);
     KernelNode mm{node.name, node.op_type, mm_attrs, node.inputs, node.outputs};
     mm.inputs.resize(2);
@@ -85,14 +86,17 @@ std::unique_ptr<Kernel> make_ref_FusedMatMul(const KernelNode& node) {
             KernelArgs c = a;
             c.inputs.resize(2);
             inner->execute(c);
-            epilogue(*a.outputs[0], a.inputs.size() > 2 ? a.inputs[2] : nullptr, act);
+            const Tensor* bias = a.inputs.size() > 2 ? a.inputs[2] : nullptr;
+            const Tensor* residual = a.inputs.size() > 3 ? a.inputs[3] : nullptr;
+            if (residual) epilogue(*a.outputs[0], bias, Activation{});
+            epilogue(*a.outputs[0], residual ? residual : bias, act);
         },
         "fused_matmul_f32_ref");
 }
 
 // out[b, i, :] = sum_j softmax_j(scale * q[b,i,:] . k[b,j,:] + mask[b,i,j]) v[b,j,:]
 std::unique_ptr<Kernel> make_ref_Attention(const KernelNode& node) {
-    check_f32(node);
+    check_f32(node, 3);
     const bool kt = node.attrs.get_int("k_transposed", 0) != 0;
     const bool mask_bool = node.attrs.get_int("mask_is_bool", 0) != 0;
     const float scale_attr = node.attrs.get_float("scale", 0.f);
@@ -170,7 +174,7 @@ std::unique_ptr<Kernel> make_ref_Attention(const KernelNode& node) {
 
 // y = x / sqrt(mean(x^2 over axes [axis, rank)) + eps) * scale
 std::unique_ptr<Kernel> make_ref_RMSNormalization(const KernelNode& node) {
-    check_f32(node);
+    check_f32(node, 2);
     const int64_t axis_attr = node.attrs.get_int("axis", -1);
     const float eps = node.attrs.get_float("epsilon", 1e-5f);
     const std::string where = node.where();

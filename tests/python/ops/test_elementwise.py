@@ -181,8 +181,6 @@ POW_MIXED = [
 ]
 
 
-@pytest.mark.xfail(reason="needs op_list.def to name infer_pow for Pow (infer_broadcast rejects mixed dtypes)",
-                   strict=False)
 @pytest.mark.parametrize("name,a,b", POW_MIXED, ids=[c[0] for c in POW_MIXED])
 def test_pow_mixed_dtypes(name, a, b):
     check_op("Pow", [("a", a), ("b", b)], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,77 @@
+// Builder: clone the network, fix input shapes, verify, infer, optimise, lower, create the engine.
+#include <chrono>
+
+#include "kiln/builder.h"
+#include "src/builder/lower.h"
+#include "src/common/check.h"
+#include "src/passes/pass.h"
+
+namespace kiln {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void apply_input_shapes(ir::Graph& g, const std::map<std::string, Shape>& shapes) {
+    for (auto& [name, shape] : shapes) {
+        ir::Value* v = g.find_value(name);
+        KILN_CHECK(v && v->is_input, kInvalidArgument, "--shape names '", name, "', which is not a model input");
+        KILN_CHECK(v->dims.size() == shape.size(), kInvalidArgument, "--shape ", name, ":", shape_str(shape),
+                   " has rank ", shape.size(), " but the input is ", shape_str(v->dims));
+        for (size_t i = 0; i < shape.size(); ++i)
+            KILN_CHECK(!v->dims[i].is_static() || v->dims[i].value == shape[i], kInvalidArgument, "--shape ", name,
+                       ":", shape_str(shape), " conflicts with the model's fixed shape ", shape_str(v->dims));
+        v->dims = to_sym(shape);
+    }
+}
+
+}  // namespace
+
+std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const BuilderConfig& config,
+                                       BuildReport* report) {
+    auto t_start = std::chrono::steady_clock::now();
+    KILN_CHECK(config.opt_level >= 0 && config.opt_level <= 3, kInvalidArgument, "optimisation level ",
+               config.opt_level, " is out of range (0 to 3)");
+    for (const std::string& name : config.disabled_passes) {
+        bool known = false;
+        for (const auto& p : passes::pipeline()) known |= name == p.name;
+        KILN_CHECK(known, kInvalidArgument, "--disable-pass: unknown pass '", name, "'");
+    }
+    std::unique_ptr<ir::Graph> g = network.graph().clone();
+    KILN_CHECK(!g->outputs().empty(), kInvalidModel, "the network has no outputs");
+    apply_input_shapes(*g, config.input_shapes);
+    g->verify();
+    g->topological_sort();
+    g->infer_shapes();
+
+    BuildReport local;
+    BuildReport& rep = report ? *report : local;
+    rep.imported_nodes = static_cast<int>(g->num_nodes());
+    passes::PassContext pctx{logger_, config.opt_level};
+    for (const auto& p : passes::pipeline()) {
+        if (config.opt_level < p.min_level) continue;
+        bool disabled = false;
+        for (const std::string& d : config.disabled_passes) disabled |= d == p.name;
+        if (disabled) continue;
+        auto t0 = std::chrono::steady_clock::now();
+        int before = static_cast<int>(g->num_nodes());
+        if (p.run(*g, pctx)) {
+            g->topological_sort();
+            g->infer_shapes();
+        }
+        rep.passes.push_back({p.name, before, static_cast<int>(g->num_nodes()), ms_since(t0)});
+        logger_.log(Severity::kVerbose, cat("pass ", p.name, ": ", before, " -> ", g->num_nodes(), " nodes"));
+    }
+    rep.final_nodes = static_cast<int>(g->num_nodes());
+    std::shared_ptr<Engine> engine = Engine::create(builder::lower_to_plan(*g, config.backend), logger_);
+    rep.total_ms = ms_since(t_start);
+    return engine;
+}
+
+std::vector<uint8_t> Builder::build_serialized(const NetworkDefinition& network, const BuilderConfig& config) {
+    return build(network, config)->serialize();
+}
+
+}  // namespace kiln

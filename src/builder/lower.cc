@@ -1,0 +1,86 @@
+#include "src/builder/lower.h"
+
+#include <unordered_map>
+
+#include "kiln/version.h"
+#include "src/backends/backend.h"
+#include "src/ops/shape_utils.h"
+#include "src/common/check.h"
+#include "src/planner/memory_planner.h"
+
+namespace kiln::builder {
+
+void plan_activation_memory(plan::PlanModel& m) {
+    // Activations = node outputs that are neither graph outputs (returned to the caller) nor constants.
+    std::vector<char> is_output(m.values.size(), 0);
+    for (int32_t id : m.outputs) is_output[id] = 1;
+    std::vector<int> first(m.values.size(), -1), last(m.values.size(), -1);
+    for (size_t i = 0; i < m.nodes.size(); ++i) {
+        for (int32_t id : m.nodes[i].outputs) first[id] = static_cast<int>(i);
+        for (int32_t id : m.nodes[i].inputs)
+            if (id >= 0) last[id] = static_cast<int>(i);
+    }
+    std::vector<planner::BufferRequest> requests;
+    std::vector<int32_t> request_value;
+    for (size_t id = 0; id < m.values.size(); ++id) {
+        const plan::PlanValue& v = m.values[id];
+        if (first[id] < 0 || is_output[id] || v.weight >= 0) continue;
+        if (!is_static(v.dims)) return;  // symbolic shapes: allocate per run instead
+        uint64_t bytes = static_cast<uint64_t>(shape_numel(ops::to_concrete(v.dims))) * dtype_size(v.dtype);
+        requests.push_back({bytes, first[id], std::max(first[id], last[id])});
+        request_value.push_back(static_cast<int32_t>(id));
+    }
+    planner::MemoryLayout layout = planner::plan_memory(requests);
+    m.memory.valid = true;
+    m.memory.arena_bytes = layout.arena_bytes;
+    m.memory.naive_bytes = layout.naive_bytes;
+    m.memory.lower_bound_bytes = layout.lower_bound_bytes;
+    m.memory.offsets.assign(m.values.size(), -1);
+    for (size_t r = 0; r < requests.size(); ++r)
+        m.memory.offsets[request_value[r]] = static_cast<int64_t>(layout.offsets[r]);
+}
+
+plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_name) {
+    plan::PlanModel m;
+    m.kiln_version = kVersionString;
+    m.target_backend = backend_name;
+    m.metadata = g.metadata;
+    m.producer = g.producer_name;
+    std::unordered_map<const ir::Value*, int32_t> ids;
+    auto id_of = [&](const ir::Value* v) -> int32_t {
+        if (!v) return -1;
+        auto it = ids.find(v);
+        if (it != ids.end()) return it->second;
+        plan::PlanValue pv;
+        pv.name = v->name;
+        pv.dtype = v->dtype;
+        pv.dims = v->dims;
+        if (v->is_constant()) {
+            pv.weight = static_cast<int32_t>(m.weights.size());
+            m.weights.push_back(*v->constant);
+        }
+        int32_t id = static_cast<int32_t>(m.values.size());
+        m.values.push_back(std::move(pv));
+        ids[v] = id;
+        return id;
+    };
+    for (const ir::Value* v : g.inputs()) m.inputs.push_back(id_of(v));
+    std::unique_ptr<backends::Backend> backend = backends::make_backend(backend_name);
+    for (const ir::Node* n : g.nodes()) {
+        plan::PlanNode pn;
+        pn.name = n->name;
+        pn.op_type = n->op_type;
+        pn.domain = n->domain;
+        pn.attrs = n->attrs;
+        pn.fused_from = n->fused_from;
+        pn.backend = backend_name;
+        for (const ir::Value* v : n->inputs) pn.inputs.push_back(id_of(v));
+        for (const ir::Value* v : n->outputs) pn.outputs.push_back(id_of(v));
+        m.nodes.push_back(std::move(pn));
+    }
+    for (const ir::Value* v : g.outputs()) m.outputs.push_back(id_of(v));
+    plan_activation_memory(m);
+    return m;
+}
+
+}  // namespace kiln::builder
