@@ -10,6 +10,22 @@
 
 namespace kiln::builder {
 
+namespace {
+
+ops::TensorInfo info_of(const ir::Value* v) {
+    ops::TensorInfo t;
+    if (!v) {
+        t.present = false;
+        return t;
+    }
+    t.dtype = v->dtype;
+    t.dims = v->dims;
+    if (v->is_constant()) t.value = &*v->constant;
+    return t;
+}
+
+}  // namespace
+
 void plan_activation_memory(plan::PlanModel& m) {
     // Activations = node outputs that are neither graph outputs (returned to the caller) nor constants.
     std::vector<char> is_output(m.values.size(), 0);
@@ -65,7 +81,10 @@ plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_nam
         return id;
     };
     for (const ir::Value* v : g.inputs()) m.inputs.push_back(id_of(v));
+    // Placement: each node goes to the target backend when it supports the node, else to the reference backend
+    // (`kiln inspect` shows the backend of every layer, so a fallback is never silent).
     std::unique_ptr<backends::Backend> backend = backends::make_backend(backend_name);
+    std::unique_ptr<backends::Backend> fallback = backends::make_reference_backend();
     for (const ir::Node* n : g.nodes()) {
         plan::PlanNode pn;
         pn.name = n->name;
@@ -73,9 +92,17 @@ plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_nam
         pn.domain = n->domain;
         pn.attrs = n->attrs;
         pn.fused_from = n->fused_from;
-        pn.backend = backend_name;
         for (const ir::Value* v : n->inputs) pn.inputs.push_back(id_of(v));
         for (const ir::Value* v : n->outputs) pn.outputs.push_back(id_of(v));
+        backends::KernelNode kn{pn.name, pn.op_type, pn.attrs, {}, {}};
+        for (const ir::Value* v : n->inputs) kn.inputs.push_back(info_of(v));
+        for (const ir::Value* v : n->outputs) kn.outputs.push_back(info_of(v));
+        if (backend->supports(kn)) {
+            pn.backend = backend->name();
+        } else {
+            KILN_CHECK(fallback->supports(kn), kUnsupported, kn.where(), ": no backend supports it");
+            pn.backend = fallback->name();
+        }
         m.nodes.push_back(std::move(pn));
     }
     for (const ir::Value* v : g.outputs()) m.outputs.push_back(id_of(v));

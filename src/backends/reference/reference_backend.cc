@@ -35,6 +35,7 @@ public:
 std::unique_ptr<Backend> make_reference_backend() { return std::make_unique<reference::ReferenceBackend>(); }
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {
+    // "cpu" is the reference backend until the optimised CPU backend (src/backends/cpu) registers itself here.
     if (name == "reference" || name == "cpu") return make_reference_backend();
     KILN_FAIL(kInvalidArgument, "unknown backend '", name, "'; available: cpu, reference");
 }
