@@ -7,6 +7,7 @@
 #include "src/ops/shape_utils.h"
 #include "src/common/check.h"
 #include "src/planner/memory_planner.h"
+#include "src/runtime/builtin_backends.h"
 
 namespace kiln::builder {
 
@@ -83,6 +84,7 @@ plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_nam
     for (const ir::Value* v : g.inputs()) m.inputs.push_back(id_of(v));
     // Placement: each node goes to the target backend when it supports the node, else to the reference backend
     // (`kiln inspect` shows the backend of every layer, so a fallback is never silent).
+    runtime::register_builtin_backends();
     std::unique_ptr<backends::Backend> backend = backends::make_backend(backend_name);
     std::unique_ptr<backends::Backend> fallback = backends::make_reference_backend();
     for (const ir::Node* n : g.nodes()) {

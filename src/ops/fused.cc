@@ -44,4 +44,18 @@ void infer_attention(InferContext& ctx) {
     ctx.set_output(0, q.dtype, out);
 }
 
+// FusedElementwise: float32 inputs, output = their numpy broadcast. The program itself is checked when a backend
+// creates the kernel (src/backends/reference/fused_elementwise.cc documents it).
+void infer_fused_elementwise(InferContext& ctx) {
+    const std::vector<std::string> program = ctx.attrs().get_strings("program");
+    ctx.check(!program.empty(), "attribute 'program' is missing or empty");
+    SymShape out = ctx.input(0).dims;
+    for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+        ctx.check(ctx.input(i).dtype == DataType::kFloat32, "input ", i, " has dtype ", dtype_name(ctx.input(i).dtype),
+                  "; FusedElementwise is float32 only");
+        if (i > 0) out = broadcast_shapes(ctx, out, ctx.input(i).dims);
+    }
+    ctx.set_output(0, DataType::kFloat32, out);
+}
+
 }  // namespace kiln::ops

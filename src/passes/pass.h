@@ -34,6 +34,9 @@ bool fuse_layer_norm(ir::Graph& g, PassContext& ctx);
 bool fuse_attention(ir::Graph& g, PassContext& ctx);
 bool fuse_conv_epilogue(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_epilogue(ir::Graph& g, PassContext& ctx);
+bool transpose_optimization(ir::Graph& g, PassContext& ctx);
+bool mark_squeeze_excite(ir::Graph& g, PassContext& ctx);
+bool fuse_elementwise(ir::Graph& g, PassContext& ctx);
 bool dead_code_elimination(ir::Graph& g, PassContext& ctx);
 
 }  // namespace kiln::passes

@@ -18,6 +18,9 @@ const std::vector<PassInfo>& pipeline() {
         {"fuse_attention", 3, &fuse_attention},
         {"fuse_conv_epilogue", 3, &fuse_conv_epilogue},
         {"fuse_matmul_epilogue", 3, &fuse_matmul_epilogue},
+        {"transpose_optimization", 3, &transpose_optimization},
+        {"mark_squeeze_excite", 3, &mark_squeeze_excite},  // before fuse_elementwise, which skips marked nodes
+        {"fuse_elementwise", 3, &fuse_elementwise},
         // cleanup (every level)
         {"dead_code_elimination", 1, &dead_code_elimination},
     };

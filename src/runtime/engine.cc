@@ -3,6 +3,7 @@
 
 #include "kiln/runtime.h"
 #include "src/common/check.h"
+#include "src/runtime/builtin_backends.h"
 #include "src/runtime/engine_impl.h"
 
 namespace kiln {
@@ -44,6 +45,15 @@ std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger) {
     impl.last_use.assign(n_values, -1);
     impl.is_output.assign(n_values, 0);
     for (int32_t o : m.outputs) impl.is_output[o] = 1;
+    for (int32_t id : m.inputs) impl.inputs.push_back({m.values[id].name, m.values[id].dtype, m.values[id].dims});
+    for (int32_t id : m.outputs) impl.outputs.push_back({m.values[id].name, m.values[id].dtype, m.values[id].dims});
+    runtime::register_builtin_backends();
+    if (backends::DeviceExecutorFactory f = backends::find_device_executor(m.target_backend)) {
+        impl.device = f(impl.model, logger);  // the device backend runs the whole plan, host nodes included
+        return e;
+    }
+    KILN_CHECK(m.target_backend != "cuda", kUnsupported, "this plan targets the CUDA backend, but this kiln was ",
+               "built without CUDA; rebuild kiln with the CUDA toolkit, or build the plan for --backend cpu");
     for (size_t i = 0; i < m.nodes.size(); ++i) {
         const plan::PlanNode& n = m.nodes[i];
         const ops::OpSchema* schema = ops::find_schema(n.op_type);
@@ -64,8 +74,6 @@ std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger) {
             throw Error(e.code(), cat(kn.where(), ": ", e.what()));
         }
     }
-    for (int32_t id : m.inputs) impl.inputs.push_back({m.values[id].name, m.values[id].dtype, m.values[id].dims});
-    for (int32_t id : m.outputs) impl.outputs.push_back({m.values[id].name, m.values[id].dtype, m.values[id].dims});
     return e;
 }
 
@@ -86,7 +94,7 @@ std::vector<LayerInfo> Engine::layers() const {
         li.op_type = n.op_type;
         li.domain = n.domain;
         li.backend = n.backend.empty() ? m.target_backend : n.backend;
-        li.kernel = impl_->kernels[i]->describe();
+        li.kernel = impl_->device ? impl_->device->describe(i) : impl_->kernels[i]->describe();
         li.fused_from = n.fused_from;
         auto desc = [&](int32_t id) {
             if (id < 0) return TensorDesc{"", DataType::kFloat32, {}};

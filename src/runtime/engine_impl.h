@@ -5,6 +5,7 @@
 
 #include "kiln/engine.h"
 #include "src/backends/backend.h"
+#include "src/backends/device_executor.h"
 #include "src/ops/op_schema.h"
 #include "src/plan/plan_model.h"
 
@@ -19,6 +20,7 @@ struct Engine::Impl {
     std::vector<int> last_use;                               // per value: index of the last node reading it
     std::vector<TensorDesc> inputs, outputs;
     std::vector<char> is_output;                             // per value
+    std::unique_ptr<backends::DeviceExecutor> device;        // set when the plan targets a device backend
 };
 
 }  // namespace kiln

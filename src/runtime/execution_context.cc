@@ -18,6 +18,7 @@ struct ExecutionContext::Impl {
     int num_threads = 1;
     bool profiling = false;
     std::vector<std::pair<std::string, double>> profile;
+    std::unique_ptr<backends::DeviceContext> device;  // created on the first run of a device engine
 };
 
 ExecutionContext::ExecutionContext(std::shared_ptr<const Engine> engine) : impl_(std::make_unique<Impl>()) {
@@ -30,8 +31,13 @@ std::unique_ptr<ExecutionContext> Engine::create_context() const {
 }
 
 void ExecutionContext::set_num_threads(int n) { impl_->num_threads = n < 1 ? 1 : n; }
-void ExecutionContext::set_profiling(bool on) { impl_->profiling = on; }
-std::vector<std::pair<std::string, double>> ExecutionContext::last_profile() const { return impl_->profile; }
+void ExecutionContext::set_profiling(bool on) {
+    impl_->profiling = on;
+    if (impl_->device) impl_->device->set_profiling(on);
+}
+std::vector<std::pair<std::string, double>> ExecutionContext::last_profile() const {
+    return impl_->device ? impl_->device->last_profile() : impl_->profile;
+}
 
 namespace {
 
@@ -81,6 +87,13 @@ std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, 
     const Engine::Impl& e = impl_->engine->impl();
     const plan::PlanModel& m = e.model;
     check_inputs(e.inputs, inputs);
+    if (e.device) {
+        if (!impl_->device) {
+            impl_->device = e.device->create_context();
+            impl_->device->set_profiling(impl_->profiling);
+        }
+        return impl_->device->run(inputs);
+    }
 
     std::vector<Tensor>& slots = impl_->slots;
     slots.assign(m.values.size(), Tensor());

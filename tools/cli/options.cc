@@ -39,7 +39,8 @@ void ModelOptions::add_to(CLI::App& app, bool model_positional) {
     app.add_option("--opt-level,-O", opt_level, "Optimisation level 0 (import only) to 3 (all passes)")
         ->check(CLI::Range(0, 3));
     app.add_option("--disable-pass", disabled_passes, "Skip an optimisation pass (repeatable; for debugging)");
-    app.add_option("--backend", backend, "Target backend: cpu or reference")->check(CLI::IsMember({"cpu", "reference"}));
+    app.add_option("--backend", backend, "Target backend: cpu, reference or cuda")
+        ->check(CLI::IsMember({"cpu", "reference", "cuda"}));
     app.add_flag("--verbose,-v", verbose, "Log every step");
 }
 

@@ -3,6 +3,8 @@
 
 #include <map>
 
+#include "src/backends/device_executor.h"
+
 namespace kiln::backends {
 namespace reference {
 namespace {
@@ -34,10 +36,6 @@ public:
 
 std::unique_ptr<Backend> make_reference_backend() { return std::make_unique<reference::ReferenceBackend>(); }
 
-std::unique_ptr<Backend> make_backend(const std::string& name) {
-    // "cpu" is the reference backend until the optimised CPU backend (src/backends/cpu) registers itself here.
-    if (name == "reference" || name == "cpu") return make_reference_backend();
-    KILN_FAIL(kInvalidArgument, "unknown backend '", name, "'; available: cpu, reference");
-}
+// make_backend(name) lives in src/backends/backend_registry.cc.
 
 }  // namespace kiln::backends

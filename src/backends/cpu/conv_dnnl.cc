@@ -1,0 +1,200 @@
+// Conv / FusedConv (2-D, float32) through oneDNN convolution primitives: act(conv(X, W) + B + Z) with the bias in
+// the primitive, Z as a sum post-op and the activation as an eltwise post-op. Weights are reordered once into the
+// primitive's preferred blocked format. Activations stay NCHW between layers (the plan has no layout notion): per
+// layer, src/dst are either used in place (plain nchw) or reordered to/from the blocked layout oneDNN prefers.
+#include <cstring>
+
+#include "src/backends/cpu/cpu_backend.h"
+#include "src/backends/cpu/dnnl_util.h"
+#include "src/ops/nn.h"
+
+namespace kiln::backends::cpu {
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+
+enum class LayoutMode { kAuto, kPlain, kBlocked };
+
+LayoutMode layout_mode() {
+    static const LayoutMode kMode = [] {
+        const char* e = std::getenv("KILN_CPU_CONV_LAYOUT");
+        std::string s = e ? e : "";
+        return s == "plain" ? LayoutMode::kPlain : s == "blocked" ? LayoutMode::kBlocked : LayoutMode::kAuto;
+    }();
+    return kMode;
+}
+
+struct ConvPrepared {
+    dnnl::convolution_forward prim;
+    memory::desc src_md, dst_md, scratch_md;  // the primitive's layouts
+    memory::desc user_src_md, user_dst_md;    // plain nchw
+    memory weights, bias;
+    bool plain_src = true, plain_dst = true;
+    std::string impl;
+};
+
+class ConvKernel : public Kernel {
+public:
+    ConvKernel(const KernelNode& node) : where_(node.where()) {
+        group_ = node.attrs.get_int("group", 1);
+        std::vector<int64_t> hint;
+        for (size_t i = 2; i < node.inputs[1].dims.size(); ++i) hint.push_back(node.inputs[1].dims[i].value);
+        win_ = ops::parse_window_attrs(node.attrs, 2, hint, false, where_);
+        act_ = Activation::from_attrs(node.attrs, where_);
+        weights_ = *node.inputs[1].value;
+        if (node.inputs.size() > 2 && node.inputs[2].present) bias_ = *node.inputs[2].value;
+        has_residual_ = node.inputs.size() > 3 && node.inputs[3].present;
+        // pack the weights now when the input shape is known (batch 1 stands in for a symbolic batch)
+        const SymShape& xd = node.inputs[0].dims;
+        if (xd[1].is_static() && xd[2].is_static() && xd[3].is_static()) {
+            std::vector<int64_t> key = {xd[0].is_static() ? xd[0].value : 1, xd[1].value, xd[2].value, xd[3].value};
+            name_ = prepared(key)->impl;
+        }
+    }
+
+    std::string describe() const override {
+        return cat("conv2d_f32_nchw_dnnl", name_.empty() ? "" : "(" + name_ + ")");
+    }
+
+    void execute(const KernelArgs& a) const override {
+        const Tensor& x = *a.inputs[0];
+        Tensor& y = *a.outputs[0];
+        const Tensor* z = has_residual_ ? a.inputs[3] : nullptr;
+        std::shared_ptr<const ConvPrepared> p = prepared(x.shape());
+        memory::dims ydims(y.shape().begin(), y.shape().end());
+        dnnl::engine& eng = dnnl_engine();
+        std::unordered_map<int, memory> args;
+        memory user_src(p->user_src_md, eng, const_cast<void*>(x.raw()));
+        memory user_dst(p->user_dst_md, eng, y.raw());
+        if (p->plain_src) {
+            args[DNNL_ARG_SRC] = user_src;
+        } else {
+            memory src(p->src_md, eng, thread_buffer(0, p->src_md.get_size()));
+            dnnl_execute(dnnl::reorder(user_src, src), memory::desc(), *reorder_args(user_src, src), a.num_threads);
+            args[DNNL_ARG_SRC] = src;
+        }
+        memory dst = p->plain_dst ? user_dst : memory(p->dst_md, eng, thread_buffer(1, p->dst_md.get_size()));
+        if (z) {
+            KILN_CHECK(z->shape() == y.shape(), kInvalidArgument, where_, ": residual of shape ", shape_str(z->shape()),
+                       " differs from the output ", shape_str(y.shape()));
+            if (p->plain_dst) {
+                std::memcpy(y.raw(), z->raw(), y.bytes());
+            } else {
+                memory zm(p->user_dst_md, eng, const_cast<void*>(z->raw()));
+                dnnl_execute(dnnl::reorder(zm, dst), memory::desc(), *reorder_args(zm, dst), a.num_threads);
+            }
+        }
+        args[DNNL_ARG_WEIGHTS] = p->weights;
+        if (bias_.defined()) args[DNNL_ARG_BIAS] = p->bias;
+        args[DNNL_ARG_DST] = dst;
+        dnnl_execute(p->prim, p->scratch_md, args, a.num_threads);
+        if (!p->plain_dst)
+            dnnl_execute(dnnl::reorder(dst, user_dst), memory::desc(), *reorder_args(dst, user_dst), a.num_threads);
+    }
+
+private:
+    static std::unordered_map<int, memory>* reorder_args(const memory& from, const memory& to) {
+        thread_local std::unordered_map<int, memory> args;
+        args.clear();
+        args[DNNL_ARG_FROM] = from;
+        args[DNNL_ARG_TO] = to;
+        return &args;
+    }
+
+    std::shared_ptr<const ConvPrepared> prepared(const Shape& xs) const {
+        return cache_.get(xs, [&] { return prepare(xs); });
+    }
+
+    std::shared_ptr<const ConvPrepared> prepare(const Shape& xs) const {
+        const Shape& ws = weights_.shape();
+        memory::dims src_dims(xs.begin(), xs.end());
+        memory::dims dst_dims = {xs[0], ws[0], 0, 0};
+        memory::dims strides(2), dil(2), pl(2), pr(2);
+        for (int i = 0; i < 2; ++i) {
+            int64_t b = 0, e = 0;
+            dst_dims[2 + i] = ops::window_output_dim(win_, i, xs[2 + i], &b, &e, where_);
+            strides[i] = win_.strides[i];
+            dil[i] = win_.dilations[i] - 1;
+            pl[i] = b;
+            pr[i] = e;
+        }
+        memory::dims w_dims = group_ > 1 ? memory::dims{group_, ws[0] / group_, ws[1], ws[2], ws[3]}
+                                         : memory::dims{ws[0], ws[1], ws[2], ws[3]};
+        memory::dims b_dims = {ws[0]};
+        auto any = [](const memory::dims& d) { return memory::desc(d, memory::data_type::f32, Tag::any); };
+        dnnl::post_ops ops;
+        if (has_residual_) ops.append_sum(1.f);
+        KILN_CHECK(append_activation(ops, act_), kUnsupported, where_, ": activation not supported by oneDNN");
+        dnnl::primitive_attr attr = make_attr(ops);
+        auto make_pd = [&](const memory::desc& s, const memory::desc& d) {
+            auto desc = bias_.defined()
+                            ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                              dnnl::algorithm::convolution_direct, s, any(w_dims),
+                                                              any(b_dims), d, strides, dil, pl, pr)
+                            : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                              dnnl::algorithm::convolution_direct, s, any(w_dims), d,
+                                                              strides, dil, pl, pr);
+            return dnnl::convolution_forward::primitive_desc(desc, attr, dnnl_engine());
+        };
+        memory::desc user_src(src_dims, memory::data_type::f32, Tag::nchw);
+        memory::desc user_dst(dst_dims, memory::data_type::f32, Tag::nchw);
+        dnnl::convolution_forward::primitive_desc pd;
+        LayoutMode mode = layout_mode();
+        if (mode == LayoutMode::kAuto) {
+            // plain nchw when oneDNN has a direct (jit, non-gemm) kernel for it, else the blocked layout
+            pd = make_pd(user_src, user_dst);
+            std::string impl = pd.impl_info_str();
+            if (impl.find("gemm") != std::string::npos || impl.find("ref") != std::string::npos)
+                pd = make_pd(any(src_dims), any(dst_dims));
+        } else {
+            pd = mode == LayoutMode::kPlain ? make_pd(user_src, user_dst) : make_pd(any(src_dims), any(dst_dims));
+        }
+        auto p = std::make_shared<ConvPrepared>();
+        p->prim = dnnl::convolution_forward(pd);
+        p->src_md = pd.src_desc();
+        p->dst_md = pd.dst_desc();
+        p->scratch_md = pd.scratchpad_desc();
+        p->user_src_md = user_src;
+        p->user_dst_md = user_dst;
+        p->plain_src = p->src_md == user_src;
+        p->plain_dst = p->dst_md == user_dst;
+        p->impl = pd.impl_info_str() + (p->plain_src ? "" : ",reorder_src") + (p->plain_dst ? "" : ",reorder_dst");
+        dnnl::engine& eng = dnnl_engine();
+        memory user_w(memory::desc(w_dims, memory::data_type::f32, group_ > 1 ? Tag::goihw : Tag::oihw), eng,
+                      const_cast<void*>(weights_.raw()));
+        p->weights = memory(pd.weights_desc(), eng);
+        std::unordered_map<int, memory> wargs = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, p->weights}};
+        dnnl_execute(dnnl::reorder(user_w, p->weights), memory::desc(), wargs, physical_cores());
+        if (bias_.defined()) {
+            p->bias = memory(pd.bias_desc(), eng);
+            std::memcpy(p->bias.get_data_handle(), bias_.raw(), bias_.bytes());
+        }
+        return p;
+    }
+
+    std::string where_;
+    int64_t group_ = 1;
+    ops::WindowAttrs win_;
+    Activation act_;
+    Tensor weights_, bias_;
+    bool has_residual_ = false;
+    std::string name_;
+    ShapeCache<ConvPrepared> cache_;
+};
+
+}  // namespace
+
+bool supports_conv(const KernelNode& node) {
+    if (node.inputs[0].rank() != 4 || node.inputs[1].rank() != 4 || !node.inputs[1].value) return false;
+    if (node.inputs.size() > 2 && node.inputs[2].present && !node.inputs[2].value) return false;
+    if (node.inputs.size() > 3 && node.inputs[3].present && !(node.inputs[3].dims == node.outputs[0].dims))
+        return false;
+    if (!node.inputs[0].dims[1].is_static()) return false;
+    return true;
+}
+
+std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node) { return std::make_unique<ConvKernel>(node); }
+
+}  // namespace kiln::backends::cpu

@@ -1,0 +1,79 @@
+// The CPU backend's op table: which kernel family serves each op type, and the float32-only rule.
+#include "src/backends/cpu/cpu_backend.h"
+
+#include <map>
+
+namespace kiln::backends {
+namespace cpu {
+namespace {
+
+struct Family {
+    bool (*supports)(const KernelNode&);
+    std::unique_ptr<Kernel> (*make)(const KernelNode&);
+};
+
+const std::map<std::string, Family>& families() {
+    static const std::map<std::string, Family> kTable = {
+        {"Conv", {supports_conv, make_cpu_conv}},
+        {"FusedConv", {supports_conv, make_cpu_conv}},
+        {"MatMul", {supports_matmul, make_cpu_matmul}},
+        {"FusedMatMul", {supports_matmul, make_cpu_matmul}},
+        {"Gemm", {supports_gemm, make_cpu_gemm}},
+        {"MaxPool", {supports_pool, make_cpu_pool}},
+        {"GlobalAveragePool", {supports_pool, make_cpu_pool}},
+        {"Attention", {supports_attention, make_cpu_attention}},
+        {"LayerNormalization", {supports_norm, make_cpu_norm}},
+        {"RMSNormalization", {supports_norm, make_cpu_norm}},
+        {"Softmax", {supports_softmax, make_cpu_softmax}},
+        {"Add", {supports_binary, make_cpu_binary}},
+        {"Sub", {supports_binary, make_cpu_binary}},
+        {"Mul", {supports_binary, make_cpu_binary}},
+        {"Div", {supports_binary, make_cpu_binary}},
+        {"Gelu", {supports_unary, make_cpu_unary}},
+        {"Relu", {supports_unary, make_cpu_unary}},
+        {"Sigmoid", {supports_unary, make_cpu_unary}},
+        {"Tanh", {supports_unary, make_cpu_unary}},
+    };
+    return kTable;
+}
+
+// Every present input and output is float32 (Attention's boolean mask excepted).
+bool all_f32(const KernelNode& node) {
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+        const ops::TensorInfo& t = node.inputs[i];
+        if (!t.present) continue;
+        if (node.op_type == "Attention" && i == 3 && t.dtype == DataType::kBool) continue;
+        if (t.dtype != DataType::kFloat32) return false;
+    }
+    for (const ops::TensorInfo& t : node.outputs)
+        if (t.dtype != DataType::kFloat32) return false;
+    return true;
+}
+
+class CpuBackend : public Backend {
+public:
+    std::string name() const override { return "cpu"; }
+
+    bool supports(const KernelNode& node) const override {
+        auto it = families().find(node.op_type);
+        if (it == families().end() || !all_f32(node)) return false;
+        try {
+            return it->second.supports(node);
+        } catch (const Error&) {
+            return false;  // malformed attributes: let the reference backend report them
+        }
+    }
+
+    std::unique_ptr<Kernel> create_kernel(const KernelNode& node) const override {
+        auto it = families().find(node.op_type);
+        KILN_CHECK(it != families().end(), kUnsupported, node.where(), ": no cpu kernel");
+        return it->second.make(node);
+    }
+};
+
+}  // namespace
+}  // namespace cpu
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<cpu::CpuBackend>(); }
+
+}  // namespace kiln::backends

@@ -1,0 +1,38 @@
+#pragma once
+// The optimised CPU backend ("cpu"): oneDNN for convolutions, matmuls and pooling, kiln's own vectorised kernels
+// for attention, normalisations and elementwise ops. float32 only; everything else falls back to the reference
+// backend at placement time. Each kernel family declares supports_<family> and make_cpu_<family> here.
+#include <memory>
+
+#include "src/backends/activation.h"
+#include "src/backends/backend.h"
+#include "src/common/check.h"
+
+namespace kiln::backends {
+
+std::unique_ptr<Backend> make_cpu_backend();
+
+namespace cpu {
+
+bool supports_conv(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node);
+bool supports_matmul(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node);
+bool supports_gemm(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_gemm(const KernelNode& node);
+bool supports_pool(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_pool(const KernelNode& node);
+
+bool supports_attention(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node);
+bool supports_norm(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_norm(const KernelNode& node);
+bool supports_softmax(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_softmax(const KernelNode& node);
+bool supports_binary(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_binary(const KernelNode& node);
+bool supports_unary(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_unary(const KernelNode& node);
+
+}  // namespace cpu
+}  // namespace kiln::backends

@@ -1,0 +1,20 @@
+#pragma once
+// One fixed pool of worker threads per process, shared by kiln's own CPU kernels. parallel_for splits [0, n) into
+// `num_threads` contiguous ranges; the calling thread runs one of them. oneDNN primitives use their own (OpenMP)
+// threads, see dnnl_util.h.
+#include <cstdint>
+#include <functional>
+
+namespace kiln::backends::cpu {
+
+using RangeFn = std::function<void(int64_t begin, int64_t end)>;
+
+/// Runs fn(begin, end) over disjoint ranges covering [0, n), on up to `num_threads` threads (caller included).
+/// Ranges hold at least `grain` items. Safe to call from several threads at once: a call that finds the pool busy
+/// runs inline on its own thread.
+void parallel_for(int64_t n, int num_threads, const RangeFn& fn, int64_t grain = 1);
+
+/// Number of physical cores (logical CPUs / SMT width), at least 1: the default thread count.
+int physical_cores();
+
+}  // namespace kiln::backends::cpu
