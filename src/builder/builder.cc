@@ -17,12 +17,13 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 void apply_input_shapes(ir::Graph& g, const std::map<std::string, Shape>& shapes) {
     for (auto& [name, shape] : shapes) {
         ir::Value* v = g.find_value(name);
-        KILN_CHECK(v && v->is_input, kInvalidArgument, "--shape names '", name, "', which is not a model input");
-        KILN_CHECK(v->dims.size() == shape.size(), kInvalidArgument, "--shape ", name, ":", shape_str(shape),
+        KILN_CHECK(v && v->is_input, kInvalidArgument, "input shape given for '", name,
+                   "', which is not a model input (--shape / input_shapes)");
+        KILN_CHECK(v->dims.size() == shape.size(), kInvalidArgument, "input shape ", name, ":", shape_str(shape),
                    " has rank ", shape.size(), " but the input is ", shape_str(v->dims));
         for (size_t i = 0; i < shape.size(); ++i)
-            KILN_CHECK(!v->dims[i].is_static() || v->dims[i].value == shape[i], kInvalidArgument, "--shape ", name,
-                       ":", shape_str(shape), " conflicts with the model's fixed shape ", shape_str(v->dims));
+            KILN_CHECK(!v->dims[i].is_static() || v->dims[i].value == shape[i], kInvalidArgument, "input shape ",
+                       name, ":", shape_str(shape), " conflicts with the model's fixed shape ", shape_str(v->dims));
         v->dims = to_sym(shape);
     }
 }
@@ -37,7 +38,7 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
     for (const std::string& name : config.disabled_passes) {
         bool known = false;
         for (const auto& p : passes::pipeline()) known |= name == p.name;
-        KILN_CHECK(known, kInvalidArgument, "--disable-pass: unknown pass '", name, "'");
+        KILN_CHECK(known, kInvalidArgument, "cannot disable unknown pass '", name, "' (see `kiln inspect` for the pass names)");
     }
     std::unique_ptr<ir::Graph> g = network.graph().clone();
     KILN_CHECK(!g->outputs().empty(), kInvalidModel, "the network has no outputs");
