@@ -88,3 +88,23 @@ def test_memory_plan_near_lower_bound(zoo_dir, name, tiny):
     assert mem["lower_bound_bytes"] <= mem["planned_bytes"] <= 1.15 * mem["lower_bound_bytes"], mem
     if name in ("resnet50", "bert_base") and not tiny:
         assert mem["naive_bytes"] >= 3 * mem["planned_bytes"], mem
+
+
+def se_blocks(report):
+    tags = collections.defaultdict(list)
+    for n in report["nodes"]:
+        tag = n.get("attributes", {}).get("subgraph", "").strip('"')
+        if tag.startswith("squeeze_excite:"):
+            tags[tag].append(n["op"])
+    return tags
+
+
+@pytest.mark.parametrize("tiny", SIZES, ids=IDS)
+def test_efficientnet_squeeze_excite_blocks_marked(zoo_dir, tiny):
+    cfg = make_zoo.model_config("efficientnet_b0", tiny)
+    n_blocks = sum(n for _, _, _, _, n in cfg["settings"])  # one SE block per MBConv block: 16 in the full model
+    assert n_blocks == (5 if tiny else 16)
+    tags = se_blocks(inspect(zoo_dir, "efficientnet_b0", tiny, fixed=False))
+    assert len(tags) == n_blocks, tags
+    for ops in tags.values():
+        assert sorted(ops) == ["FusedConv", "FusedConv", "GlobalAveragePool", "Mul"], ops
