@@ -37,24 +37,54 @@ void plan_activation_memory(plan::PlanModel& m) {
         for (int32_t id : m.nodes[i].inputs)
             if (id >= 0) last[id] = static_cast<int>(i);
     }
-    std::vector<planner::BufferRequest> requests;
-    std::vector<int32_t> request_value;
+    auto is_activation = [&](int32_t id) {
+        return id >= 0 && first[id] >= 0 && !is_output[id] && m.values[id].weight < 0;
+    };
+    std::vector<uint64_t> bytes(m.values.size(), 0);
+    uint64_t naive = 0;
     for (size_t id = 0; id < m.values.size(); ++id) {
+        if (!is_activation(static_cast<int32_t>(id))) continue;
         const plan::PlanValue& v = m.values[id];
-        if (first[id] < 0 || is_output[id] || v.weight >= 0) continue;
         if (!is_static(v.dims)) return;  // symbolic shapes: allocate per run instead
-        uint64_t bytes = static_cast<uint64_t>(shape_numel(ops::to_concrete(v.dims))) * dtype_size(v.dtype);
-        requests.push_back({bytes, first[id], std::max(first[id], last[id])});
-        request_value.push_back(static_cast<int32_t>(id));
+        bytes[id] = static_cast<uint64_t>(shape_numel(ops::to_concrete(v.dims))) * dtype_size(v.dtype);
+        naive += (bytes[id] + planner::kArenaAlignment - 1) / planner::kArenaAlignment * planner::kArenaAlignment;
+    }
+    // In place: a reshape-like op whose input dies at it writes its output over the input (same bytes, no copy).
+    std::vector<int32_t> buffer_of(m.values.size());
+    for (size_t id = 0; id < m.values.size(); ++id) buffer_of[id] = static_cast<int32_t>(id);
+    for (size_t i = 0; i < m.nodes.size(); ++i) {
+        const plan::PlanNode& n = m.nodes[i];
+        static const char* kAliasing[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
+        bool aliasing = false;
+        for (const char* op : kAliasing) aliasing |= n.op_type == op;
+        if (!aliasing || n.inputs.empty() || n.outputs.empty()) continue;
+        int32_t in = n.inputs[0], out = n.outputs[0];
+        if (is_activation(in) && is_activation(out) && last[in] == static_cast<int>(i) && bytes[in] == bytes[out])
+            buffer_of[out] = buffer_of[in];
+    }
+    std::vector<planner::BufferRequest> requests;
+    std::vector<int32_t> request_of(m.values.size(), -1);
+    for (size_t id = 0; id < m.values.size(); ++id) {
+        if (!is_activation(static_cast<int32_t>(id))) continue;
+        int32_t b = buffer_of[id];
+        int end = std::max(first[id], last[id]);
+        if (request_of[b] < 0) {
+            request_of[b] = static_cast<int32_t>(requests.size());
+            requests.push_back({bytes[id], first[id], end});
+        } else {
+            planner::BufferRequest& r = requests[request_of[b]];
+            r.last = std::max(r.last, end);
+        }
     }
     planner::MemoryLayout layout = planner::plan_memory(requests);
     m.memory.valid = true;
     m.memory.arena_bytes = layout.arena_bytes;
-    m.memory.naive_bytes = layout.naive_bytes;
+    m.memory.naive_bytes = naive;
     m.memory.lower_bound_bytes = layout.lower_bound_bytes;
     m.memory.offsets.assign(m.values.size(), -1);
-    for (size_t r = 0; r < requests.size(); ++r)
-        m.memory.offsets[request_value[r]] = static_cast<int64_t>(layout.offsets[r]);
+    for (size_t id = 0; id < m.values.size(); ++id)
+        if (is_activation(static_cast<int32_t>(id)))
+            m.memory.offsets[id] = static_cast<int64_t>(layout.offsets[request_of[buffer_of[id]]]);
 }
 
 plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_name) {

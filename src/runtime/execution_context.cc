@@ -144,7 +144,8 @@ std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, 
                     slots[id] = Tensor::wrap(o.dtype, ops::to_concrete(o.dims), arena + offset);
                     KILN_CHECK(offset + slots[id].bytes() <= mem.arena_bytes, kInvalidPlan, "node '", n.name,
                                "': output ", k, " does not fit the plan's memory layout");
-                    std::memset(arena + offset, 0, slots[id].bytes());
+                    bool in_place = !n.inputs.empty() && n.inputs[0] >= 0 && mem.offsets[n.inputs[0]] == offset;
+                    if (!in_place) std::memset(arena + offset, 0, slots[id].bytes());
                 } else {
                     slots[id] = Tensor(o.dtype, ops::to_concrete(o.dims));
                 }

@@ -1,5 +1,6 @@
 """Every zoo model (tiny and full size) at batch 1 and 4: kiln vs onnxruntime, max abs error <= 1e-4 of the
 output scale (`kiln compare` computes and asserts it), at every optimisation level for the tiny models."""
+import json
 import os
 
 import numpy as np
@@ -67,3 +68,18 @@ def test_plan_run_identical_to_onnx_run(zoo_dir, tmp_path, name):
         a, b = np.load(tmp_path / "a" / f), np.load(tmp_path / "b" / f)
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", make_zoo.MODELS)
+def test_tiny_model_fixed_shapes_memory_arena(zoo_dir, tmp_path, name):
+    """Fixed shapes: activations live in one planned arena (with in-place reshapes); results still match."""
+    feeds = make_zoo.make_inputs(name, True, 2)
+    args = []
+    for i, (k, v) in enumerate(feeds.items()):
+        f = str(tmp_path / f"in{i}.npy")
+        np.save(f, v)
+        args += ["--input", f"{k}={f}", "--shape", f"{k}:{'x'.join(map(str, v.shape))}"]
+    path = model_path(zoo_dir, name, True)
+    shape_args = [a for j in range(0, len(args), 4) for a in args[j + 2:j + 4]]
+    assert json.loads(run_kiln(["inspect", path, "--json"] + shape_args).stdout)["memory"]["planned"]
+    compare(path, 2, args)
