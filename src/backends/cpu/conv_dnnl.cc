@@ -6,6 +6,7 @@
 
 #include "src/backends/cpu/cpu_backend.h"
 #include "src/backends/cpu/dnnl_util.h"
+#include "src/backends/cpu/thread_pool.h"
 #include "src/ops/nn.h"
 
 namespace kiln::backends::cpu {
@@ -50,7 +51,7 @@ public:
         const SymShape& xd = node.inputs[0].dims;
         if (xd[1].is_static() && xd[2].is_static() && xd[3].is_static()) {
             std::vector<int64_t> key = {xd[0].is_static() ? xd[0].value : 1, xd[1].value, xd[2].value, xd[3].value};
-            name_ = prepared(key)->impl;
+            name_ = prepared(key, physical_cores())->impl;
         }
     }
 
@@ -62,7 +63,7 @@ public:
         const Tensor& x = *a.inputs[0];
         Tensor& y = *a.outputs[0];
         const Tensor* z = has_residual_ ? a.inputs[3] : nullptr;
-        std::shared_ptr<const ConvPrepared> p = prepared(x.shape());
+        std::shared_ptr<const ConvPrepared> p = prepared(x.shape(), a.num_threads);
         memory::dims ydims(y.shape().begin(), y.shape().end());
         dnnl::engine& eng = dnnl_engine();
         std::unordered_map<int, memory> args;
@@ -103,11 +104,14 @@ private:
         return &args;
     }
 
-    std::shared_ptr<const ConvPrepared> prepared(const Shape& xs) const {
-        return cache_.get(xs, [&] { return prepare(xs); });
+    std::shared_ptr<const ConvPrepared> prepared(const Shape& xs, int threads) const {
+        std::vector<int64_t> key = xs;
+        key.push_back(threads);
+        return cache_.get(key, [&] { return prepare(xs, threads); });
     }
 
-    std::shared_ptr<const ConvPrepared> prepare(const Shape& xs) const {
+    std::shared_ptr<const ConvPrepared> prepare(const Shape& xs, int threads) const {
+        set_dnnl_threads(threads);
         const Shape& ws = weights_.shape();
         memory::dims src_dims(xs.begin(), xs.end());
         memory::dims dst_dims = {xs[0], ws[0], 0, 0};
@@ -160,13 +164,13 @@ private:
         p->user_dst_md = user_dst;
         p->plain_src = p->src_md == user_src;
         p->plain_dst = p->dst_md == user_dst;
-        p->impl = pd.impl_info_str() + (p->plain_src ? "" : ",reorder_src") + (p->plain_dst ? "" : ",reorder_dst");
+        p->impl = cat(pd.impl_info_str(), p->plain_src ? "" : ",reorder_src", p->plain_dst ? "" : ",reorder_dst");
         dnnl::engine& eng = dnnl_engine();
         memory user_w(memory::desc(w_dims, memory::data_type::f32, group_ > 1 ? Tag::goihw : Tag::oihw), eng,
                       const_cast<void*>(weights_.raw()));
         p->weights = memory(pd.weights_desc(), eng);
         std::unordered_map<int, memory> wargs = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, p->weights}};
-        dnnl_execute(dnnl::reorder(user_w, p->weights), memory::desc(), wargs, physical_cores());
+        dnnl_execute(dnnl::reorder(user_w, p->weights), memory::desc(), wargs, threads);
         if (bias_.defined()) {
             p->bias = memory(pd.bias_desc(), eng);
             std::memcpy(p->bias.get_data_handle(), bias_.raw(), bias_.bytes());

@@ -54,13 +54,19 @@ void* thread_buffer(int slot, size_t bytes) {
 
 std::string impl_name(const dnnl::primitive_desc_base& pd) { return pd.impl_info_str(); }
 
+void set_dnnl_threads(int threads) {
+    ThreadState& s = thread_state();
+    threads = threads < 1 ? 1 : threads;
+    if (threads != s.omp_threads) {
+        omp_set_num_threads(threads);
+        s.omp_threads = threads;
+    }
+}
+
 void dnnl_execute(const dnnl::primitive& prim, const dnnl::memory::desc& scratchpad_md,
                   std::unordered_map<int, dnnl::memory>& args, int threads) {
     ThreadState& s = thread_state();
-    if (threads != s.omp_threads) {
-        omp_set_num_threads(threads < 1 ? 1 : threads);
-        s.omp_threads = threads;
-    }
+    set_dnnl_threads(threads);
     size_t bytes = scratchpad_md.get_size();
     if (bytes > 0) args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(scratchpad_md, dnnl_engine(), s.scratchpad(bytes));
     prim.execute(s.stream, args);
@@ -77,7 +83,8 @@ bool append_activation(dnnl::post_ops& ops, const Activation& act) {
         case ActivationKind::kSigmoid: ops.append_eltwise(1.f, A::eltwise_logistic, 0.f, 0.f); return true;
         case ActivationKind::kSilu: ops.append_eltwise(1.f, A::eltwise_swish, 1.f, 0.f); return true;
         case ActivationKind::kHardSigmoid:
-            ops.append_eltwise(1.f, A::eltwise_hardsigmoid, act.alpha, act.beta);
+            ops.append_eltwise(1.f, A::eltwise_linear, act.alpha, act.beta);  // clip(alpha x + beta, 0, 1)
+            ops.append_eltwise(1.f, A::eltwise_clip_v2, 0.f, 1.f);
             return true;
         case ActivationKind::kHardSwish: ops.append_eltwise(1.f, A::eltwise_hardswish, 0.f, 0.f); return true;
         case ActivationKind::kTanh: ops.append_eltwise(1.f, A::eltwise_tanh, 0.f, 0.f); return true;

@@ -20,6 +20,10 @@ dnnl::engine& dnnl_engine();
 void dnnl_execute(const dnnl::primitive& prim, const dnnl::memory::desc& scratchpad_md,
                   std::unordered_map<int, dnnl::memory>& args, int threads);
 
+/// Sets the OpenMP thread count of the calling thread. oneDNN (OpenMP runtime) fixes a primitive's thread count
+/// when the primitive is created, so kernels create primitives per (shape, threads) after calling this.
+void set_dnnl_threads(int threads);
+
 /// Appends the eltwise post-op for `act`; false when oneDNN has no equivalent (the kernel applies it itself).
 bool append_activation(dnnl::post_ops& ops, const Activation& act);
 

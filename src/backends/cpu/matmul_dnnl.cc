@@ -6,6 +6,7 @@
 
 #include "src/backends/cpu/cpu_backend.h"
 #include "src/backends/cpu/dnnl_util.h"
+#include "src/backends/cpu/thread_pool.h"
 
 namespace kiln::backends::cpu {
 
@@ -49,7 +50,7 @@ public:
             Shape as, bs;
             for (const Dim& d : node.inputs[0].dims) as.push_back(d.value);
             for (const Dim& d : node.inputs[1].dims) bs.push_back(d.value);
-            name_ = prepared(as, bs)->impl;
+            name_ = prepared(as, bs, physical_cores())->impl;
         }
     }
 
@@ -61,7 +62,7 @@ public:
         const Tensor& at = *a.inputs[0];
         const Tensor& bt = *a.inputs[1];
         Tensor& y = *a.outputs[0];
-        std::shared_ptr<const MatMulPrepared> p = prepared(at.shape(), bt.shape());
+        std::shared_ptr<const MatMulPrepared> p = prepared(at.shape(), bt.shape(), a.num_threads);
         if (has_residual_) {
             const Tensor* z = a.inputs[3];
             KILN_CHECK(z->shape() == y.shape(), kInvalidArgument, where_, ": residual of shape ", shape_str(z->shape()),
@@ -78,14 +79,16 @@ public:
     }
 
 private:
-    std::shared_ptr<const MatMulPrepared> prepared(const Shape& as, const Shape& bs) const {
+    std::shared_ptr<const MatMulPrepared> prepared(const Shape& as, const Shape& bs, int threads) const {
         std::vector<int64_t> key = as;
         key.push_back(-1);
         key.insert(key.end(), bs.begin(), bs.end());
-        return cache_.get(key, [&] { return prepare(as, bs); });
+        key.push_back(threads);
+        return cache_.get(key, [&] { return prepare(as, bs, threads); });
     }
 
-    std::shared_ptr<const MatMulPrepared> prepare(const Shape& as, const Shape& bs) const {
+    std::shared_ptr<const MatMulPrepared> prepare(const Shape& as, const Shape& bs, int threads) const {
+        set_dnnl_threads(threads);
         const size_t ra = as.size(), rb = bs.size();
         memory::dims a_dims, a_strides, b_dims, b_strides, c_dims;
         int64_t k = trans_a_ ? as[0] : as[ra - 1];
@@ -133,7 +136,7 @@ private:
             memory user_w(b_user, eng, const_cast<void*>(weights_.raw()));
             p->weights = memory(pd.weights_desc(), eng);
             std::unordered_map<int, memory> wargs = {{DNNL_ARG_FROM, user_w}, {DNNL_ARG_TO, p->weights}};
-            dnnl_execute(dnnl::reorder(user_w, p->weights), memory::desc(), wargs, physical_cores());
+            dnnl_execute(dnnl::reorder(user_w, p->weights), memory::desc(), wargs, threads);
         }
         if (bias_.defined()) {
             p->bias = memory(plain_f32(bias_dims), eng);

@@ -17,6 +17,13 @@ namespace kiln::backends::cpu {
 namespace {
 
 constexpr int kNoTask = 1 << 30;
+constexpr int kSpins = 2000;
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}
 
 class ThreadPool {
 public:
@@ -70,8 +77,10 @@ private:
     void loop(uint64_t seen) {
         for (;;) {
             uint64_t g = generation_.load(std::memory_order_acquire);
-            for (int spin = 0; g == seen && spin < 20000; ++spin) {
-                std::this_thread::yield();
+            // spin a few microseconds (kernels come in bursts), then sleep: never hold a core that oneDNN's
+            // OpenMP threads or other processes need
+            for (int spin = 0; g == seen && spin < kSpins; ++spin) {
+                cpu_relax();
                 g = generation_.load(std::memory_order_acquire);
             }
             if (g == seen) {

@@ -14,6 +14,12 @@ using RangeFn = std::function<void(int64_t begin, int64_t end)>;
 /// runs inline on its own thread.
 void parallel_for(int64_t n, int num_threads, const RangeFn& fn, int64_t grain = 1);
 
+/// Rows of `row_floats` each that make a task worth a thread (waking a worker costs microseconds).
+inline int64_t grain_rows(int64_t row_floats) {
+    constexpr int64_t kMinTaskFloats = int64_t{1} << 15;
+    return row_floats >= kMinTaskFloats ? 1 : kMinTaskFloats / (row_floats > 0 ? row_floats : 1);
+}
+
 /// Number of physical cores (logical CPUs / SMT width), at least 1: the default thread count.
 int physical_cores();
 

@@ -1,0 +1,160 @@
+// Elementwise ops: Add/Sub/Mul/Div with numpy broadcasting and Gelu/Relu/Sigmoid/Tanh. Broadcasting is reduced to
+// rows: adjacent dims with the same broadcast pattern are merged, so [N,C,H,W] * [N,C,1,1] becomes N*C rows of
+// H*W times a scalar, and [B,S,D] + [D] becomes B*S rows plus a vector.
+#include <algorithm>
+#include <cmath>
+
+#include "src/backends/cpu/cpu_backend.h"
+#include "src/backends/cpu/thread_pool.h"
+#include "src/backends/cpu/vec_math.h"
+
+namespace kiln::backends::cpu {
+
+namespace {
+
+enum class BinOp { kAdd, kSub, kMul, kDiv };
+
+template <BinOp Op>
+inline float bin(float x, float y) {
+    if constexpr (Op == BinOp::kAdd) return x + y;
+    if constexpr (Op == BinOp::kSub) return x - y;
+    if constexpr (Op == BinOp::kMul) return x * y;
+    return x / y;
+}
+
+// y[i] = a[i * sa] op b[i * sb] for i < n, strides 0 or 1
+template <BinOp Op>
+KILN_CPU_MULTIVERSION void bin_row(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int64_t n) {
+    if (sa && sb)
+        for (int64_t i = 0; i < n; ++i) y[i] = bin<Op>(a[i], b[i]);
+    else if (sa)
+        for (int64_t i = 0; i < n; ++i) y[i] = bin<Op>(a[i], b[0]);
+    else if (sb)
+        for (int64_t i = 0; i < n; ++i) y[i] = bin<Op>(a[0], b[i]);
+    else
+        for (int64_t i = 0; i < n; ++i) y[i] = bin<Op>(a[0], b[0]);
+}
+
+struct Plan {
+    Shape dims;                        // merged output dims
+    std::vector<int64_t> sa, sb;       // element strides of a and b per merged dim (0 = broadcast)
+};
+
+Plan plan_broadcast(const Shape& as, const Shape& bs, const Shape& ys) {
+    const size_t r = ys.size();
+    auto pad = [&](const Shape& s) {
+        Shape p(r - s.size(), 1);
+        p.insert(p.end(), s.begin(), s.end());
+        return p;
+    };
+    Shape a = pad(as), b = pad(bs);
+    Plan p;
+    int last_pattern = -1;
+    for (size_t i = 0; i < r; ++i) {
+        if (ys[i] == 1) continue;
+        int pattern = (a[i] == 1 ? 1 : 0) | (b[i] == 1 ? 2 : 0);
+        if (pattern == last_pattern) {
+            p.dims.back() *= ys[i];
+        } else {
+            p.dims.push_back(ys[i]);
+            p.sa.push_back(pattern & 1 ? 0 : 1);
+            p.sb.push_back(pattern & 2 ? 0 : 1);
+            last_pattern = pattern;
+        }
+    }
+    if (p.dims.empty()) {
+        p.dims = {1};
+        p.sa = {1};
+        p.sb = {1};
+    }
+    // turn per-dim flags into element strides (row-major over the merged dims)
+    int64_t ea = 1, eb = 1;
+    for (int i = static_cast<int>(p.dims.size()) - 1; i >= 0; --i) {
+        int64_t fa = p.sa[i], fb = p.sb[i];
+        p.sa[i] = fa ? ea : 0;
+        p.sb[i] = fb ? eb : 0;
+        if (fa) ea *= p.dims[i];
+        if (fb) eb *= p.dims[i];
+    }
+    return p;
+}
+
+template <BinOp Op>
+void run_binary(const KernelArgs& args) {
+    const Tensor& a = *args.inputs[0];
+    const Tensor& b = *args.inputs[1];
+    Tensor& y = *args.outputs[0];
+    Plan p = plan_broadcast(a.shape(), b.shape(), y.shape());
+    const int nd = static_cast<int>(p.dims.size());
+    const int64_t inner = p.dims.back(), rows = y.numel() / std::max<int64_t>(inner, 1);
+    const int64_t ia = p.sa.back() ? 1 : 0, ib = p.sb.back() ? 1 : 0;
+    const float* ap = a.data<float>();
+    const float* bp = b.data<float>();
+    float* yp = y.data<float>();
+    parallel_for(rows, args.num_threads, [&](int64_t r0, int64_t r1) {
+        for (int64_t row = r0; row < r1; ++row) {
+            int64_t oa = 0, ob = 0, rem = row;
+            for (int i = nd - 2; i >= 0; --i) {
+                int64_t idx = rem % p.dims[i];
+                rem /= p.dims[i];
+                oa += idx * p.sa[i];
+                ob += idx * p.sb[i];
+            }
+            bin_row<Op>(ap + oa, ia, bp + ob, ib, yp + row * inner, inner);
+        }
+    }, grain_rows(inner));
+}
+
+enum class UnOp { kGelu, kGeluTanh, kRelu, kSigmoid, kTanh };
+
+template <UnOp Op>
+KILN_CPU_MULTIVERSION void un_range(const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        float v = x[i];
+        if constexpr (Op == UnOp::kGelu) y[i] = 0.5f * v * (1.f + erf_approx(v * 0.70710678118654752f));
+        if constexpr (Op == UnOp::kGeluTanh)
+            y[i] = 0.5f * v * (1.f + tanh_approx(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+        if constexpr (Op == UnOp::kRelu) y[i] = v > 0.f ? v : 0.f;
+        if constexpr (Op == UnOp::kSigmoid) y[i] = 1.f / (1.f + exp_approx(-v));
+        if constexpr (Op == UnOp::kTanh) y[i] = tanh_approx(v);
+    }
+}
+
+template <UnOp Op>
+void run_unary(const KernelArgs& a) {
+    const float* x = a.inputs[0]->data<float>();
+    float* y = a.outputs[0]->data<float>();
+    parallel_for(a.inputs[0]->numel(), a.num_threads, [&](int64_t b, int64_t e) { un_range<Op>(x + b, y + b, e - b); },
+                 grain_rows(1));
+}
+
+}  // namespace
+
+bool supports_binary(const KernelNode& node) { return true; }
+
+std::unique_ptr<Kernel> make_cpu_binary(const KernelNode& node) {
+    const std::string& op = node.op_type;
+    if (op == "Add") return make_kernel(run_binary<BinOp::kAdd>, "add_f32_bcast_avx512");
+    if (op == "Sub") return make_kernel(run_binary<BinOp::kSub>, "sub_f32_bcast_avx512");
+    if (op == "Mul") return make_kernel(run_binary<BinOp::kMul>, "mul_f32_bcast_avx512");
+    return make_kernel(run_binary<BinOp::kDiv>, "div_f32_bcast_avx512");
+}
+
+bool supports_unary(const KernelNode& node) {
+    if (node.op_type != "Gelu") return true;
+    std::string approx = node.attrs.get_string("approximate", "none");
+    return approx == "none" || approx == "tanh";
+}
+
+std::unique_ptr<Kernel> make_cpu_unary(const KernelNode& node) {
+    const std::string& op = node.op_type;
+    if (op == "Gelu")
+        return node.attrs.get_string("approximate", "none") == "tanh"
+                   ? make_kernel(run_unary<UnOp::kGeluTanh>, "gelu_tanh_f32_avx512")
+                   : make_kernel(run_unary<UnOp::kGelu>, "gelu_f32_avx512");
+    if (op == "Relu") return make_kernel(run_unary<UnOp::kRelu>, "relu_f32_avx512");
+    if (op == "Sigmoid") return make_kernel(run_unary<UnOp::kSigmoid>, "sigmoid_f32_avx512");
+    return make_kernel(run_unary<UnOp::kTanh>, "tanh_f32_avx512");
+}
+
+}  // namespace kiln::backends::cpu
