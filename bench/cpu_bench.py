@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """CPU benchmark: kiln vs onnxruntime on the zoo models, in the same run on the same machine.
 
-    .venv/bin/python bench/cpu_bench.py [--models resnet50,bert_base] [--tiny] [--batch 1] [--threads 1]
+    .venv/bin/python bench/cpu_bench.py [--models resnet50,bert_base] [--tiny] [--batch 1] [--threads 2]
+                                        [--rounds 3] [--seconds 2] [--baseline] [--json]
 
-Prints a table of median/p99 latency for both and the ratio kiln/onnxruntime (lower is better for kiln).
+For each model, kiln (`kiln bench --backend cpu` with fixed `--shape`s, so the static-shape paths and the memory
+arena are used) and onnxruntime (graph optimisations ON: ORT_ENABLE_ALL, same intra-op threads) run in alternation
+for `--rounds` rounds of `--seconds` each; the table shows medians over all rounds and the ratio kiln/onnxruntime
+(lower is better for kiln). `--baseline` adds kiln's reference backend (slow: one short round).
 """
 import argparse
 import json
@@ -22,25 +26,30 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import make_zoo  # noqa: E402
 
 
-def bench_ort(path, feeds, threads, seconds, warmup=3):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    for _ in range(warmup):
-        sess.run(None, feeds)
-    times, start = [], time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 3:
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(0.99 * len(times)))]
+class OrtRunner:
+    def __init__(self, path, threads):
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+    def run(self, feeds, seconds, warmup=2):
+        for _ in range(warmup):
+            self.sess.run(None, feeds)
+        times, start = [], time.perf_counter()
+        while time.perf_counter() - start < seconds or len(times) < 3:
+            t0 = time.perf_counter()
+            self.sess.run(None, feeds)
+            times.append((time.perf_counter() - t0) * 1e3)
+        return times
 
 
-def bench_kiln(kiln, path, feeds, tmp, threads, seconds, shapes):
-    args = [kiln, "bench", path, "--json", "--duration", str(seconds), "--warmup", "3", "--threads", str(threads)]
+def kiln_round(kiln, path, feeds, tmp, threads, seconds, backend, iterations=None):
+    args = [kiln, "bench", path, "--json", "--backend", backend, "--warmup", "2", "--threads", str(threads)]
+    args += ["--iterations", str(iterations)] if iterations else ["--duration", str(seconds)]
     for i, (k, v) in enumerate(feeds.items()):
         f = os.path.join(tmp, f"in{i}.npy")
         np.save(f, v)
@@ -49,13 +58,21 @@ def bench_kiln(kiln, path, feeds, tmp, threads, seconds, shapes):
     return r["median_ms"], r["p99_ms"]
 
 
+def p99(times):
+    times = sorted(times)
+    return times[min(len(times) - 1, int(0.99 * len(times)))]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default=",".join(make_zoo.MODELS))
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="kiln/onnxruntime alternations per model")
+    ap.add_argument("--seconds", type=float, default=2.0, help="duration of each round")
+    ap.add_argument("--baseline", action="store_true", help="also time kiln's reference backend")
+    ap.add_argument("--json", action="store_true", help="print one JSON object per model instead of a table")
     ap.add_argument("--kiln", default=os.path.join(ROOT, "build", "kiln"))
     args = ap.parse_args()
     rows = []
@@ -64,13 +81,33 @@ def main():
             path = os.path.join(tmp, f"{name}.onnx")
             onnx.save(make_zoo.make_model(name, args.tiny), path)
             feeds = make_zoo.make_inputs(name, args.tiny, args.batch)
-            km, kp = bench_kiln(args.kiln, path, feeds, tmp, args.threads, args.seconds, True)
-            om, op = bench_ort(path, feeds, args.threads, args.seconds)
-            rows.append((name, km, kp, om, op, km / om))
-    print(f"{'model':<18}{'kiln med ms':>12}{'kiln p99':>10}{'ort med ms':>12}{'ort p99':>10}{'kiln/ort':>10}")
+            ort_runner = OrtRunner(path, args.threads)
+            kiln_meds, kiln_p99s, ort_times = [], [], []
+            for _ in range(args.rounds):  # alternate so that machine drift hits both sides alike
+                km, kp = kiln_round(args.kiln, path, feeds, tmp, args.threads, args.seconds, "cpu")
+                kiln_meds.append(km)
+                kiln_p99s.append(kp)
+                ort_times += ort_runner.run(feeds, args.seconds)
+            row = {"model": name, "batch": args.batch, "threads": args.threads, "tiny": args.tiny,
+                   "kiln_median_ms": statistics.median(kiln_meds), "kiln_p99_ms": max(kiln_p99s),
+                   "ort_median_ms": statistics.median(ort_times), "ort_p99_ms": p99(ort_times)}
+            row["ratio"] = row["kiln_median_ms"] / row["ort_median_ms"]
+            if args.baseline:
+                row["reference_median_ms"] = kiln_round(args.kiln, path, feeds, tmp, args.threads, 0, "reference",
+                                                        iterations=2)[0]
+            rows.append(row)
+            if args.json:
+                print(json.dumps(row), flush=True)
+    if args.json:
+        return
+    ref = " ref med ms" if args.baseline else ""
+    print(f"{'model':<18}{'kiln med ms':>12}{'kiln p99':>10}{'ort med ms':>12}{'ort p99':>10}{'kiln/ort':>10}{ref}")
     for r in rows:
-        print(f"{r[0]:<18}{r[1]:>12.3f}{r[2]:>10.3f}{r[3]:>12.3f}{r[4]:>10.3f}{r[5]:>10.2f}")
-    print(f"(batch {args.batch}, {args.threads} thread(s), {'tiny' if args.tiny else 'full'} models)")
+        extra = f"{r['reference_median_ms']:>11.1f}" if args.baseline else ""
+        print(f"{r['model']:<18}{r['kiln_median_ms']:>12.3f}{r['kiln_p99_ms']:>10.3f}{r['ort_median_ms']:>12.3f}"
+              f"{r['ort_p99_ms']:>10.3f}{r['ratio']:>10.2f}{extra}")
+    print(f"(batch {args.batch}, {args.threads} thread(s), {'tiny' if args.tiny else 'full'} models, "
+          f"{args.rounds} alternating rounds of {args.seconds:g} s, onnxruntime ORT_ENABLE_ALL)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ struct BuilderConfig {
     std::string backend = "cpu";                ///< target backend: "cpu" or "reference"
     std::map<std::string, Shape> input_shapes;  ///< fixes symbolic input dims at build time (optional)
     std::vector<std::string> disabled_passes;   ///< pass names to skip, for debugging
+    /// "fp32" or "fp16" (stored in the plan's metadata["precision"]; the CUDA backend then runs matmuls and
+    /// convolutions in fp16 with fp32 accumulation, graph inputs and outputs stay fp32)
+    std::string precision = "fp32";
 };
 
 /// What the optimiser did, for `kiln build --verbose` and `kiln inspect`.

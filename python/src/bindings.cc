@@ -71,7 +71,8 @@ nb::dict run_context(PyContext& c, nb::dict feeds, const std::string& output) {
     std::map<std::string, Tensor> inputs;
     for (auto [k, v] : feeds) {
         if (!nb::isinstance<nb::str>(k))
-            throw Error(ErrorCode::kInvalidArgument, "input names must be str, got " + nb::cast<std::string>(nb::repr(k)));
+            throw Error(ErrorCode::kInvalidArgument,
+                        "input names must be str, got " + nb::cast<std::string>(nb::repr(k)));
         std::string name = nb::cast<std::string>(k);
         std::string what = "input '" + name + "'";
         const DataType* expected = nullptr;

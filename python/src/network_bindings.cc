@@ -109,7 +109,8 @@ void bind_config(nb::module_& m) {
         .def(
             "clear_flag", [](PyBuilderConfig& c, BuilderFlag f) { c.flags &= ~static_cast<uint32_t>(f); }, "flag"_a)
         .def(
-            "get_flag", [](const PyBuilderConfig& c, BuilderFlag f) { return (c.flags & static_cast<uint32_t>(f)) != 0; },
+            "get_flag",
+            [](const PyBuilderConfig& c, BuilderFlag f) { return (c.flags & static_cast<uint32_t>(f)) != 0; },
             "flag"_a)
         .def("validate", &check_build_config,
              "Raises UnsupportedError now for what the build would refuse (CUDA device, fp16/bf16/int8 flags).")
@@ -160,7 +161,8 @@ void bind_network(nb::module_& m) {
                 std::string what = "constant '" + name + "'";
                 return n.add_constant(name, array_to_tensor(to_host_array(value, what), what).clone());
             },
-            "name"_a, "value"_a, "Adds a constant (weights), copied from a numpy array or DLPack tensor. Returns its name.")
+            "name"_a, "value"_a,
+            "Adds a constant (weights), copied from a numpy array or DLPack tensor. Returns its name.")
         .def(
             "add_layer",
             [](NetworkDefinition& n, const std::string& op_type, const std::vector<std::string>& inputs,

@@ -140,7 +140,8 @@ AnyArray to_host_array(nb::handle obj, const std::string& what) {
     AnyArray a;
     if (!nb::try_cast(obj, a, true))
         throw Error(ErrorCode::kInvalidArgument,
-                    what + ": expected a numpy array or a DLPack tensor (torch, cupy, jax), got " + py_type_name(obj));
+                    what + ": expected a numpy array or a DLPack tensor (torch, cupy, jax), got " +
+                        py_type_name(obj));
     int dev = a.device_type();
     if (dev != nb::device::cpu::value && dev != nb::device::cuda_host::value)
         throw Error(ErrorCode::kUnsupported,

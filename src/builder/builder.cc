@@ -35,6 +35,8 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
     auto t_start = std::chrono::steady_clock::now();
     KILN_CHECK(config.opt_level >= 0 && config.opt_level <= 3, kInvalidArgument, "optimisation level ",
                config.opt_level, " is out of range (0 to 3)");
+    KILN_CHECK(config.precision == "fp32" || config.precision == "fp16", kInvalidArgument, "precision '",
+               config.precision, "' is not supported; use fp32 or fp16");
     for (const std::string& name : config.disabled_passes) {
         bool known = false;
         for (const auto& p : passes::pipeline()) known |= name == p.name;
@@ -66,7 +68,9 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
         logger_.log(Severity::kVerbose, cat("pass ", p.name, ": ", before, " -> ", g->num_nodes(), " nodes"));
     }
     rep.final_nodes = static_cast<int>(g->num_nodes());
-    std::shared_ptr<Engine> engine = Engine::create(builder::lower_to_plan(*g, config.backend), logger_);
+    plan::PlanModel plan = builder::lower_to_plan(*g, config.backend);
+    plan.metadata["precision"] = config.precision;
+    std::shared_ptr<Engine> engine = Engine::create(std::move(plan), logger_);
     rep.total_ms = ms_since(t_start);
     return engine;
 }

@@ -29,6 +29,19 @@ int cmd_bench(const BenchArgs& a) {
                                    : std::chrono::duration<double>(t1 - start).count() >= a.bench.duration)
             break;
     }
+    if (a.bench.profile > 0) {
+        ctx->set_profiling(true);
+        ctx->run(inputs);
+        ctx->set_profiling(false);
+        std::vector<std::pair<std::string, double>> layers = ctx->last_profile();
+        double total = 0;
+        for (auto& l : layers) total += l.second;
+        std::sort(layers.begin(), layers.end(), [](auto& x, auto& y) { return x.second > y.second; });
+        std::fprintf(stderr, "profile: %zu layers, %.3f ms in layers\n", layers.size(), total);
+        for (size_t i = 0; i < layers.size() && static_cast<int>(i) < a.bench.profile; ++i)
+            std::fprintf(stderr, "  %9.3f ms  %5.1f%%  %s\n", layers[i].second, 100 * layers[i].second / total,
+                         layers[i].first.c_str());
+    }
     std::vector<double> sorted = ms;
     std::sort(sorted.begin(), sorted.end());
     auto pct = [&](double p) { return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * sorted.size()))]; };

@@ -33,7 +33,9 @@ int cmd_compare(const CompareArgs& a) {
     KILN_CHECK(!is_plan_file(a.model.model), kInvalidArgument, "`kiln compare` needs the ONNX model, not a plan");
     std::shared_ptr<Engine> engine = load_engine(a.model, logger);
     std::map<std::string, Tensor> inputs = prepare_inputs(*engine, a.inputs);
-    std::map<std::string, Tensor> outputs = engine->create_context()->run(inputs);
+    auto ctx = engine->create_context();
+    ctx->set_num_threads(a.threads);
+    std::map<std::string, Tensor> outputs = ctx->run(inputs);
 
     std::filesystem::path dir = std::filesystem::temp_directory_path() /
                                 cat("kiln_compare_", std::to_string(::getpid()), "_", std::rand());

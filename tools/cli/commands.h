@@ -14,6 +14,7 @@ struct RunArgs {
     ModelOptions model;
     InputOptions inputs;
     std::string output_dir;
+    int threads = default_threads();
 };
 struct BenchArgs {
     ModelOptions model;
@@ -29,6 +30,7 @@ struct CompareArgs {
     ModelOptions model;
     InputOptions inputs;
     double tolerance = 1e-4;
+    int threads = default_threads();
 };
 
 int cmd_build(const BuildArgs& a);

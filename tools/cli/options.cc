@@ -2,6 +2,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
 #include "src/common/check.h"
 
 namespace kiln::cli {
@@ -41,6 +46,7 @@ void ModelOptions::add_to(CLI::App& app, bool model_positional) {
     app.add_option("--disable-pass", disabled_passes, "Skip an optimisation pass (repeatable; for debugging)");
     app.add_option("--backend", backend, "Target backend: cpu, reference or cuda")
         ->check(CLI::IsMember({"cpu", "reference", "cuda"}));
+    app.add_flag("--fp16", fp16, "Run matmuls and convolutions in fp16 with fp32 accumulation (cuda backend)");
     app.add_flag("--verbose,-v", verbose, "Log every step");
 }
 
@@ -48,6 +54,7 @@ BuilderConfig ModelOptions::finish() const {
     BuilderConfig c;
     c.opt_level = opt_level;
     c.backend = backend;
+    c.precision = fp16 ? "fp16" : "fp32";
     c.disabled_passes = disabled_passes;
     for (const std::string& s : shapes) {
         auto [name, shape] = parse_shape_spec(s);
@@ -73,14 +80,35 @@ std::map<std::string, std::string> InputOptions::files() const {
     return out;
 }
 
+int default_threads() {
+    // physical cores = logical CPUs / (siblings per package / cores per package), from /proc/cpuinfo
+    static const int kThreads = [] {
+        int logical = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        std::ifstream f("/proc/cpuinfo");
+        std::string line;
+        int siblings = 0, cores = 0;
+        while (std::getline(f, line) && (!siblings || !cores)) {
+            auto value = [&] { return std::atoi(line.c_str() + line.find(':') + 1); };
+            if (line.rfind("siblings", 0) == 0) siblings = value();
+            if (line.rfind("cpu cores", 0) == 0) cores = value();
+        }
+        int smt = siblings > 0 && cores > 0 && siblings >= cores ? siblings / cores : 1;
+        return std::max(1, logical / std::max(1, smt));
+    }();
+    return kThreads;
+}
+
 void BenchOptions::add_to(CLI::App& app) {
     app.add_option("--warmup", warmup, "Warm-up runs")->check(CLI::NonNegativeNumber);
     app.add_option("--iterations,-n", iterations, "Timed runs (default: run for --duration seconds)")
         ->check(CLI::NonNegativeNumber);
     app.add_option("--duration", duration, "Seconds to run when --iterations is not given")
         ->check(CLI::PositiveNumber);
-    app.add_option("--threads", threads, "Threads per execution context")->check(CLI::PositiveNumber);
+    app.add_option("--threads", threads, "Threads per execution context (default: physical cores)")
+        ->check(CLI::PositiveNumber);
     app.add_flag("--json", json, "Print one JSON object instead of a table");
+    app.add_option("--profile", profile, "Also print the N slowest layers of the last run (to stderr)")
+        ->check(CLI::NonNegativeNumber);
 }
 
 }  // namespace kiln::cli

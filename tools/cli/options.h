@@ -20,6 +20,7 @@ struct ModelOptions {
     int opt_level = 3;
     std::vector<std::string> disabled_passes;
     std::string backend = "cpu";
+    bool fp16 = false;  // --fp16: BuilderConfig::precision = "fp16"
     bool verbose = false;
 
     void add_to(CLI::App& app, bool model_positional = true);
@@ -37,12 +38,16 @@ struct InputOptions {
     std::map<std::string, std::string> files() const;
 };
 
+/// Threads per execution context when --threads is not given: the number of physical cores.
+int default_threads();
+
 struct BenchOptions {
     int warmup = 5;
     int iterations = 0;       // 0: run for `duration` seconds
     double duration = 3.0;
-    int threads = 1;
+    int threads = default_threads();
     bool json = false;
+    int profile = 0;  // print the N slowest layers of the last run
 
     void add_to(CLI::App& app);
 };

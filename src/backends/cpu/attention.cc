@@ -42,7 +42,8 @@ KILN_CPU_MULTIVERSION void attention_row(const Row& r) {
     if (r.mask_f)
         for (int64_t j = 0; j < sk; ++j) s[j] += r.mask_f[j * r.mask_stride];
     if (r.mask_b)
-        for (int64_t j = 0; j < sk; ++j) s[j] = r.mask_b[j * r.mask_stride] ? s[j] : std::numeric_limits<float>::lowest();
+        for (int64_t j = 0; j < sk; ++j)
+            s[j] = r.mask_b[j * r.mask_stride] ? s[j] : std::numeric_limits<float>::lowest();
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < sk; ++j) mx = std::max(mx, s[j]);
     float acc[16] = {};

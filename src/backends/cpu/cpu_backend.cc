@@ -29,6 +29,7 @@ const std::map<std::string, Family>& families() {
         {"Sub", {supports_binary, make_cpu_binary}},
         {"Mul", {supports_binary, make_cpu_binary}},
         {"Div", {supports_binary, make_cpu_binary}},
+        {"Transpose", {supports_transpose, make_cpu_transpose}},
         {"Gelu", {supports_unary, make_cpu_unary}},
         {"Relu", {supports_unary, make_cpu_unary}},
         {"Sigmoid", {supports_unary, make_cpu_unary}},

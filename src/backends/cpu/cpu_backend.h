@@ -31,6 +31,8 @@ bool supports_softmax(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_softmax(const KernelNode& node);
 bool supports_binary(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_binary(const KernelNode& node);
+bool supports_transpose(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_transpose(const KernelNode& node);
 bool supports_unary(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_unary(const KernelNode& node);
 

@@ -24,8 +24,11 @@ struct MatMulPrepared {
     dnnl::matmul prim;
     memory::desc a_md, b_md, c_md, scratch_md;
     memory weights, bias;
+    int threads = 1;  // tiny products run on one thread
     std::string impl;
 };
+
+constexpr double kMinParallelMacs = 2e5;
 
 class MatMulKernel : public Kernel {
 public:
@@ -75,7 +78,7 @@ public:
         args[DNNL_ARG_WEIGHTS] = weights_.defined() ? p->weights : memory(p->b_md, eng, const_cast<void*>(bt.raw()));
         if (bias_.defined()) args[DNNL_ARG_BIAS] = p->bias;
         args[DNNL_ARG_DST] = memory(p->c_md, eng, y.raw());
-        dnnl_execute(p->prim, p->scratch_md, args, a.num_threads);
+        dnnl_execute(p->prim, p->scratch_md, args, p->threads);
     }
 
 private:
@@ -88,7 +91,6 @@ private:
     }
 
     std::shared_ptr<const MatMulPrepared> prepare(const Shape& as, const Shape& bs, int threads) const {
-        set_dnnl_threads(threads);
         const size_t ra = as.size(), rb = bs.size();
         memory::dims a_dims, a_strides, b_dims, b_strides, c_dims;
         int64_t k = trans_a_ ? as[0] : as[ra - 1];
@@ -111,6 +113,9 @@ private:
             b_strides = {k * n, n, 1};
             c_dims = {bb, m, n};
         }
+        double macs = static_cast<double>(shape_numel(Shape(c_dims.begin(), c_dims.end()))) * k;
+        if (macs < kMinParallelMacs) threads = 1;
+        set_dnnl_threads(threads);
         auto f32 = memory::data_type::f32;
         memory::desc a_md(a_dims, f32, a_strides), b_user(b_dims, f32, b_strides);
         memory::desc b_md = weights_.defined() ? memory::desc(b_dims, f32, memory::format_tag::any) : b_user;
@@ -131,6 +136,7 @@ private:
         p->c_md = c_md;
         p->scratch_md = pd.scratchpad_desc();
         p->impl = pd.impl_info_str();
+        p->threads = threads;
         dnnl::engine& eng = dnnl_engine();
         if (weights_.defined()) {
             memory user_w(b_user, eng, const_cast<void*>(weights_.raw()));

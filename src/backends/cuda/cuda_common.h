@@ -1,0 +1,136 @@
+#pragma once
+// Shared pieces of the CUDA backend: error checks, device tensors, the per-run context handed to kernels, the
+// device kernel interface and the launchers of kiln's own CUDA kernels (*.cu). Included by host code (.cc, g++)
+// and device code (.cu, nvcc): no CUDA-only syntax here.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/tensor.h"
+#include "src/backends/backend.h"
+#include "src/backends/cuda/cuda_launch.h"
+#include "src/common/check.h"
+
+struct cublasLtContext;
+struct cudnnContext;
+
+namespace kiln::cuda {
+
+/// Throws kiln::Error(kInternal) naming `what` (the node) when a CUDA runtime call fails.
+inline void check_cuda(cudaError_t err, const char* call, const std::string& what) {
+    if (err == cudaSuccess) return;
+    if (err == cudaErrorMemoryAllocation)
+        KILN_FAIL(kOutOfMemory, what, ": out of GPU memory (", call, ")");
+    KILN_FAIL(kInternal, what, ": CUDA error ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ") in ", call);
+}
+#define KILN_CUDA_CHECK(call, what) ::kiln::cuda::check_cuda((call), #call, (what))
+
+/// A tensor in device memory (not owned).
+struct DevTensor {
+    void* data = nullptr;
+    DataType dtype = DataType::kFloat32;
+    Shape shape;
+    const Tensor* host = nullptr;  ///< host copy when one exists (weights, values made by host nodes)
+    int64_t numel() const { return shape_numel(shape); }
+    size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+    template <typename T>
+    T* as() const { return static_cast<T*>(data); }
+};
+
+/// Stream-ordered scratch memory of one run (freed on the stream after use).
+class Scratch {
+public:
+    Scratch(cudaStream_t stream, std::string what) : stream_(stream), what_(std::move(what)) {}
+    ~Scratch() {
+        for (void* p : ptrs_) cudaFreeAsync(p, stream_);
+    }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    void* get(size_t bytes) {
+        void* p = nullptr;
+        KILN_CUDA_CHECK(cudaMallocAsync(&p, bytes ? bytes : 1, stream_), what_);
+        ptrs_.push_back(p);
+        return p;
+    }
+
+private:
+    cudaStream_t stream_;
+    std::string what_;
+    std::vector<void*> ptrs_;
+};
+
+/// What a device kernel gets at run time: the context's stream and library handles.
+struct RunCtx {
+    cudaStream_t stream = nullptr;
+    cublasLtContext* lt = nullptr;
+    cudnnContext* dnn = nullptr;
+    void* workspace = nullptr;  ///< per-context library workspace
+    size_t workspace_bytes = 0;
+    const std::string* node = nullptr;  ///< node name, for errors
+};
+
+/// A device kernel: created once per engine (weights converted/uploaded), run by every context.
+class DeviceKernel {
+public:
+    virtual ~DeviceKernel() = default;
+    /// inputs[i] is nullptr for an omitted optional input; outputs are allocated with the inferred shapes.
+    virtual void run(const RunCtx& ctx, const std::vector<const DevTensor*>& in,
+                     const std::vector<DevTensor*>& out) const = 0;
+    virtual std::string describe() const = 0;
+};
+
+using RunFn = std::function<void(const RunCtx&, const std::vector<const DevTensor*>&, const std::vector<DevTensor*>&)>;
+class FnDeviceKernel : public DeviceKernel {
+public:
+    FnDeviceKernel(RunFn fn, std::string name) : fn_(std::move(fn)), name_(std::move(name)) {}
+    void run(const RunCtx& ctx, const std::vector<const DevTensor*>& in,
+             const std::vector<DevTensor*>& out) const override {
+        fn_(ctx, in, out);
+    }
+    std::string describe() const override { return name_; }
+
+private:
+    RunFn fn_;
+    std::string name_;
+};
+
+/// Weights as the kernel factories see them: host value (from the plan) and its device copy (fp32).
+struct WeightView {
+    const Tensor* host = nullptr;
+    const void* device = nullptr;
+};
+
+/// Everything a kernel factory needs: the node (build-time infos incl. constant values), device copies of its
+/// constant inputs, and the engine's precision.
+struct KernelRequest {
+    const backends::KernelNode& node;
+    std::vector<WeightView> weights;  ///< per input
+    bool fp16 = false;
+    cudnnContext* tuning_dnn = nullptr;  ///< for algorithm search at creation
+};
+
+// ---------------------------------------------------------------- support queries and factories (one per family)
+bool supports_gemm(const backends::KernelNode& n);
+std::unique_ptr<DeviceKernel> make_gemm(const KernelRequest& r);
+bool supports_conv(const backends::KernelNode& n);
+std::unique_ptr<DeviceKernel> make_conv(const KernelRequest& r);
+bool supports_fused_elementwise(const backends::KernelNode& n);
+std::unique_ptr<DeviceKernel> make_fused_elementwise(const backends::KernelNode& n);
+bool supports_simple(const backends::KernelNode& n);  // elementwise, norms, softmax, attention, data movement, pools
+std::unique_ptr<DeviceKernel> make_simple(const KernelRequest& r);
+
+/// The tensor's values as int64s (axes, starts, shapes): from the host copy, else copied from the device.
+std::vector<int64_t> host_ints(const DevTensor& t, cudaStream_t stream, const std::string& what);
+/// Strides of a contiguous row-major shape.
+std::vector<int64_t> contiguous_strides(const Shape& s);
+
+/// Uploads `bytes` from host to a new device allocation (cudaMalloc; caller frees).
+void* upload(const void* host, size_t bytes, const std::string& what);
+/// fp32 host -> fp16 device copy (cudaMalloc; caller frees).
+void* upload_f16(const Tensor& t, const std::string& what);
+
+}  // namespace kiln::cuda

@@ -1,0 +1,301 @@
+// MatMul, FusedMatMul and Gemm on cuBLASLt. Row-major C[M,N] = A[M,K] B[K,N] is computed as the column-major
+// product C^T = B^T A^T, so no transposes are materialised. Bias and ReLU / tanh-GELU run in cuBLASLt's epilogue,
+// a residual Z as C with beta = 1; other activations in one elementwise epilogue kernel. FP16: A and B in fp16
+// (weights converted once at creation), C/D in fp32, fp32 accumulation (CUBLAS_COMPUTE_32F).
+#include <cublasLt.h>
+
+#include <map>
+#include <mutex>
+
+#include "src/backends/activation.h"
+#include "src/backends/cuda/cuda_common.h"
+#include "src/ops/shape_utils.h"
+
+namespace kiln::cuda {
+
+using backends::ActivationKind;
+using backends::KernelNode;
+
+namespace {
+
+void check_blas(cublasStatus_t st, const char* call, const std::string& what) {
+    if (st == CUBLAS_STATUS_SUCCESS) return;
+    KILN_FAIL(kInternal, what, ": cuBLASLt error ", cublasGetStatusString(st), " in ", call);
+}
+#define KILN_BLAS_CHECK(call, what) check_blas((call), #call, (what))
+
+struct LtGemm {
+    int64_t m = 0, n = 0, k = 0;  // row-major sizes of the product [m,n] = [m,k] x [k,n]
+    bool trans_a = false, trans_b = false;
+    int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+    float alpha = 1.f, beta = 0.f;
+    const float* bias = nullptr;
+    ActivationKind act = ActivationKind::kNone;  // only kNone / kRelu / kGeluTanh here
+};
+
+// Algorithms chosen by the heuristic, per problem (shapes, epilogue, pointer alignments): one query per shape.
+struct AlgoCache {
+    std::mutex mu;
+    std::map<std::string, cublasLtMatmulAlgo_t> algos;
+};
+
+uint32_t alignment_of(const void* p) {
+    auto a = reinterpret_cast<uintptr_t>(p);
+    uint32_t al = 256;
+    while (al > 4 && a % al) al >>= 1;
+    return al;
+}
+
+// D = epilogue(alpha * A B + beta * C); a/b of type `ab` (R_32F or R_16F), c/d fp32.
+void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b, cudaDataType ab, const float* c,
+               float* d, AlgoCache& cache) {
+    const std::string& what = *ctx.node;
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+    cublasLtMatmulPreference_t pref = nullptr;
+    struct Cleanup {
+        cublasLtMatmulDesc_t& op;
+        cublasLtMatrixLayout_t &la, &lb, &lc;
+        cublasLtMatmulPreference_t& pref;
+        ~Cleanup() {
+            if (pref) cublasLtMatmulPreferenceDestroy(pref);
+            if (lc) cublasLtMatrixLayoutDestroy(lc);
+            if (lb) cublasLtMatrixLayoutDestroy(lb);
+            if (la) cublasLtMatrixLayoutDestroy(la);
+            if (op) cublasLtMatmulDescDestroy(op);
+        }
+    } cleanup{op, la, lb, lc, pref};
+    KILN_BLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), what);
+    // column-major: "A" operand = our B ([n,k] after op), "B" operand = our A
+    cublasOperation_t op_first = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t op_second = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    KILN_BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)),
+                    what);
+    KILN_BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)),
+                    what);
+    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
+    if (g.act == ActivationKind::kRelu) epi = g.bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+    else if (g.act == ActivationKind::kGeluTanh) epi = g.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+    else if (g.bias) epi = CUBLASLT_EPILOGUE_BIAS;
+    KILN_BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), what);
+    if (g.bias) {
+        cudaDataType bt = CUDA_R_32F;
+        KILN_BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)),
+                        what);
+        KILN_BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)),
+                        what);
+    }
+    // stored layouts (column-major): our B is [k,n] row-major = [n,k] col-major (ld n), or [k,n] col-major if trans
+    if (g.trans_b) KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ab, g.k, g.n, g.k), what);
+    else KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ab, g.n, g.k, g.n), what);
+    if (g.trans_a) KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ab, g.m, g.k, g.m), what);
+    else KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ab, g.k, g.m, g.k), what);
+    KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, g.n, g.m, g.n), what);
+    if (g.batch > 1) {
+        int32_t count = static_cast<int32_t>(g.batch);
+        auto set_batch = [&](cublasLtMatrixLayout_t l, int64_t stride) {
+            KILN_BLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                                             sizeof(count)), what);
+            KILN_BLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                                             sizeof(stride)), what);
+        };
+        set_batch(la, g.stride_b);
+        set_batch(lb, g.stride_a);
+        set_batch(lc, g.stride_c);
+    }
+    // "A" operand = b, "B" operand = a (see above)
+    uint32_t al_a = alignment_of(b), al_b = alignment_of(a), al_c = alignment_of(c ? c : d), al_d = alignment_of(d);
+    std::string key = cat(g.m, ",", g.n, ",", g.k, ",", g.batch, ",", g.stride_a, ",", g.stride_b, ",", g.trans_a,
+                          g.trans_b, ",", static_cast<int>(epi), ",", g.beta != 0.f, ",", static_cast<int>(ab), ",",
+                          al_a, ",", al_b, ",", al_c, ",", al_d);
+    cublasLtMatmulAlgo_t algo{};
+    bool cached = false;
+    {
+        std::lock_guard<std::mutex> lock(cache.mu);
+        auto it = cache.algos.find(key);
+        if (it != cache.algos.end()) algo = it->second, cached = true;
+    }
+    if (!cached) {
+        KILN_BLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref), what);
+        size_t ws = ctx.workspace_bytes;
+        KILN_BLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                                             sizeof(ws)), what);
+        const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> aligns[] = {
+            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, al_a}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, al_b},
+            {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, al_c}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, al_d}};
+        for (auto& [attr, v] : aligns)
+            KILN_BLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &v, sizeof(v)), what);
+        cublasLtMatmulHeuristicResult_t heur{};
+        int found = 0;
+        KILN_BLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.lt, op, la, lb, lc, lc, pref, 1, &heur, &found), what);
+        KILN_CHECK(found > 0, kUnsupported, what, ": cuBLASLt has no algorithm for this matmul (m=", g.m, " n=", g.n,
+                   " k=", g.k, " batch=", g.batch, ")");
+        algo = heur.algo;
+        std::lock_guard<std::mutex> lock(cache.mu);
+        cache.algos[key] = algo;
+    }
+    KILN_BLAS_CHECK(cublasLtMatmul(ctx.lt, op, &g.alpha, b, la, a, lb, &g.beta, c ? c : d, lc, d, lc, &algo,
+                                   ctx.workspace, ctx.workspace_bytes, ctx.stream), what);
+}
+
+// Copies `src` (broadcastable to `shape`) into the contiguous fp32 tensor `dst`.
+void broadcast_into(const RunCtx& ctx, const DevTensor& src, float* dst, const Shape& shape) {
+    StridedDims d;
+    d.rank = static_cast<int>(shape.size());
+    std::vector<int64_t> ss = ops::broadcast_strides(src.shape, shape), ds = contiguous_strides(shape);
+    for (int i = 0; i < d.rank; ++i) d.shape[i] = shape[i], d.src_strides[i] = ss[i], d.dst_strides[i] = ds[i];
+    launch_strided_copy(src.data, dst, d, 4, ctx.stream);
+}
+
+class GemmKernel : public DeviceKernel {
+public:
+    explicit GemmKernel(const KernelRequest& r) : where_(r.node.where()), fp16_(r.fp16) {
+        const KernelNode& n = r.node;
+        op_ = n.op_type;
+        if (op_ == "FusedMatMul") act_ = backends::Activation::from_attrs(n.attrs, where_);
+        if (op_ == "Gemm") {
+            trans_a_ = n.attrs.get_int("transA", 0) != 0;
+            trans_b_ = n.attrs.get_int("transB", 0) != 0;
+            alpha_ = n.attrs.get_float("alpha", 1.f);
+            beta_ = n.attrs.get_float("beta", 1.f);
+        }
+        if (fp16_)
+            for (int i = 0; i < 2; ++i)
+                if (r.weights[i].host) f16_[i] = upload_f16(*r.weights[i].host, where_);
+    }
+    ~GemmKernel() override {
+        for (void* p : f16_)
+            if (p) cudaFree(p);
+    }
+
+    std::string describe() const override {
+        return cat(fp16_ ? "gemm_f16f32acc_cublaslt" : "gemm_f32_cublaslt",
+                   act_.kind != ActivationKind::kNone ? "+act" : "");
+    }
+
+    void run(const RunCtx& ctx, const std::vector<const DevTensor*>& in,
+             const std::vector<DevTensor*>& out) const override {
+        const DevTensor &a = *in[0], &b = *in[1];
+        DevTensor& y = *out[0];
+        if (y.numel() == 0) return;
+        Scratch scratch(ctx.stream, *ctx.node);
+        const void* ap = a.data;
+        const void* bp = b.data;
+        cudaDataType ab = CUDA_R_32F;
+        if (fp16_) {
+            ab = CUDA_R_16F;
+            auto half = [&](const DevTensor& t, void* pre) -> const void* {
+                if (pre) return pre;
+                void* p = scratch.get(t.numel() * 2);
+                launch_f32_to_f16(t.as<float>(), p, t.numel(), ctx.stream);
+                return p;
+            };
+            ap = half(a, f16_[0]);
+            bp = half(b, f16_[1]);
+        }
+        size_t es = fp16_ ? 2 : 4;
+        LtGemm g;
+        g.alpha = alpha_;
+        const DevTensor* bias = in.size() > 2 ? in[2] : nullptr;
+        const DevTensor* z = in.size() > 3 ? in[3] : nullptr;
+        const float* c = nullptr;
+        if (op_ == "Gemm") {
+            g.trans_a = trans_a_, g.trans_b = trans_b_;
+            g.m = y.shape[0], g.n = y.shape[1], g.k = trans_a_ ? a.shape[0] : a.shape[1];
+            if (bias && beta_ != 0.f) {  // C broadcast into Y, then Y = alpha A B + beta Y
+                broadcast_into(ctx, *bias, y.as<float>(), y.shape);
+                c = y.as<float>();
+                g.beta = beta_;
+            }
+            lt_matmul(ctx, g, ap, bp, ab, c, y.as<float>(), *cache_);
+            return;
+        }
+        // MatMul / FusedMatMul with numpy semantics
+        const Shape &as = a.shape, &bs = b.shape, &ys = y.shape;
+        int ar = static_cast<int>(as.size()), br = static_cast<int>(bs.size());
+        g.k = as[ar - 1];
+        g.n = br == 1 ? 1 : bs[br - 1];
+        g.m = ar == 1 ? 1 : as[ar - 2];
+        if (bias) {
+            KILN_CHECK(bias->numel() == g.n, kUnsupported, where_, ": bias of shape ", shape_str(bias->shape),
+                       " is not a vector along the last dimension (", g.n, ")");
+            g.bias = bias->as<float>();
+        }
+        if (z) {
+            if (z->numel() == y.numel()) {
+                c = z->as<float>();
+            } else {
+                broadcast_into(ctx, *z, y.as<float>(), ys);
+                c = y.as<float>();
+            }
+            g.beta = 1.f;
+        }
+        bool lt_act = act_.kind == ActivationKind::kRelu || act_.kind == ActivationKind::kGeluTanh;
+        if (lt_act) g.act = act_.kind;
+        int64_t a_batch = a.numel() / (g.m * g.k), b_batch = b.numel() / (g.k * g.n);
+        int64_t y_batch = y.numel() / (g.m * g.n);
+        if (br <= 2) {  // weights-style: fold A's batch into M
+            g.m *= a_batch;
+            lt_matmul(ctx, g, ap, bp, ab, c, y.as<float>(), *cache_);
+        } else if ((a_batch == y_batch || a_batch == 1) && (b_batch == y_batch || b_batch == 1)) {
+            g.batch = y_batch;
+            g.stride_a = a_batch == 1 ? 0 : g.m * g.k;
+            g.stride_b = b_batch == 1 ? 0 : g.k * g.n;
+            g.stride_c = g.m * g.n;
+            lt_matmul(ctx, g, ap, bp, ab, c, y.as<float>(), *cache_);
+        } else {  // general broadcast of batch dims: one product per output matrix
+            Shape yb(ys.begin(), ys.end() - 2), abt(as.begin(), as.end() - 2), bbt(bs.begin(), bs.end() - 2);
+            std::vector<int64_t> sa = ops::broadcast_strides(abt, yb), sb = ops::broadcast_strides(bbt, yb);
+            std::vector<int64_t> idx(yb.size(), 0);
+            for (int64_t i = 0; i < y_batch; ++i) {
+                int64_t oa = 0, ob = 0;
+                for (size_t d = 0; d < yb.size(); ++d) oa += idx[d] * sa[d], ob += idx[d] * sb[d];
+                const char* api = static_cast<const char*>(ap) + oa * g.m * g.k * es;
+                const char* bpi = static_cast<const char*>(bp) + ob * g.k * g.n * es;
+                float* yi = y.as<float>() + i * g.m * g.n;
+                lt_matmul(ctx, g, api, bpi, ab, c ? c + i * g.m * g.n : nullptr, yi, *cache_);
+                for (int d = static_cast<int>(yb.size()) - 1; d >= 0; --d) {
+                    if (++idx[d] < yb[d]) break;
+                    idx[d] = 0;
+                }
+            }
+        }
+        if (!lt_act && act_.kind != ActivationKind::kNone) {
+            DevAct da{static_cast<int>(act_.kind), act_.alpha, act_.beta};
+            launch_bias_act_epilogue(y.data, false, y.as<float>(), nullptr, nullptr, y.numel(), 1, 1, da, ctx.stream);
+        }
+    }
+
+private:
+    std::string where_;
+    std::string op_;
+    bool fp16_ = false;
+    bool trans_a_ = false, trans_b_ = false;
+    float alpha_ = 1.f, beta_ = 1.f;
+    backends::Activation act_;
+    void* f16_[2] = {nullptr, nullptr};
+    std::unique_ptr<AlgoCache> cache_ = std::make_unique<AlgoCache>();
+};
+
+}  // namespace
+
+bool supports_gemm(const KernelNode& n) {
+    const std::string& op = n.op_type;
+    if (op != "MatMul" && op != "FusedMatMul" && op != "Gemm") return false;
+    for (const auto& t : n.inputs)
+        if (t.present && t.dtype != DataType::kFloat32) return false;
+    if (n.outputs[0].dtype != DataType::kFloat32) return false;
+    if (n.inputs[0].rank() < 1 || n.inputs[1].rank() < 1) return false;
+    if (op == "FusedMatMul") {
+        try {
+            backends::Activation::from_attrs(n.attrs, n.where());
+        } catch (const Error&) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::unique_ptr<DeviceKernel> make_gemm(const KernelRequest& r) { return std::make_unique<GemmKernel>(r); }
+
+}  // namespace kiln::cuda

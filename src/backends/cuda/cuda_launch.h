@@ -1,0 +1,94 @@
+#pragma once
+// Launchers of kiln's own CUDA kernels (the *.cu files). Plain C++ types only, so that nvcc compiles the kernels
+// without kiln's other headers.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace kiln::cuda {
+
+// ---------------------------------------------------------------- launchers of kiln's CUDA kernels (*.cu)
+constexpr int kMaxDims = 8;
+struct StridedDims {
+    int rank = 0;
+    int64_t shape[kMaxDims] = {};
+    int64_t src_strides[kMaxDims] = {};  // elements
+    int64_t dst_strides[kMaxDims] = {};
+};
+// Activations mirrored from src/backends/activation.h.
+struct DevAct {
+    int kind = 0;  // backends::ActivationKind as int
+    float alpha = 0.f, beta = 0.f;
+};
+
+void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int elem_size, cudaStream_t s);
+void launch_f32_to_f16(const float* src, void* dst, int64_t n, cudaStream_t s);
+void launch_f16_to_f32(const void* src, float* dst, int64_t n, cudaStream_t s);
+/// y = act(x + bias[channel] + z) with channel = (i / inner) % channels; x fp32 or fp16 (x_f16), bias/z optional.
+void launch_bias_act_epilogue(const void* x, bool x_f16, float* y, const float* bias, const float* z, int64_t n,
+                              int64_t channels, int64_t inner, DevAct act, cudaStream_t s);
+
+// elementwise.cu: unary op codes and binary op codes
+enum class UnaryOp : int { kRelu, kSigmoid, kTanh, kGelu, kErf, kExp, kLog, kSqrt, kNeg, kAbs, kReciprocal,
+                           kLeakyRelu, kElu, kHardSigmoid, kHardSwish, kSoftplus, kClip, kSelu };
+enum class BinaryOp : int { kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kPRelu };
+void launch_unary_f32(UnaryOp op, const float* x, float* y, int64_t n, float alpha, float beta, cudaStream_t s);
+/// out[i] = op(a[bcast], b[bcast]); strides in elements (0 on broadcast dims), rank <= kMaxDims.
+void launch_binary_f32(BinaryOp op, const float* a, const float* b, float* y, const StridedDims& da,
+                       const int64_t* b_strides, int64_t n, cudaStream_t s);
+void launch_where_f32(const uint8_t* c, const float* a, const float* b, float* y, const StridedDims& d,
+                      const int64_t* a_strides, const int64_t* b_strides, int64_t n, cudaStream_t s);
+
+// norm.cu
+void launch_layer_norm_f32_rowwise(const float* x, const float* scale, const float* bias, float* y, int64_t rows,
+                                   int64_t cols, float eps, bool rms, cudaStream_t s);
+void launch_softmax_f32(const float* x, float* y, int64_t outer, int64_t axis_len, int64_t inner, bool log,
+                        cudaStream_t s);
+
+// attention.cu
+struct AttentionDims {
+    int batch_rank = 0;
+    int64_t batch[4] = {};
+    int64_t q_bstride[4] = {}, k_bstride[4] = {}, v_bstride[4] = {}, m_bstride[4] = {};  // in matrices / elements
+    int64_t sq = 0, sk = 0, d = 0, dv = 0;
+    int64_t m_row_stride = 0, m_col_stride = 0;  // mask strides over (query, key)
+    bool k_transposed = false, mask_bool = false, has_mask = false;
+    float scale = 1.f;
+};
+void launch_attention_f32(const float* q, const float* k, const float* v, const void* mask, float* out,
+                          const AttentionDims& d, cudaStream_t s);
+
+// tensor_ops.cu
+void launch_gather(const void* x, const int64_t* idx, void* y, int64_t outer, int64_t axis_len, int64_t n_idx,
+                   int64_t inner, int elem_size, cudaStream_t s);
+struct PoolDims {
+    int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0;
+    int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+    bool max = true, count_include_pad = false;
+};
+void launch_pool2d_f32_nchw(const float* x, float* y, const PoolDims& p, cudaStream_t s);
+void launch_global_avg_pool_f32_nchw(const float* x, float* y, int64_t nc, int64_t hw, cudaStream_t s);
+
+
+// fused_elementwise.cu: FusedElementwise's postfix program (see src/backends/reference/fused_elementwise.cc)
+enum class EwCode : int { kInput, kConst, kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kNeg, kAbs, kSqrt, kExp, kLog,
+                          kReciprocal, kErf, kTanh, kSigmoid, kRelu, kLeakyRelu, kClip };
+constexpr int kMaxEwProgram = 64, kMaxEwInputs = 8, kMaxEwStack = 16;
+struct EwInstr {
+    int code = 0;
+    int input = 0;
+    float a = 0.f, b = 0.f;
+};
+struct EwProgram {
+    int n = 0;
+    EwInstr code[kMaxEwProgram];
+    int num_inputs = 0, rank = 0;
+    int64_t shape[kMaxDims] = {};
+    int64_t strides[kMaxEwInputs][kMaxDims] = {};  // broadcast strides of each input over the output
+};
+void launch_fused_elementwise_f32(const EwProgram& p, const float* const* inputs, float* y, int64_t n,
+                                  cudaStream_t s);
+/// y (fp32) = cast(x) for x of kiln DataType `src_dtype` (float32, float16, int32, int64, bool, uint8, int8, f64).
+void launch_cast_to_f32(const void* x, int src_dtype, float* y, int64_t n, cudaStream_t s);
+
+}  // namespace kiln::cuda

@@ -1,0 +1,115 @@
+// Row-wise normalisations in fp32: LayerNormalization / RMSNormalization (one block per row, fp32 statistics) and
+// Softmax / LogSoftmax over one axis.
+#include <cfloat>
+
+#include "src/backends/cuda/cuda_launch.h"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// Sum over the block; every thread gets the result. `shared` holds 32 floats.
+__device__ float block_sum(float v, float* shared) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    int nw = (blockDim.x + 31) >> 5;
+    v = lane < nw ? shared[lane] : 0.f;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ float block_max(float v, float* shared) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    int nw = (blockDim.x + 31) >> 5;
+    v = lane < nw ? shared[lane] : -FLT_MAX;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// y = (x - mean) / sqrt(var + eps) * scale + bias  (rms: y = x / sqrt(mean(x^2) + eps) * scale)
+__global__ void layer_norm_f32_rowwise(const float* __restrict__ x, const float* __restrict__ scale,
+                                       const float* __restrict__ bias, float* __restrict__ y, int64_t cols,
+                                       float eps, bool rms, bool scalar_scale) {
+    __shared__ float shared[32];
+    const float* xr = x + blockIdx.x * cols;
+    float* yr = y + blockIdx.x * cols;
+    float mean = 0.f;
+    if (!rms) {
+        float s = 0.f;
+        for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) s += xr[i];
+        mean = block_sum(s, shared) / static_cast<float>(cols);
+    }
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        float d = xr[i] - mean;
+        ss += d * d;
+    }
+    float inv = rsqrtf(block_sum(ss, shared) / static_cast<float>(cols) + eps);
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        float v = (xr[i] - mean) * inv * scale[scalar_scale ? 0 : i];
+        if (bias) v += bias[i];
+        yr[i] = v;
+    }
+}
+
+__global__ void softmax_f32_rowwise(const float* __restrict__ x, float* __restrict__ y, int64_t cols, bool log) {
+    __shared__ float shared[32];
+    const float* xr = x + blockIdx.x * cols;
+    float* yr = y + blockIdx.x * cols;
+    float m = -FLT_MAX;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) m = fmaxf(m, xr[i]);
+    m = block_max(m, shared);
+    float s = 0.f;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) s += expf(xr[i] - m);
+    s = block_sum(s, shared);
+    float ls = logf(s), inv = 1.f / s;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
+        yr[i] = log ? xr[i] - m - ls : expf(xr[i] - m) * inv;
+}
+
+// Softmax over a middle axis: one thread per (outer, inner) position.
+__global__ void softmax_f32_strided(const float* __restrict__ x, float* __restrict__ y, int64_t outer, int64_t len,
+                                    int64_t inner, bool log) {
+    int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (t >= outer * inner) return;
+    int64_t o = t / inner, in = t % inner;
+    const float* xp = x + o * len * inner + in;
+    float* yp = y + o * len * inner + in;
+    float m = -FLT_MAX;
+    for (int64_t i = 0; i < len; ++i) m = fmaxf(m, xp[i * inner]);
+    float s = 0.f;
+    for (int64_t i = 0; i < len; ++i) s += expf(xp[i * inner] - m);
+    float ls = logf(s), inv = 1.f / s;
+    for (int64_t i = 0; i < len; ++i) yp[i * inner] = log ? xp[i * inner] - m - ls : expf(xp[i * inner] - m) * inv;
+}
+
+}  // namespace
+
+void launch_layer_norm_f32_rowwise(const float* x, const float* scale, const float* bias, float* y, int64_t rows,
+                                   int64_t cols, float eps, bool rms, cudaStream_t s) {
+    // scale of one element broadcasts (RMSNormalization allows it); otherwise scale/bias have `cols` elements
+    if (rows == 0 || cols == 0) return;
+    layer_norm_f32_rowwise<<<static_cast<unsigned>(rows), cols >= 1024 ? 512 : kThreads, 0, s>>>(
+        x, scale, bias, y, cols, eps, rms, false);  // the host expands a scalar scale
+}
+
+void launch_softmax_f32(const float* x, float* y, int64_t outer, int64_t axis_len, int64_t inner, bool log,
+                        cudaStream_t s) {
+    if (outer * axis_len * inner == 0) return;
+    if (inner == 1)
+        softmax_f32_rowwise<<<static_cast<unsigned>(outer), kThreads, 0, s>>>(x, y, axis_len, log);
+    else
+        softmax_f32_strided<<<static_cast<unsigned>((outer * inner + kThreads - 1) / kThreads), kThreads, 0, s>>>(
+            x, y, outer, axis_len, inner, log);
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,74 @@
+// --backend cuda without a GPU (CI: CUDA compiled in, no device; or a kiln built without CUDA): building an engine
+// fails cleanly with kUnsupported and a message that says why, never a crash. On a GPU machine the same network
+// builds and runs, and matches the host result.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kiln/kiln.h"
+
+namespace kiln {
+
+namespace {
+
+struct Net {
+    Tensor w{DataType::kFloat32, {5, 3}};
+    NetworkDefinition net;
+    Net() {
+        for (int i = 0; i < 15; ++i) w.data<float>()[i] = 0.1f * (i - 7);
+        std::string x = net.add_input("x", DataType::kFloat32, {Dim("batch"), 5});
+        std::string mm = net.add_layer("MatMul", {x, net.add_constant("w", w)})[0];
+        net.mark_output(net.add_layer("Relu", {mm}, {}, 1, "relu")[0]);
+    }
+};
+
+}  // namespace
+
+TEST(CudaBackend, WithoutAGpuTheBuildFailsCleanlyWithUnsupported) {
+    Net n;
+    NullLogger logger;
+    BuilderConfig config;
+    config.backend = "cuda";
+    std::shared_ptr<Engine> engine;
+    try {
+        engine = Builder(logger).build(n.net, config);
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();
+        std::string msg = e.what();
+        EXPECT_TRUE(msg.find("no CUDA device found") != std::string::npos ||
+                    msg.find("without the CUDA backend") != std::string::npos)
+            << msg;
+        return;
+    }
+    // a GPU is present: the engine runs and matches the reference
+    Tensor x(DataType::kFloat32, {3, 5});
+    for (int i = 0; i < 15; ++i) x.data<float>()[i] = std::sin(0.3f * i);
+    auto out = engine->create_context()->run({{"x", x}});
+    const Tensor& y = out.begin()->second;
+    ASSERT_EQ(y.numel(), 9);
+    for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c) {
+            float acc = 0.f;
+            for (int k = 0; k < 5; ++k) acc += x.data<float>()[r * 5 + k] * n.w.data<float>()[k * 3 + c];
+            EXPECT_NEAR(y.data<float>()[r * 3 + c], std::max(acc, 0.f), 1e-5f);
+        }
+}
+
+TEST(CudaBackend, PrecisionIsValidatedAndStored) {
+    Net n;
+    NullLogger logger;
+    BuilderConfig config;
+    config.precision = "int4";
+    try {
+        Builder(logger).build(n.net, config);
+        FAIL() << "expected kInvalidArgument";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    }
+    config.precision = "fp16";  // the cpu backend ignores it, the plan records it
+    config.backend = "reference";
+    auto engine = Builder(logger).build(n.net, config);
+    EXPECT_EQ(engine->metadata().at("precision"), "fp16");
+}
+
+}  // namespace kiln
