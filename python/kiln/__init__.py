@@ -22,6 +22,9 @@ from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tup
 
 import numpy as np
 
+# oneDNN's OpenMP threads spin-wait by default, which stalls badly when other work shares the cores; like the CLI,
+# default to passive waiting unless the user chose a policy. Must be set before the extension loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from . import _kiln
 from ._errors import (FileError, InternalError, InvalidArgumentError, InvalidModelError, InvalidPlanError, KilnError,
                       OutOfMemoryError, UnsupportedError, VersionMismatchError)
@@ -77,7 +80,7 @@ _RUNTIME = Runtime(_RUNTIME_LOGGER)
 
 
 def cuda_available() -> bool:
-    """True when this build of kiln has the CUDA backend (not yet: kiln is CPU-only for now)."""
+    """True when this build of kiln has the CUDA backend compiled in (a GPU must still be present to run)."""
     return bool(build_info()["cuda"])
 
 
@@ -291,10 +294,13 @@ def _backend_for(device: str) -> str:
     dev = str(device).lower()
     if dev in ("cpu", "reference"):
         return dev
-    if dev == "cuda" or dev.startswith("cuda:") or dev == "gpu":
-        raise UnsupportedError(f"device={device!r}: the CUDA backend is not available in this build of kiln "
-                               "(it is CPU only; kiln.cuda_available() is False). Use device='cpu'.")
-    raise InvalidArgumentError(f"unknown device {device!r}: use 'cpu' (or 'cuda' once kiln has a CUDA backend)")
+    if dev == "cuda" or dev == "cuda:0" or dev == "gpu":
+        if not cuda_available():
+            raise UnsupportedError(f"device={device!r}: the CUDA backend is not available in this build of kiln "
+                                   "(built without the CUDA toolkit; kiln.cuda_available() is False). "
+                                   "Use device='cpu'.")
+        return "cuda"
+    raise InvalidArgumentError(f"unknown device {device!r}: use 'cpu', 'reference' or 'cuda'")
 
 
 def _make_config(precision: str, device: str, opt_level: int, input_shapes, disabled_passes,

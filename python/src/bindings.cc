@@ -300,7 +300,9 @@ NB_MODULE(_kiln, m) {
         []() {
             nb::dict d;
             d["version"] = kiln::kVersionString;
-            d["backends"] = std::vector<std::string>{"cpu", "reference"};
+            std::vector<std::string> backends = {"cpu", "reference"};
+            if (KILN_PY_HAS_CUDA) backends.push_back("cuda");
+            d["backends"] = backends;
             d["cuda"] = static_cast<bool>(KILN_PY_HAS_CUDA);
             return d;
         },

@@ -14,13 +14,15 @@ using namespace nb::literals;
 
 void check_build_config(const PyBuilderConfig& config) {
     const std::string& backend = config.base.backend;
-    if (backend == "cuda" || backend == "gpu")
+    bool cuda = backend == "cuda" || backend == "gpu";
+    if (cuda && !KILN_PY_HAS_CUDA)
         throw Error(ErrorCode::kUnsupported,
-                    "device 'cuda': the CUDA backend is not available in this build of kiln (it is CPU only; "
-                    "kiln.build_info()['cuda'] is False). Build with device='cpu'.");
+                    "device 'cuda': the CUDA backend is not available in this build of kiln (it was built without "
+                    "the CUDA toolkit; kiln.build_info()['cuda'] is False). Build with device='cpu'.");
     const char* names[] = {"fp16", "bf16", "int8"};
     for (int i = 0; i < 3; ++i) {
         if (!(config.flags & (1u << i))) continue;
+        if (cuda && i == 0) continue;  // the CUDA backend runs fp16
         std::string msg = std::string("precision ") + names[i] + " is not supported by the '" + backend +
                           "' backend: it runs fp32 only";
         msg += i < 2 ? " (FP16/BF16 kernels come with the CUDA backend)" : " (INT8 needs calibration, not there yet)";
@@ -58,10 +60,12 @@ namespace {
 std::shared_ptr<Engine> build_engine(Builder& builder, const NetworkDefinition& network,
                                      const PyBuilderConfig& config, BuildReport* report) {
     check_build_config(config);
+    BuilderConfig base = config.base;
+    if (config.flags & static_cast<uint32_t>(BuilderFlag::kFP16)) base.precision = "fp16";
     std::shared_ptr<Engine> engine;
     {
         nb::gil_scoped_release release;
-        engine = builder.build(network, config.base, report);
+        engine = builder.build(network, base, report);
     }
     check_memory_limit(*engine, config);
     return engine;

@@ -226,8 +226,9 @@ def test_max_pool(tmp_path, attrs):
     check_cpu_vs_reference(tmp_path, model, feeds, expect_cpu_ops=("MaxPool",))
 
 
-@pytest.mark.parametrize("shape,perm", [((2, 7, 3, 5), (0, 2, 1, 3)), ((33, 70), (1, 0)), ((2, 3, 37, 41), (0, 1, 3, 2)),
-                                        ((4, 1, 6, 5), (3, 1, 0, 2)), ((2, 3, 4, 5, 6), (4, 2, 0, 3, 1))])
+@pytest.mark.parametrize("shape,perm", [((2, 7, 3, 5), (0, 2, 1, 3)), ((33, 70), (1, 0)),
+                                        ((2, 3, 37, 41), (0, 1, 3, 2)), ((4, 1, 6, 5), (3, 1, 0, 2)),
+                                        ((2, 3, 4, 5, 6), (4, 2, 0, 3, 1))])
 @pytest.mark.parametrize("constant", [False, True])
 def test_transpose(tmp_path, shape, perm, constant):
     x = rand(shape, 0)

@@ -1,0 +1,88 @@
+// The cpu backend's kernels are created once per engine and executed from several ExecutionContexts at once, with
+// different thread counts and batch sizes (primitives are prepared per shape and thread count): every result must
+// match the reference backend's.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <thread>
+
+#include "kiln/kiln.h"
+
+namespace kiln {
+
+namespace {
+
+Tensor random_tensor(Shape shape, uint32_t seed) {
+    Tensor t(DataType::kFloat32, std::move(shape));
+    for (int64_t i = 0; i < t.numel(); ++i) {
+        seed = seed * 1664525u + 1013904223u;
+        t.data<float>()[i] = static_cast<float>(seed >> 8) / static_cast<float>(1u << 24) - 0.5f;
+    }
+    return t;
+}
+
+// y = relu(conv3x3(x) + b + x) -> global average pool -> gemm; x [batch, 24, 10, 9]
+void make_cnn(NetworkDefinition& net) {
+    std::string x = net.add_input("x", DataType::kFloat32, {Dim("batch"), 24, 10, 9});
+    AttributeMap conv;
+    conv.set("kernel_shape", std::vector<int64_t>{3, 3});
+    conv.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+    std::string c = net.add_layer("Conv", {x, net.add_constant("w", random_tensor({24, 24, 3, 3}, 1)),
+                                           net.add_constant("b", random_tensor({24}, 2))}, conv)[0];
+    std::string r = net.add_layer("Relu", {net.add_layer("Add", {c, x})[0]})[0];
+    std::string g = net.add_layer("GlobalAveragePool", {r})[0];
+    AttributeMap flat;
+    flat.set("axis", int64_t{1});
+    std::string f = net.add_layer("Flatten", {g}, flat)[0];
+    AttributeMap gemm;
+    gemm.set("transB", int64_t{1});
+    net.mark_output(net.add_layer("Gemm", {f, net.add_constant("fc", random_tensor({7, 24}, 3)),
+                                           net.add_constant("fcb", random_tensor({7}, 4))}, gemm)[0]);
+}
+
+std::shared_ptr<Engine> build(const NetworkDefinition& net, const std::string& backend) {
+    StderrLogger logger(Severity::kWarning);
+    BuilderConfig config;
+    config.backend = backend;
+    return Builder(logger).build(net, config);
+}
+
+}  // namespace
+
+TEST(CpuBackend, ConcurrentContextsMatchTheReference) {
+    NetworkDefinition net;
+    make_cnn(net);
+    std::shared_ptr<Engine> cpu = build(net, "cpu");
+    std::shared_ptr<Engine> ref = build(net, "reference");
+    std::vector<std::thread> threads;
+    std::vector<float> max_err(6, 0.f);
+    for (int t = 0; t < 6; ++t)
+        threads.emplace_back([&, t] {
+            auto ctx = cpu->create_context();
+            ctx->set_num_threads(1 + t % 3);
+            auto ref_ctx = ref->create_context();
+            for (int it = 0; it < 4; ++it) {
+                Tensor x = random_tensor({1 + (t + it) % 3, 24, 10, 9}, 10 + t * 7 + it);
+                Tensor y = ctx->run({{"x", x}}).begin()->second;
+                Tensor e = ref_ctx->run({{"x", x}}).begin()->second;
+                ASSERT_EQ(y.shape(), e.shape());
+                for (int64_t i = 0; i < y.numel(); ++i)
+                    max_err[t] = std::max(max_err[t], std::fabs(y.data<float>()[i] - e.data<float>()[i]));
+            }
+        });
+    for (auto& th : threads) th.join();
+    for (float err : max_err) EXPECT_LT(err, 1e-4f);
+}
+
+TEST(CpuBackend, UnknownBackendNameIsAnInvalidArgument) {
+    NetworkDefinition net;
+    make_cnn(net);
+    try {
+        build(net, "tpu");
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    }
+}
+
+}  // namespace kiln
