@@ -121,20 +121,7 @@ nb::dlpack::dtype dlpack_from_dtype(DataType t) {
     throw Error(ErrorCode::kInternal, "unknown kiln dtype");
 }
 
-const char* numpy_dtype_name(DataType t) {
-    switch (t) {
-        case DataType::kFloat32: return "float32";
-        case DataType::kFloat16: return "float16";
-        case DataType::kBFloat16: return "bfloat16";
-        case DataType::kFloat64: return "float64";
-        case DataType::kInt8: return "int8";
-        case DataType::kUInt8: return "uint8";
-        case DataType::kInt32: return "int32";
-        case DataType::kInt64: return "int64";
-        case DataType::kBool: return "bool";
-    }
-    return "unknown";
-}
+const char* numpy_dtype_name(DataType t) { return dtype_name(t); }  // kiln's names are numpy's
 
 AnyArray to_host_array(nb::handle obj, const std::string& what) {
     AnyArray a;

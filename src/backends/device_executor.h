@@ -16,6 +16,21 @@
 
 namespace kiln::backends {
 
+/// What kernels see of plan value `id` at build time: dtype, dims, and the value when it is a weight
+/// (`present` is false for an omitted optional input, id < 0).
+inline ops::TensorInfo plan_value_info(const plan::PlanModel& m, int32_t id) {
+    ops::TensorInfo t;
+    if (id < 0) {
+        t.present = false;
+        return t;
+    }
+    const plan::PlanValue& v = m.values[id];
+    t.dtype = v.dtype;
+    t.dims = v.dims;
+    if (v.weight >= 0) t.value = &m.weights[v.weight];
+    return t;
+}
+
 class DeviceContext {
 public:
     virtual ~DeviceContext() = default;

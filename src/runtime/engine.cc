@@ -20,19 +20,6 @@ backends::Backend& backend_for(Engine::Impl& impl, const std::string& name) {
     return *impl.backends.back();
 }
 
-ops::TensorInfo info_of(const plan::PlanModel& m, int32_t id) {
-    ops::TensorInfo t;
-    if (id < 0) {
-        t.present = false;
-        return t;
-    }
-    const plan::PlanValue& v = m.values[id];
-    t.dtype = v.dtype;
-    t.dims = v.dims;
-    if (v.weight >= 0) t.value = &m.weights[v.weight];
-    return t;
-}
-
 }  // namespace
 
 std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger) {
@@ -61,10 +48,10 @@ std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger) {
         impl.schemas.push_back(schema);
         backends::KernelNode kn{n.name, n.op_type, n.attrs, {}, {}};
         for (int32_t id : n.inputs) {
-            kn.inputs.push_back(info_of(m, id));
+            kn.inputs.push_back(backends::plan_value_info(m, id));
             if (id >= 0) impl.last_use[id] = static_cast<int>(i);
         }
-        for (int32_t id : n.outputs) kn.outputs.push_back(info_of(m, id));
+        for (int32_t id : n.outputs) kn.outputs.push_back(backends::plan_value_info(m, id));
         backends::Backend& b = backend_for(impl, n.backend.empty() ? m.target_backend : n.backend);
         KILN_CHECK(b.supports(kn), kUnsupported, kn.where(), ": not supported by backend '", b.name(), "'");
         try {

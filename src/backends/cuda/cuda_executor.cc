@@ -19,19 +19,6 @@ namespace {
 
 constexpr size_t kWorkspaceBytes = 32u << 20;
 
-ops::TensorInfo info_of(const plan::PlanModel& m, int32_t id) {
-    ops::TensorInfo t;
-    if (id < 0) {
-        t.present = false;
-        return t;
-    }
-    const plan::PlanValue& v = m.values[id];
-    t.dtype = v.dtype;
-    t.dims = v.dims;
-    if (v.weight >= 0) t.value = &m.weights[v.weight];
-    return t;
-}
-
 class CudaExecutor;
 
 class CudaContext : public backends::DeviceContext {
@@ -128,10 +115,10 @@ private:
                 schemas_.push_back(schema);
                 backends::KernelNode kn{n.name, n.op_type, n.attrs, {}, {}};
                 for (int32_t id : n.inputs) {
-                    kn.inputs.push_back(info_of(m_, id));
+                    kn.inputs.push_back(backends::plan_value_info(m_, id));
                     if (id >= 0) last_use_[id] = static_cast<int>(i);
                 }
-                for (int32_t id : n.outputs) kn.outputs.push_back(info_of(m_, id));
+                for (int32_t id : n.outputs) kn.outputs.push_back(backends::plan_value_info(m_, id));
                 std::string backend = n.backend.empty() ? m_.target_backend : n.backend;
                 try {
                     if (backend == "cuda") {
