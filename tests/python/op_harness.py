@@ -59,14 +59,28 @@ def reference_outputs(model, feeds, reference="ort"):
     return ReferenceEvaluator(model).run(None, feeds)
 
 
-def run_model_with_kiln(model_path, feeds, workdir, extra_args=()):
+def _run_args(model_path, feeds, workdir):
     args = ["run", model_path, "--output-dir", os.path.join(workdir, "out")]
     for name, arr in feeds.items():
         p = os.path.join(workdir, f"in_{len(args)}.npy")
-        np.save(p, arr)
+        np.save(p, np.asarray(arr))
         args += ["--input", f"{name}={p}"]
-    run_kiln(args + list(extra_args))
+    return args
+
+
+def run_model_with_kiln(model_path, feeds, workdir, extra_args=()):
+    run_kiln(_run_args(model_path, feeds, workdir) + list(extra_args))
     return os.path.join(workdir, "out")
+
+
+def run_invalid(op_type, inputs, attrs=None, n_outputs=1, constants=(), opset=17):
+    """Runs a one-op model kiln must reject; returns the CompletedProcess (assert on returncode/stderr)."""
+    model = make_single_op_model(op_type, inputs, attrs, n_outputs, constants, opset)
+    feeds = {n: a for n, a in inputs if a is not None and n not in constants}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "model.onnx")
+        onnx.save(model, path)
+        return run_kiln(_run_args(path, feeds, d), check=False)
 
 
 def check_op(op_type, inputs, attrs=None, n_outputs=1, constants=(), opset=17, rtol=1e-5, atol=1e-5,

@@ -12,17 +12,6 @@ namespace kiln::backends::cpu {
 
 namespace {
 
-inline float sum16(const float* x, int64_t n) {
-    float acc[16] = {};
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; ++l) acc[l] += x[i + l];
-    float s = 0.f;
-    for (; i < n; ++i) s += x[i];
-    for (float a : acc) s += a;
-    return s;
-}
-
 inline float sq_dev16(const float* x, int64_t n, float mean) {
     float acc[16] = {};
     int64_t i = 0;

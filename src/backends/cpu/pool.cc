@@ -15,16 +15,7 @@ namespace {
 using dnnl::memory;
 
 KILN_CPU_MULTIVERSION void mean_rows(const float* x, float* y, int64_t rows, int64_t n) {
-    for (int64_t r = 0; r < rows; ++r, x += n) {
-        float acc[16] = {};
-        int64_t i = 0;
-        for (; i + 16 <= n; i += 16)
-            for (int l = 0; l < 16; ++l) acc[l] += x[i + l];
-        float s = 0.f;
-        for (; i < n; ++i) s += x[i];
-        for (float a : acc) s += a;
-        y[r] = s / static_cast<float>(n);
-    }
+    for (int64_t r = 0; r < rows; ++r, x += n) y[r] = sum16(x, n) / static_cast<float>(n);
 }
 
 struct PoolPrepared {

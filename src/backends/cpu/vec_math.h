@@ -12,6 +12,18 @@
 
 namespace kiln::backends::cpu {
 
+/// Sum of n floats with 16 independent accumulators (vectorises; deterministic for a given n).
+inline float sum16(const float* x, int64_t n) {
+    float acc[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; ++l) acc[l] += x[i + l];
+    float s = 0.f;
+    for (; i < n; ++i) s += x[i];
+    for (float a : acc) s += a;
+    return s;
+}
+
 /// exp(x) to ~2 ulp over [-87, 88] (Cody-Waite range reduction + degree-6 polynomial); 0 below.
 inline float exp_approx(float x) {
     x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);

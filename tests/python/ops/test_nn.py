@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from op_harness import check_op, make_single_op_model, rand, reference_outputs, run_kiln, run_model_with_kiln
+from op_harness import check_op, make_single_op_model, rand, reference_outputs, run_invalid, run_model_with_kiln
 
 F64 = np.float64
 I64 = np.int64
@@ -27,18 +27,6 @@ def randint(*shape, seed=0, low=-5, high=6, dtype=I64):
     return np.random.default_rng(seed).integers(low, high, size=shape).astype(dtype)
 
 
-def run_invalid(op_type, inputs, attrs=None, constants=(), opset=17):
-    """Runs a model kiln must reject; returns the CompletedProcess."""
-    model = make_single_op_model(op_type, inputs, attrs, 1, constants, opset)
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "model.onnx")
-        onnx.save(model, path)
-        args = ["run", path, "--output-dir", os.path.join(d, "out")]
-        for name, arr in inputs:
-            if arr is not None and name not in constants:
-                np.save(os.path.join(d, f"{name}.npy"), np.asarray(arr))
-                args += ["--input", f"{name}={os.path.join(d, name + '.npy')}"]
-        return run_kiln(args, check=False)
 
 
 def check_op_symbolic(op_type, inputs, attrs, symbols, constants=(), opset=17, rtol=1e-4, atol=1e-4):

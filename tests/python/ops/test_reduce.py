@@ -1,5 +1,6 @@
 """Reductions and search against onnxruntime: ReduceMean/Sum/Max/Min/Prod (opset 18 form, axes as an input),
 ArgMax, TopK, CumSum."""
+import functools
 import os
 import tempfile
 
@@ -7,7 +8,8 @@ import numpy as np
 import onnx
 import pytest
 
-from op_harness import check_op, make_single_op_model, rand, run_kiln, run_model_with_kiln
+import op_harness
+from op_harness import check_op, make_single_op_model, rand, run_model_with_kiln
 
 I64 = np.int64
 I32 = np.int32
@@ -22,17 +24,7 @@ def randint(*shape, seed=0, low=-9, high=10, dtype=I64):
     return np.random.default_rng(seed).integers(low, high, size=shape).astype(dtype)
 
 
-def run_invalid(op_type, inputs, attrs=None, n_outputs=1, constants=(), opset=18):
-    model = make_single_op_model(op_type, inputs, attrs, n_outputs, constants, opset)
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "model.onnx")
-        onnx.save(model, path)
-        args = ["run", path, "--output-dir", os.path.join(d, "out")]
-        for name, arr in inputs:
-            if arr is not None and name not in constants:
-                np.save(os.path.join(d, f"{name}.npy"), np.asarray(arr))
-                args += ["--input", f"{name}={os.path.join(d, name + '.npy')}"]
-        return run_kiln(args, check=False)
+run_invalid = functools.partial(op_harness.run_invalid, opset=18)
 
 
 # ---------------------------------------------------------------------------------------------------- Reduce*

@@ -1,14 +1,16 @@
 """Data movement and shape arithmetic ops against onnxruntime: Reshape, Flatten, Transpose, Concat, Split, Slice,
 Gather, GatherElements, Squeeze, Unsqueeze, Expand, Tile, Pad, Shape, Size, Constant, ConstantOfShape, Range."""
+import functools
 import os
 import tempfile
 
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-from op_harness import check_op, make_single_op_model, rand, reference_outputs, run_kiln, run_model_with_kiln
+import op_harness
+from op_harness import check_op, rand, reference_outputs, run_model_with_kiln
 
 I64 = np.int64
 I32 = np.int32
@@ -28,19 +30,7 @@ def bools(*shape, seed=0):
     return np.random.default_rng(seed).integers(0, 2, size=shape).astype(bool)
 
 
-def run_invalid(op_type, inputs, attrs=None, n_outputs=1, constants=(), opset=18):
-    """Runs a model that must fail; returns the finished process."""
-    model = make_single_op_model(op_type, inputs, attrs, n_outputs, constants, opset)
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "model.onnx")
-        onnx.save(model, path)
-        args = ["run", path, "--output-dir", os.path.join(d, "out")]
-        for name, arr in inputs:
-            if arr is not None and name not in constants:
-                p = os.path.join(d, f"{name}.npy")
-                np.save(p, np.asarray(arr))
-                args += ["--input", f"{name}={p}"]
-        return run_kiln(args, check=False)
+run_invalid = functools.partial(op_harness.run_invalid, opset=18)
 
 
 def assert_fails(proc, node, *words):
