@@ -27,9 +27,17 @@ struct BuilderConfig {
     std::string backend = "cpu";                ///< target backend: "cpu" or "reference"
     std::map<std::string, Shape> input_shapes;  ///< fixes symbolic input dims at build time (optional)
     std::vector<std::string> disabled_passes;   ///< pass names to skip, for debugging
-    /// "fp32" or "fp16" (stored in the plan's metadata["precision"]; the CUDA backend then runs matmuls and
-    /// convolutions in fp16 with fp32 accumulation, graph inputs and outputs stay fp32)
+    /// "fp32", "fp16" (cuda) or "bf16" (cuda; cpu with AVX512-BF16): the precision of matmuls and convolutions,
+    /// with fp32 accumulation; normalisation statistics, softmax and reductions stay fp32 inside the kernels and
+    /// graph inputs and outputs stay fp32. Stored in the plan's metadata["precision"].
     std::string precision = "fp32";
+    /// Allow TF32 tensor cores for fp32 matmuls and convolutions (cuda; metadata["tf32"] = "1").
+    bool tf32 = false;
+    /// Per-layer precision constraints: layer name (a plan node's name or one of the ONNX nodes fused into it,
+    /// see `kiln inspect`) -> "fp32" | "fp16" | "bf16". Stored as metadata["layer_precision"] "name=prec;...".
+    std::map<std::string, std::string> layer_precision;
+    /// Auto-tuning timing cache (cuda): read when it exists, written back with new measurements. Empty: none.
+    std::string timing_cache;
 };
 
 /// What the optimiser did, for `kiln build --verbose` and `kiln inspect`.

@@ -4,6 +4,7 @@
 #include "kiln/builder.h"
 #include "src/builder/lower.h"
 #include "src/common/check.h"
+#include "src/common/strings.h"
 #include "src/passes/pass.h"
 
 namespace kiln {
@@ -28,6 +29,46 @@ void apply_input_shapes(ir::Graph& g, const std::map<std::string, Shape>& shapes
     }
 }
 
+bool is_precision(const std::string& p) { return p == "fp32" || p == "fp16" || p == "bf16"; }
+
+void check_precision(const BuilderConfig& c) {
+    KILN_CHECK(is_precision(c.precision), kInvalidArgument, "precision '", c.precision,
+               "' is not supported; use fp32, fp16 or bf16");
+    for (const auto& [layer, p] : c.layer_precision)
+        KILN_CHECK(is_precision(p), kInvalidArgument, "--layer-precision ", layer, ":", p,
+                   ": the precision must be fp32, fp16 or bf16");
+    const bool host = c.backend == "cpu" || c.backend == "reference";
+    KILN_CHECK(!(host && c.precision == "fp16"), kUnsupported, "precision fp16 is not supported by the '", c.backend,
+               "' backend: build with --backend cuda, or use --bf16 on a CPU with AVX512-BF16");
+    KILN_CHECK(!(c.backend == "reference" && c.precision != "fp32"), kUnsupported,
+               "the reference backend runs fp32 only; drop --", c.precision, " or pick --backend cpu/cuda");
+    KILN_CHECK(!(host && c.tf32), kUnsupported, "--tf32 is a CUDA option; it has no effect on the '", c.backend,
+               "' backend (drop it)");
+}
+
+// Resolves --layer-precision names against the optimised graph: a layer is named by its node's name or by any
+// ONNX node fused into it. Returns "node=prec;node=prec" for the plan's metadata. Unknown names are an error.
+std::string resolve_layer_precision(const plan::PlanModel& plan, const std::map<std::string, std::string>& wanted) {
+    std::map<std::string, std::string> per_node;
+    for (const auto& [layer, prec] : wanted) {
+        bool found = false;
+        for (const plan::PlanNode& n : plan.nodes) {
+            bool match = n.name == layer;
+            for (const std::string& f : n.fused_from) match |= f == layer;
+            if (!match) continue;
+            found = true;
+            auto [it, fresh] = per_node.emplace(n.name, prec);
+            KILN_CHECK(fresh || it->second == prec, kInvalidArgument, "--layer-precision: layer '", n.name,
+                       "' gets both ", it->second, " and ", prec, " (through '", layer, "', fused into it)");
+        }
+        KILN_CHECK(found, kInvalidArgument, "--layer-precision: no layer named '", layer,
+                   "' (`kiln inspect MODEL` lists the layers and the ONNX nodes fused into each)");
+    }
+    std::string out;
+    for (const auto& [n, p] : per_node) out += cat(out.empty() ? "" : ";", n, "=", p);
+    return out;
+}
+
 }  // namespace
 
 std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const BuilderConfig& config,
@@ -35,8 +76,7 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
     auto t_start = std::chrono::steady_clock::now();
     KILN_CHECK(config.opt_level >= 0 && config.opt_level <= 3, kInvalidArgument, "optimisation level ",
                config.opt_level, " is out of range (0 to 3)");
-    KILN_CHECK(config.precision == "fp32" || config.precision == "fp16", kInvalidArgument, "precision '",
-               config.precision, "' is not supported; use fp32 or fp16");
+    check_precision(config);
     for (const std::string& name : config.disabled_passes) {
         bool known = false;
         for (const auto& p : passes::pipeline()) known |= name == p.name;
@@ -70,6 +110,9 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
     rep.final_nodes = static_cast<int>(g->num_nodes());
     plan::PlanModel plan = builder::lower_to_plan(*g, config.backend);
     plan.metadata["precision"] = config.precision;
+    if (config.tf32) plan.metadata["tf32"] = "1";
+    if (!config.layer_precision.empty())
+        plan.metadata["layer_precision"] = resolve_layer_precision(plan, config.layer_precision);
     std::shared_ptr<Engine> engine = Engine::create(std::move(plan), logger_);
     rep.total_ms = ms_since(t_start);
     return engine;

@@ -46,7 +46,16 @@ void ModelOptions::add_to(CLI::App& app, bool model_positional) {
     app.add_option("--disable-pass", disabled_passes, "Skip an optimisation pass (repeatable; for debugging)");
     app.add_option("--backend", backend, "Target backend: cpu, reference or cuda")
         ->check(CLI::IsMember({"cpu", "reference", "cuda"}));
-    app.add_flag("--fp16", fp16, "Run matmuls and convolutions in fp16 with fp32 accumulation (cuda backend)");
+    auto* f16 = app.add_flag("--fp16", fp16, "Run matmuls and convolutions in fp16 with fp32 accumulation (cuda)");
+    app.add_flag("--bf16", bf16, "Run matmuls and convolutions in bf16 with fp32 accumulation (cuda; cpu with "
+                                 "AVX512-BF16)")->excludes(f16);
+    app.add_flag("--tf32", tf32, "Allow TF32 tensor cores for fp32 matmuls and convolutions (cuda)");
+    app.add_option("--layer-precision", layer_precisions,
+                   "Pin a layer's precision: NAME:fp32|fp16|bf16 (repeatable; NAME as `kiln inspect` shows it, or "
+                   "an ONNX node fused into it)");
+    app.add_option("--timing-cache", timing_cache,
+                   "Auto-tuning timing cache file (cuda): read if present, updated with new measurements");
+    app.add_flag("--no-cuda-graph", no_cuda_graph, "Launch kernels one by one instead of replaying a CUDA graph");
     app.add_flag("--verbose,-v", verbose, "Log every step");
 }
 
@@ -54,7 +63,15 @@ BuilderConfig ModelOptions::finish() const {
     BuilderConfig c;
     c.opt_level = opt_level;
     c.backend = backend;
-    c.precision = fp16 ? "fp16" : "fp32";
+    c.precision = fp16 ? "fp16" : bf16 ? "bf16" : "fp32";
+    c.tf32 = tf32;
+    c.timing_cache = timing_cache;
+    for (const std::string& s : layer_precisions) {
+        size_t colon = s.rfind(':');
+        KILN_CHECK(colon != std::string::npos && colon > 0 && colon + 1 < s.size(), kInvalidArgument,
+                   "--layer-precision '", s, "': expected NAME:PRECISION, e.g. /fc/Gemm:fp32");
+        c.layer_precision[s.substr(0, colon)] = s.substr(colon + 1);
+    }
     c.disabled_passes = disabled_passes;
     for (const std::string& s : shapes) {
         auto [name, shape] = parse_shape_spec(s);

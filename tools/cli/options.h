@@ -21,6 +21,11 @@ struct ModelOptions {
     std::vector<std::string> disabled_passes;
     std::string backend = "cpu";
     bool fp16 = false;  // --fp16: BuilderConfig::precision = "fp16"
+    bool bf16 = false;  // --bf16
+    bool tf32 = false;  // --tf32
+    std::vector<std::string> layer_precisions;  // --layer-precision NAME:PREC
+    std::string timing_cache;                   // --timing-cache FILE
+    bool no_cuda_graph = false;                 // --no-cuda-graph (a context option, not a build option)
     bool verbose = false;
 
     void add_to(CLI::App& app, bool model_positional = true);

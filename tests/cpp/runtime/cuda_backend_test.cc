@@ -54,21 +54,48 @@ TEST(CudaBackend, WithoutAGpuTheBuildFailsCleanlyWithUnsupported) {
         }
 }
 
+// The error code of a build that must fail (kInternal when it does not).
+ErrorCode build_error(const NetworkDefinition& net, const BuilderConfig& config, std::string* msg = nullptr) {
+    NullLogger logger;
+    try {
+        Builder(logger).build(net, config);
+    } catch (const Error& e) {
+        if (msg) *msg = e.what();
+        return e.code();
+    }
+    ADD_FAILURE() << "the build succeeded";
+    return ErrorCode::kInternal;
+}
+
 TEST(CudaBackend, PrecisionIsValidatedAndStored) {
     Net n;
-    NullLogger logger;
     BuilderConfig config;
     config.precision = "int4";
-    try {
-        Builder(logger).build(n.net, config);
-        FAIL() << "expected kInvalidArgument";
-    } catch (const Error& e) {
-        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    }
-    config.precision = "fp16";  // the cpu backend ignores it, the plan records it
+    EXPECT_EQ(build_error(n.net, config), ErrorCode::kInvalidArgument);
+    std::string msg;
+    config.precision = "fp16";  // a CUDA precision
+    config.backend = "cpu";
+    EXPECT_EQ(build_error(n.net, config, &msg), ErrorCode::kUnsupported);
+    EXPECT_NE(msg.find("--backend cuda"), std::string::npos) << msg;
+    config.precision = "bf16";
     config.backend = "reference";
+    EXPECT_EQ(build_error(n.net, config), ErrorCode::kUnsupported);
+    config.precision = "fp32";
+    config.backend = "cpu";
+    config.tf32 = true;
+    EXPECT_EQ(build_error(n.net, config), ErrorCode::kUnsupported);
+    config.tf32 = false;
+    config.layer_precision = {{"no_such_layer", "fp32"}};
+    EXPECT_EQ(build_error(n.net, config, &msg), ErrorCode::kInvalidArgument);
+    EXPECT_NE(msg.find("no_such_layer"), std::string::npos) << msg;
+    config.layer_precision = {{"relu", "fp16x"}};
+    EXPECT_EQ(build_error(n.net, config), ErrorCode::kInvalidArgument);
+    config.layer_precision = {{"relu", "fp32"}};  // resolved against the optimised graph (relu is fused: -O3)
+    NullLogger logger;
     auto engine = Builder(logger).build(n.net, config);
-    EXPECT_EQ(engine->metadata().at("precision"), "fp16");
+    EXPECT_EQ(engine->metadata().at("precision"), "fp32");
+    const std::string lp = engine->metadata().at("layer_precision");
+    EXPECT_NE(lp.find("=fp32"), std::string::npos) << lp;
 }
 
 }  // namespace kiln
