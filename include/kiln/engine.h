@@ -73,8 +73,12 @@ public:
 
     std::unique_ptr<ExecutionContext> create_context() const;
 
-    /// Internal: engines are made by Builder and Runtime.
-    static std::shared_ptr<Engine> create(plan::PlanModel model, Logger& logger);
+    /// True when the engine runs on a GPU (its tensors live in device memory; see the device-pointer API of
+    /// ExecutionContext).
+    bool on_device() const;
+
+    /// Internal: engines are made by Builder and Runtime. `timing_cache`: auto-tuning cache file of device backends.
+    static std::shared_ptr<Engine> create(plan::PlanModel model, Logger& logger, const std::string& timing_cache = "");
     const plan::PlanModel& plan_model() const;
     struct Impl;
     const Impl& impl() const { return *impl_; }
@@ -95,6 +99,29 @@ public:
     /// was expected (kInvalidArgument). Returns every engine output by name.
     std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs);
     void set_num_threads(int n);
+
+    /// \name Caller-owned buffers (TensorRT's setInputShape / setTensorAddress / enqueueV3)
+    /// For a GPU engine the addresses are device pointers (e.g. from cudaMalloc, torch or cupy) and no host copy
+    /// happens; for a host engine they are host pointers. Output buffers must hold output_shape(name) elements.
+    /// Addresses stay bound until changed; a CUDA graph is kept per (shapes, addresses), so reusing the same buffers
+    /// replays without re-capturing.
+    ///@{
+    void set_input_shape(const std::string& name, const Shape& shape);
+    void set_tensor_address(const std::string& name, void* address);
+    /// The output's shape for the input shapes set so far (every input shape must be set). Throws kUnsupported when
+    /// it depends on input values.
+    Shape output_shape(const std::string& name);
+    /// Runs on the bound buffers. GPU engines: asynchronous on `cuda_stream` (a cudaStream_t; work already queued
+    /// there runs first, later work waits for this inference); nullptr: returns when the results are in place.
+    /// Host engines run synchronously and ignore the stream.
+    void enqueue(void* cuda_stream = nullptr);
+    ///@}
+
+    /// GPU engines: capture the inference in a CUDA graph and replay it (default on; off: kernel-by-kernel launches).
+    void set_cuda_graphs(bool on);
+    /// GPU engines: device time of the last run/enqueue from its first to its last kernel, measured with CUDA events
+    /// (host<->device copies excluded); 0 for host engines. Waits for the inference to finish.
+    double last_gpu_ms();
 
     /// Per-layer time of the last run (ms), when profiling is on.
     void set_profiling(bool on);

@@ -113,7 +113,7 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
     if (config.tf32) plan.metadata["tf32"] = "1";
     if (!config.layer_precision.empty())
         plan.metadata["layer_precision"] = resolve_layer_precision(plan, config.layer_precision);
-    std::shared_ptr<Engine> engine = Engine::create(std::move(plan), logger_);
+    std::shared_ptr<Engine> engine = Engine::create(std::move(plan), logger_, config.timing_cache);
     rep.total_ms = ms_since(t_start);
     return engine;
 }

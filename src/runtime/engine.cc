@@ -22,7 +22,7 @@ backends::Backend& backend_for(Engine::Impl& impl, const std::string& name) {
 
 }  // namespace
 
-std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger) {
+std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger, const std::string& timing_cache) {
     std::shared_ptr<Engine> e(new Engine());
     Impl& impl = *e->impl_;
     impl.model = std::move(model);
@@ -36,7 +36,9 @@ std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger) {
     for (int32_t id : m.outputs) impl.outputs.push_back({m.values[id].name, m.values[id].dtype, m.values[id].dims});
     runtime::register_builtin_backends();
     if (backends::DeviceExecutorFactory f = backends::find_device_executor(m.target_backend)) {
-        impl.device = f(impl.model, logger);  // the device backend runs the whole plan, host nodes included
+        // the device backend runs the whole plan, host nodes included
+        impl.device = f(impl.model, logger, backends::DeviceExecutorOptions{timing_cache});
+        for (auto& [k, v] : impl.device->plan_metadata()) impl.model.metadata[k] = v;  // architecture, tactics
         return e;
     }
     KILN_CHECK(m.target_backend != "cuda", kUnsupported, "this plan targets the CUDA backend, but this kiln was ",
@@ -68,6 +70,7 @@ const plan::PlanModel& Engine::plan_model() const { return impl_->model; }
 const std::vector<TensorDesc>& Engine::inputs() const { return impl_->inputs; }
 const std::vector<TensorDesc>& Engine::outputs() const { return impl_->outputs; }
 std::string Engine::target_backend() const { return impl_->model.target_backend; }
+bool Engine::on_device() const { return impl_->device != nullptr; }
 std::string Engine::kiln_version() const { return impl_->model.kiln_version; }
 const std::map<std::string, std::string>& Engine::metadata() const { return impl_->model.metadata; }
 

@@ -19,6 +19,18 @@ struct ExecutionContext::Impl {
     bool profiling = false;
     std::vector<std::pair<std::string, double>> profile;
     std::unique_ptr<backends::DeviceContext> device;  // created on the first run of a device engine
+    bool cuda_graphs = true;
+    std::map<std::string, Shape> input_shapes;    // set_input_shape
+    std::map<std::string, void*> addresses;       // set_tensor_address
+
+    backends::DeviceContext& device_context(const Engine::Impl& e) {
+        if (!device) {
+            device = e.device->create_context();
+            device->set_profiling(profiling);
+            device->set_graphs(cuda_graphs);
+        }
+        return *device;
+    }
 };
 
 ExecutionContext::ExecutionContext(std::shared_ptr<const Engine> engine) : impl_(std::make_unique<Impl>()) {
@@ -39,7 +51,19 @@ std::vector<std::pair<std::string, double>> ExecutionContext::last_profile() con
     return impl_->device ? impl_->device->last_profile() : impl_->profile;
 }
 
+void ExecutionContext::set_cuda_graphs(bool on) {
+    impl_->cuda_graphs = on;
+    if (impl_->device) impl_->device->set_graphs(on);
+}
+double ExecutionContext::last_gpu_ms() { return impl_->device ? impl_->device->last_gpu_ms() : 0.0; }
+
 namespace {
+
+const TensorDesc* find_desc(const std::vector<TensorDesc>& descs, const std::string& name) {
+    for (const TensorDesc& d : descs)
+        if (d.name == name) return &d;
+    return nullptr;
+}
 
 std::string expected_names(const std::vector<TensorDesc>& descs) {
     std::vector<std::string> names;
@@ -87,13 +111,7 @@ std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, 
     const Engine::Impl& e = impl_->engine->impl();
     const plan::PlanModel& m = e.model;
     check_inputs(e.inputs, inputs);
-    if (e.device) {
-        if (!impl_->device) {
-            impl_->device = e.device->create_context();
-            impl_->device->set_profiling(impl_->profiling);
-        }
-        return impl_->device->run(inputs);
-    }
+    if (e.device) return impl_->device_context(e).run(inputs);
 
     std::vector<Tensor>& slots = impl_->slots;
     slots.assign(m.values.size(), Tensor());
@@ -171,6 +189,90 @@ std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, 
     }
     for (Tensor& t : slots) t = Tensor();
     return out;
+}
+
+// ---------------------------------------------------------------- caller-owned buffers
+
+void ExecutionContext::set_input_shape(const std::string& name, const Shape& shape) {
+    const Engine::Impl& e = impl_->engine->impl();
+    KILN_CHECK(find_desc(e.inputs, name), kInvalidArgument, "set_input_shape: '", name,
+               "' is not an input; the engine's inputs are ", expected_names(e.inputs));
+    impl_->input_shapes[name] = shape;
+}
+
+void ExecutionContext::set_tensor_address(const std::string& name, void* address) {
+    const Engine::Impl& e = impl_->engine->impl();
+    KILN_CHECK(find_desc(e.inputs, name) || find_desc(e.outputs, name), kInvalidArgument, "set_tensor_address: '",
+               name, "' is neither an input nor an output; inputs: ", expected_names(e.inputs),
+               "; outputs: ", expected_names(e.outputs));
+    KILN_CHECK(address, kInvalidArgument, "set_tensor_address: null address for '", name, "'");
+    impl_->addresses[name] = address;
+}
+
+namespace {
+
+// The bound inputs as tensors over the caller's memory (device or host), validated like run()'s inputs.
+std::map<std::string, Tensor> bound_inputs(const Engine::Impl& e, const std::map<std::string, Shape>& shapes,
+                                           const std::map<std::string, void*>& addresses) {
+    std::map<std::string, Tensor> views;
+    for (const TensorDesc& d : e.inputs) {
+        auto s = shapes.find(d.name);
+        Shape shape;
+        if (s != shapes.end()) {
+            shape = s->second;
+        } else {
+            KILN_CHECK(is_static(d.dims), kInvalidArgument, "input '", d.name, "' has symbolic dims ",
+                       shape_str(d.dims), ": call set_input_shape first");
+            shape = ops::to_concrete(d.dims);
+        }
+        auto a = addresses.find(d.name);
+        KILN_CHECK(a != addresses.end(), kInvalidArgument, "input '", d.name, "' has no address: call ",
+                   "set_tensor_address(\"", d.name, "\", ptr) first");
+        views[d.name] = Tensor::wrap(d.dtype, shape, a->second);
+    }
+    check_inputs(e.inputs, views);
+    return views;
+}
+
+}  // namespace
+
+Shape ExecutionContext::output_shape(const std::string& name) {
+    const Engine::Impl& e = impl_->engine->impl();
+    KILN_CHECK(find_desc(e.outputs, name), kInvalidArgument, "output_shape: '", name,
+               "' is not an output; the engine's outputs are ", expected_names(e.outputs));
+    std::map<std::string, Shape> shapes;
+    for (const TensorDesc& d : e.inputs) {
+        auto s = impl_->input_shapes.find(d.name);
+        KILN_CHECK(s != impl_->input_shapes.end() || is_static(d.dims), kInvalidArgument, "output_shape('", name,
+                   "'): input '", d.name, "' has symbolic dims ", shape_str(d.dims), "; call set_input_shape first");
+        shapes[d.name] = s != impl_->input_shapes.end() ? s->second : ops::to_concrete(d.dims);
+    }
+    if (e.device) return impl_->device_context(e).output_shapes(shapes).at(name);
+    // host engine: run shape inference through a dry run would need values; use zero-filled inputs instead
+    std::map<std::string, Tensor> zeros;
+    for (const TensorDesc& d : e.inputs) {
+        Tensor t(d.dtype, shapes[d.name]);
+        if (t.bytes()) std::memset(t.raw(), 0, t.bytes());
+        zeros[d.name] = std::move(t);
+    }
+    return run(zeros).at(name).shape();
+}
+
+void ExecutionContext::enqueue(void* cuda_stream) {
+    const Engine::Impl& e = impl_->engine->impl();
+    std::map<std::string, Tensor> views = bound_inputs(e, impl_->input_shapes, impl_->addresses);
+    std::map<std::string, void*> outs;
+    for (const TensorDesc& d : e.outputs) {
+        auto a = impl_->addresses.find(d.name);
+        KILN_CHECK(a != impl_->addresses.end(), kInvalidArgument, "output '", d.name, "' has no address: call ",
+                   "set_tensor_address(\"", d.name, "\", ptr) with a buffer of output_shape(\"", d.name,
+                   "\") elements first");
+        outs[d.name] = a->second;
+    }
+    if (e.device) return impl_->device_context(e).enqueue(views, outs, cuda_stream);
+    std::map<std::string, Tensor> results = run(views);
+    for (auto& [name, t] : results)
+        if (t.bytes()) std::memcpy(outs[name], t.raw(), t.bytes());
 }
 
 }  // namespace kiln

@@ -34,6 +34,7 @@ int cmd_compare(const CompareArgs& a) {
     std::shared_ptr<Engine> engine = load_engine(a.model, logger);
     std::map<std::string, Tensor> inputs = prepare_inputs(*engine, a.inputs);
     auto ctx = engine->create_context();
+    ctx->set_cuda_graphs(!a.model.no_cuda_graph);
     ctx->set_num_threads(a.threads);
     std::map<std::string, Tensor> outputs = ctx->run(inputs);
 

@@ -5,7 +5,8 @@
 
 namespace kiln::cuda {
 
-std::unique_ptr<backends::DeviceExecutor> make_cuda_executor(const plan::PlanModel& model, Logger& logger);
+std::unique_ptr<backends::DeviceExecutor> make_cuda_executor(const plan::PlanModel& model, Logger& logger,
+                                                             const backends::DeviceExecutorOptions& options);
 
 namespace {
 
@@ -37,12 +38,12 @@ void* upload(const void* host, size_t bytes, const std::string& what) {
     return p;
 }
 
-void* upload_f16(const Tensor& t, const std::string& what) {
-    KILN_CHECK(t.dtype() == DataType::kFloat32, kInternal, what, ": fp16 conversion of a ", dtype_name(t.dtype()),
-               " weight");
+void* upload_low(const Tensor& t, LowType type, const std::string& what) {
+    KILN_CHECK(t.dtype() == DataType::kFloat32 && type != LowType::kF32, kInternal, what, ": ", low_name(type),
+               " conversion of a ", dtype_name(t.dtype()), " weight");
     std::vector<uint16_t> h(static_cast<size_t>(t.numel()));
     const float* src = t.data<float>();
-    for (size_t i = 0; i < h.size(); ++i) h[i] = float_to_half(src[i]);
+    for (size_t i = 0; i < h.size(); ++i) h[i] = type == LowType::kF16 ? float_to_half(src[i]) : float_to_bf16(src[i]);
     return upload(h.data(), h.size() * 2, what);
 }
 

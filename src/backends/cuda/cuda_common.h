@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -104,14 +106,52 @@ struct WeightView {
     const void* device = nullptr;
 };
 
+/// Auto-tuning results of one engine: problem key -> tactic (a kernel-specific string). Filled from the plan
+/// (tactics chosen when it was built), from a timing cache file, or by measuring on the first run of each shape;
+/// shared by every context of the engine. Keys describe the problem (shapes, types, epilogue, alignment), so equal
+/// layers share one measurement.
+class TacticTable {
+public:
+    bool find(const std::string& key, std::string* tactic) const {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = tactics_.find(key);
+        if (it == tactics_.end()) return false;
+        *tactic = it->second;
+        return true;
+    }
+    void put(const std::string& key, const std::string& tactic, bool measured) {
+        std::lock_guard<std::mutex> lock(mu_);
+        tactics_[key] = tactic;
+        measured_ += measured;
+    }
+    std::map<std::string, std::string> all() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return tactics_;
+    }
+    int measured() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return measured_;
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::map<std::string, std::string> tactics_;
+    int measured_ = 0;
+};
+
 /// Everything a kernel factory needs: the node (build-time infos incl. constant values), device copies of its
-/// constant inputs, and the engine's precision.
+/// constant inputs, the layer's precision and the engine's tactic table.
 struct KernelRequest {
     const backends::KernelNode& node;
     std::vector<WeightView> weights;  ///< per input
-    bool fp16 = false;
+    LowType low = LowType::kF32;      ///< fp16/bf16 operands for matmuls and convolutions
+    bool tf32 = false;                ///< fp32 operands on TF32 tensor cores
     cudnnContext* tuning_dnn = nullptr;  ///< for algorithm search at creation
+    TacticTable* tactics = nullptr;
 };
+
+inline const char* low_name(LowType t) { return t == LowType::kF16 ? "f16" : t == LowType::kBF16 ? "bf16" : "f32"; }
+inline size_t low_size(LowType t) { return t == LowType::kF32 ? 4 : 2; }
 
 // ---------------------------------------------------------------- support queries and factories (one per family)
 bool supports_gemm(const backends::KernelNode& n);
@@ -130,7 +170,7 @@ std::vector<int64_t> contiguous_strides(const Shape& s);
 
 /// Uploads `bytes` from host to a new device allocation (cudaMalloc; caller frees).
 void* upload(const void* host, size_t bytes, const std::string& what);
-/// fp32 host -> fp16 device copy (cudaMalloc; caller frees).
-void* upload_f16(const Tensor& t, const std::string& what);
+/// fp32 host -> fp16/bf16 device copy (cudaMalloc; caller frees).
+void* upload_low(const Tensor& t, LowType type, const std::string& what);
 
 }  // namespace kiln::cuda

@@ -1,10 +1,13 @@
 // Conv and FusedConv on cuDNN (legacy API, NCHW): the algorithm is picked by cudnnFindConvolutionForwardAlgorithm
 // when the kernel is created for static shapes (the first step of auto-tuning), else by the v7 heuristic on first
 // use of a shape; then one fused epilogue kernel adds the bias and the residual and applies the activation.
-// FP16: x and the weights in fp16, fp32 accumulation (compute type FLOAT, tensor-op math); the epilogue reads the
-// fp16 result and writes fp32, so the graph's activations stay fp32.
+// FP16/BF16: x and the weights in fp16/bf16, fp32 accumulation (compute type FLOAT, tensor-op math); the epilogue
+// reads the reduced-precision result and writes fp32, so the graph's activations stay fp32. --tf32: fp32 tensors with
+// tensor-op math (TF32). The algorithm found for each problem goes to the engine's TacticTable ("conv|..." -> the
+// cudnnConvolutionFwdAlgo_t number), so plans and timing caches reload it without searching again.
 #include <cudnn.h>
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -62,7 +65,8 @@ struct ConvDescs {
     cudnnConvolutionDescriptor_t conv = nullptr;
     std::string what;
 
-    ConvDescs(const AttributeMap& attrs, Shape xs, Shape ws, Shape ys, bool fp16, const std::string& where)
+    ConvDescs(const AttributeMap& attrs, Shape xs, Shape ws, Shape ys, LowType low, bool tf32,
+              const std::string& where)
         : what(where) {
         std::vector<int> pads = symmetric_pads(attrs, xs, ws, &ys);
         KILN_CHECK(!pads.empty(), kUnsupported, where, ": asymmetric padding is not supported by the cuDNN kernel");
@@ -75,7 +79,9 @@ struct ConvDescs {
             pads.insert(pads.begin(), 0), st.insert(st.begin(), 1), dl.insert(dl.begin(), 1);
             ns = 2;
         }
-        cudnnDataType_t dt = fp16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+        cudnnDataType_t dt = low == LowType::kF16    ? CUDNN_DATA_HALF
+                             : low == LowType::kBF16 ? CUDNN_DATA_BFLOAT16
+                                                     : CUDNN_DATA_FLOAT;
         auto dims_of = [](const Shape& s) { return std::vector<int>(s.begin(), s.end()); };
         auto tensor = [&](cudnnTensorDescriptor_t& d, const Shape& s) {
             KILN_DNN_CHECK(cudnnCreateTensorDescriptor(&d), what);
@@ -94,8 +100,9 @@ struct ConvDescs {
         KILN_DNN_CHECK(cudnnSetConvolutionNdDescriptor(conv, static_cast<int>(ns), pads.data(), st.data(), dl.data(),
                                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT), what);
         KILN_DNN_CHECK(cudnnSetConvolutionGroupCount(conv, static_cast<int>(attrs.get_int("group", 1))), what);
-        // fp32: no TF32 (results within 1e-4 of onnxruntime); fp16: tensor cores
-        KILN_DNN_CHECK(cudnnSetConvolutionMathType(conv, fp16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH), what);
+        // fp32: no TF32 unless asked (results within 1e-4 of onnxruntime); fp16/bf16/tf32: tensor cores
+        bool tensor_ops = low != LowType::kF32 || tf32;
+        KILN_DNN_CHECK(cudnnSetConvolutionMathType(conv, tensor_ops ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH), what);
     }
     ~ConvDescs() {
         if (conv) cudnnDestroyConvolutionDescriptor(conv);
@@ -109,37 +116,59 @@ struct ConvDescs {
 
 class ConvKernel : public DeviceKernel {
 public:
-    explicit ConvKernel(const KernelRequest& r) : where_(r.node.where()), fp16_(r.fp16), attrs_(r.node.attrs) {
+    explicit ConvKernel(const KernelRequest& r)
+        : where_(r.node.where()), low_(r.low), tf32_(r.tf32), attrs_(r.node.attrs) {
         const KernelNode& n = r.node;
         if (n.op_type == "FusedConv") act_ = backends::Activation::from_attrs(n.attrs, where_);
         for (const char* k : {"activation", "activation_alpha", "activation_beta"}) attrs_.erase(k);
-        if (fp16_ && r.weights[1].host) w16_ = upload_f16(*r.weights[1].host, where_);
-        // auto-tune now when every shape is known
+        if (low_ != LowType::kF32 && r.weights[1].host) w_low_ = upload_low(*r.weights[1].host, low_, where_);
+        // auto-tune now when every shape is known: the tactic table (plan / timing cache) first, else a search
         const auto &x = n.inputs[0], &w = n.inputs[1], &y = n.outputs[0];
-        if (r.tuning_dnn && is_static(x.dims) && is_static(w.dims) && is_static(y.dims)) {
-            Shape xs = ops::to_concrete(x.dims);
-            ConvDescs d(attrs_, xs, ops::to_concrete(w.dims), ops::to_concrete(y.dims), fp16_, where_);
-            cudnnConvolutionFwdAlgoPerf_t perf[8];
-            int found = 0;
-            // a failed search is not fatal: the v7 heuristic picks the algorithm at the first run instead
-            if (cudnnFindConvolutionForwardAlgorithm(r.tuning_dnn, d.x, d.w, d.conv, d.y, 8, &found, perf) !=
-                CUDNN_STATUS_SUCCESS)
-                found = 0;
-            for (int i = 0; i < found; ++i)
-                if (perf[i].status == CUDNN_STATUS_SUCCESS) {
-                    algos_[xs] = Algo{perf[i].algo, perf[i].memory};
-                    tuned_ = true;
-                    break;
-                }
+        if (!is_static(x.dims) || !is_static(w.dims) || !is_static(y.dims)) return;
+        Shape xs = ops::to_concrete(x.dims), ws = ops::to_concrete(w.dims), ys = ops::to_concrete(y.dims);
+        std::string key = cat("conv|", shape_str(xs), "|", shape_str(ws), "|", shape_str(ys), "|", low_name(low_),
+                              tf32_ ? "|tf32" : "");
+        for (const auto& [name, a] : attrs_.items()) key += cat("|", name, "=", attribute_str(a));
+        std::string tactic;
+        ConvDescs d(attrs_, xs, ws, ys, low_, tf32_, where_);
+        if (r.tactics && r.tactics->find(key, &tactic)) {
+            Algo a;
+            a.algo = static_cast<cudnnConvolutionFwdAlgo_t>(std::atoi(tactic.c_str()));
+            if (r.tuning_dnn && cudnnGetConvolutionForwardWorkspaceSize(r.tuning_dnn, d.x, d.w, d.conv, d.y, a.algo,
+                                                                        &a.workspace) == CUDNN_STATUS_SUCCESS) {
+                algos_[xs] = a;
+                tuned_ = "plan";
+                return;
+            }
         }
+        if (!r.tuning_dnn) return;
+        cudnnConvolutionFwdAlgoPerf_t perf[8];
+        int found = 0;
+        // a failed search is not fatal: the v7 heuristic picks the algorithm at the first run instead
+        if (cudnnFindConvolutionForwardAlgorithm(r.tuning_dnn, d.x, d.w, d.conv, d.y, 8, &found, perf) !=
+            CUDNN_STATUS_SUCCESS)
+            found = 0;
+        for (int i = 0; i < found; ++i)
+            if (perf[i].status == CUDNN_STATUS_SUCCESS) {
+                algos_[xs] = Algo{perf[i].algo, perf[i].memory};
+                tuned_ = "found";
+                if (r.tactics) r.tactics->put(key, std::to_string(static_cast<int>(perf[i].algo)), true);
+                break;
+            }
     }
     ~ConvKernel() override {
-        if (w16_) cudaFree(w16_);
+        if (w_low_) cudaFree(w_low_);
     }
 
     std::string describe() const override {
-        return cat(fp16_ ? "conv_f16f32acc_nchw_cudnn" : "conv_f32_nchw_cudnn", tuned_ ? "_found" : "_heuristic",
-                   act_.kind != backends::ActivationKind::kNone ? "+act" : "", "+epilogue");
+        std::string algo;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (!algos_.empty()) algo = cat(" [algo ", static_cast<int>(algos_.begin()->second.algo), "]");
+        }
+        return cat("conv_", low_ != LowType::kF32 ? cat(low_name(low_), "f32acc") : tf32_ ? "tf32" : "f32",
+                   "_nchw_cudnn_", tuned_, act_.kind != backends::ActivationKind::kNone ? "+act" : "", "+epilogue",
+                   algo);
     }
 
     void run(const RunCtx& ctx, const std::vector<const DevTensor*>& in,
@@ -151,7 +180,7 @@ public:
         const DevTensor* z = in.size() > 3 ? in[3] : nullptr;
         KILN_CHECK(!z || z->numel() == y.numel(), kUnsupported, where_, ": residual of shape ", shape_str(z->shape),
                    " differs from the output ", shape_str(y.shape));
-        ConvDescs d(attrs_, x.shape, w.shape, y.shape, fp16_, where_);
+        ConvDescs d(attrs_, x.shape, w.shape, y.shape, low_, tf32_, where_);
         Algo algo = algo_for(ctx, d, x.shape);
         Scratch scratch(ctx.stream, *ctx.node);
         void* ws = ctx.workspace;
@@ -159,27 +188,27 @@ public:
         const void* xp = x.data;
         const void* wp = w.data;
         void* yp = y.data;
-        if (fp16_) {
-            void* x16 = scratch.get(x.numel() * 2);
-            launch_f32_to_f16(x.as<float>(), x16, x.numel(), ctx.stream);
-            xp = x16;
-            if (w16_) {
-                wp = w16_;
+        if (low_ != LowType::kF32) {
+            void* xl = scratch.get(x.numel() * 2);
+            launch_f32_to_low(x.as<float>(), xl, low_, x.numel(), ctx.stream);
+            xp = xl;
+            if (w_low_) {
+                wp = w_low_;
             } else {
-                void* w16 = scratch.get(w.numel() * 2);
-                launch_f32_to_f16(w.as<float>(), w16, w.numel(), ctx.stream);
-                wp = w16;
+                void* wl = scratch.get(w.numel() * 2);
+                launch_f32_to_low(w.as<float>(), wl, low_, w.numel(), ctx.stream);
+                wp = wl;
             }
             yp = scratch.get(y.numel() * 2);
         }
         const float one = 1.f, zero = 0.f;
         KILN_DNN_CHECK(cudnnConvolutionForward(ctx.dnn, &one, d.x, xp, d.w, wp, d.conv, algo.algo, ws, algo.workspace,
                                                &zero, d.y, yp), where_);
-        bool need_epilogue = fp16_ || bias || z || act_.kind != backends::ActivationKind::kNone;
+        bool need_epilogue = low_ != LowType::kF32 || bias || z || act_.kind != backends::ActivationKind::kNone;
         if (need_epilogue) {
             int64_t channels = y.shape[1], inner = y.numel() / (y.shape[0] * channels);
             DevAct da{static_cast<int>(act_.kind), act_.alpha, act_.beta};
-            launch_bias_act_epilogue(yp, fp16_, y.as<float>(), bias ? bias->as<float>() : nullptr,
+            launch_bias_act_epilogue(yp, low_, y.as<float>(), bias ? bias->as<float>() : nullptr,
                                      z ? z->as<float>() : nullptr, y.numel(), channels, inner, da, ctx.stream);
         }
     }
@@ -205,11 +234,12 @@ private:
     }
 
     std::string where_;
-    bool fp16_ = false;
+    LowType low_ = LowType::kF32;
+    bool tf32_ = false;
     AttributeMap attrs_;
     backends::Activation act_;
-    void* w16_ = nullptr;
-    bool tuned_ = false;
+    void* w_low_ = nullptr;
+    std::string tuned_ = "heuristic";
     mutable std::mutex mu_;
     mutable std::map<Shape, Algo> algos_;
 };

@@ -1,7 +1,11 @@
 // MatMul, FusedMatMul and Gemm on cuBLASLt. Row-major C[M,N] = A[M,K] B[K,N] is computed as the column-major
 // product C^T = B^T A^T, so no transposes are materialised. Bias and ReLU / tanh-GELU run in cuBLASLt's epilogue,
-// a residual Z as C with beta = 1; other activations in one elementwise epilogue kernel. FP16: A and B in fp16
-// (weights converted once at creation), C/D in fp32, fp32 accumulation (CUBLAS_COMPUTE_32F).
+// a residual Z as C with beta = 1; other activations in one elementwise epilogue kernel. FP16/BF16: A and B in
+// fp16/bf16 (weights converted once at creation), C/D in fp32, fp32 accumulation (CUBLAS_COMPUTE_32F); --tf32: fp32
+// operands on TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32).
+// Auto-tuning: on the first run of each problem, the heuristic's best candidates are timed on the stream (into a
+// scratch output) and the fastest is kept in the engine's TacticTable (hex of cublasLtMatmulAlgo_t), which the plan
+// and the timing cache carry to later loads.
 #include <cublasLt.h>
 
 #include <map>
@@ -33,11 +37,47 @@ struct LtGemm {
     ActivationKind act = ActivationKind::kNone;  // only kNone / kRelu / kGeluTanh here
 };
 
-// Algorithms chosen by the heuristic, per problem (shapes, epilogue, pointer alignments): one query per shape.
+constexpr int kCandidates = 8;  // heuristic results timed per problem
+
+// Algorithms per problem (shapes, epilogue, pointer alignments), decoded from the engine's TacticTable.
 struct AlgoCache {
     std::mutex mu;
     std::map<std::string, cublasLtMatmulAlgo_t> algos;
+    std::string last;  // readable description of the last algorithm used, for `kiln inspect`
 };
+
+std::string algo_hex(const cublasLtMatmulAlgo_t& a) {
+    static const char* digits = "0123456789abcdef";
+    std::string out;
+    for (uint64_t w : a.data)
+        for (int i = 60; i >= 0; i -= 4) out += digits[(w >> i) & 15];
+    return out;
+}
+
+bool algo_from_hex(const std::string& hex, cublasLtMatmulAlgo_t* a) {
+    if (hex.size() != 16 * (sizeof(a->data) / sizeof(a->data[0]))) return false;
+    size_t pos = 0;
+    for (uint64_t& w : a->data) {
+        w = 0;
+        for (int i = 0; i < 16; ++i, ++pos) {
+            char c = hex[pos];
+            int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (v < 0) return false;
+            w = (w << 4) | static_cast<uint64_t>(v);
+        }
+    }
+    return true;
+}
+
+std::string algo_desc(const cublasLtMatmulAlgo_t& a) {
+    int id = 0, tile = 0, stages = 0, splitk = 1;
+    size_t got = 0;
+    cublasLtMatmulAlgoConfigGetAttribute(&a, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof(id), &got);
+    cublasLtMatmulAlgoConfigGetAttribute(&a, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile), &got);
+    cublasLtMatmulAlgoConfigGetAttribute(&a, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof(stages), &got);
+    cublasLtMatmulAlgoConfigGetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof(splitk), &got);
+    return cat("algo ", id, " tile ", tile, " stages ", stages, " splitK ", splitk);
+}
 
 uint32_t alignment_of(const void* p) {
     auto a = reinterpret_cast<uintptr_t>(p);
@@ -46,9 +86,9 @@ uint32_t alignment_of(const void* p) {
     return al;
 }
 
-// D = epilogue(alpha * A B + beta * C); a/b of type `ab` (R_32F or R_16F), c/d fp32.
-void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b, cudaDataType ab, const float* c,
-               float* d, AlgoCache& cache) {
+// D = epilogue(alpha * A B + beta * C); a/b of type `ab` (R_32F, R_16F or R_16BF), c/d fp32.
+void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b, cudaDataType ab, bool tf32,
+               const float* c, float* d, AlgoCache& cache, TacticTable* tactics) {
     const std::string& what = *ctx.node;
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
@@ -65,7 +105,8 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
             if (op) cublasLtMatmulDescDestroy(op);
         }
     } cleanup{op, la, lb, lc, pref};
-    KILN_BLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), what);
+    cublasComputeType_t compute = tf32 && ab == CUDA_R_32F ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    KILN_BLAS_CHECK(cublasLtMatmulDescCreate(&op, compute, CUDA_R_32F), what);
     // column-major: "A" operand = our B ([n,k] after op), "B" operand = our A
     cublasOperation_t op_first = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_second = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -107,13 +148,20 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
     uint32_t al_a = alignment_of(b), al_b = alignment_of(a), al_c = alignment_of(c ? c : d), al_d = alignment_of(d);
     std::string key = cat(g.m, ",", g.n, ",", g.k, ",", g.batch, ",", g.stride_a, ",", g.stride_b, ",", g.trans_a,
                           g.trans_b, ",", static_cast<int>(epi), ",", g.beta != 0.f, ",", static_cast<int>(ab), ",",
-                          al_a, ",", al_b, ",", al_c, ",", al_d);
+                          static_cast<int>(compute), ",", al_a, ",", al_b, ",", al_c, ",", al_d);
     cublasLtMatmulAlgo_t algo{};
-    bool cached = false;
+    bool local = false, cached = false;
     {
         std::lock_guard<std::mutex> lock(cache.mu);
         auto it = cache.algos.find(key);
-        if (it != cache.algos.end()) algo = it->second, cached = true;
+        if (it != cache.algos.end()) algo = it->second, local = cached = true;
+    }
+    std::string table_key = "gemm|" + key, tactic;
+    if (!cached && tactics && tactics->find(table_key, &tactic) && algo_from_hex(tactic, &algo)) {
+        // from the plan or the timing cache: still checked against this problem and workspace
+        cublasLtMatmulHeuristicResult_t check{};
+        cached = cublasLtMatmulAlgoCheck(ctx.lt, op, la, lb, lc, lc, &algo, &check) == CUBLAS_STATUS_SUCCESS &&
+                 check.workspaceSize <= ctx.workspace_bytes;
     }
     if (!cached) {
         KILN_BLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref), what);
@@ -125,14 +173,52 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
             {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, al_c}, {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, al_d}};
         for (auto& [attr, v] : aligns)
             KILN_BLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &v, sizeof(v)), what);
-        cublasLtMatmulHeuristicResult_t heur{};
+        cublasLtMatmulHeuristicResult_t heur[kCandidates] = {};
         int found = 0;
-        KILN_BLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.lt, op, la, lb, lc, lc, pref, 1, &heur, &found), what);
+        KILN_BLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(ctx.lt, op, la, lb, lc, lc, pref, kCandidates, heur, &found),
+                        what);
         KILN_CHECK(found > 0, kUnsupported, what, ": cuBLASLt has no algorithm for this matmul (m=", g.m, " n=", g.n,
                    " k=", g.k, " batch=", g.batch, ")");
-        algo = heur.algo;
+        int best = 0;
+        cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+        cudaStreamIsCapturing(ctx.stream, &capturing);
+        if (found > 1 && capturing == cudaStreamCaptureStatusNone) {
+            // time each candidate (3 launches after one warm-up) into a scratch D, so C == D stays intact
+            Scratch scratch(ctx.stream, what);
+            size_t d_elems = static_cast<size_t>(g.batch > 1 ? g.batch * g.stride_c : g.m * g.n);
+            float* dt = static_cast<float*>(scratch.get(d_elems * sizeof(float)));
+            cudaEvent_t ev0 = nullptr, ev1 = nullptr;
+            KILN_CUDA_CHECK(cudaEventCreate(&ev0), what);
+            KILN_CUDA_CHECK(cudaEventCreate(&ev1), what);
+            float best_ms = 1e30f;
+            for (int i = 0; i < found; ++i) {
+                auto launch = [&] {
+                    return cublasLtMatmul(ctx.lt, op, &g.alpha, b, la, a, lb, &g.beta, c ? c : dt, lc, dt, lc,
+                                          &heur[i].algo, ctx.workspace, ctx.workspace_bytes, ctx.stream);
+                };
+                if (launch() != CUBLAS_STATUS_SUCCESS) continue;
+                cudaEventRecord(ev0, ctx.stream);
+                bool ok = true;
+                for (int r = 0; r < 3 && ok; ++r) ok = launch() == CUBLAS_STATUS_SUCCESS;
+                cudaEventRecord(ev1, ctx.stream);
+                float ms = 0.f;
+                if (ok && cudaEventSynchronize(ev1) == cudaSuccess && cudaEventElapsedTime(&ms, ev0, ev1) == cudaSuccess &&
+                    ms < best_ms)
+                    best_ms = ms, best = i;
+            }
+            cudaEventDestroy(ev0);
+            cudaEventDestroy(ev1);
+            KILN_CUDA_CHECK(cudaGetLastError(), what);
+        }
+        algo = heur[best].algo;
+        if (tactics) tactics->put(table_key, algo_hex(algo), found > 1);
         std::lock_guard<std::mutex> lock(cache.mu);
         cache.algos[key] = algo;
+        cache.last = algo_desc(algo);
+    } else if (!local) {
+        std::lock_guard<std::mutex> lock(cache.mu);
+        cache.algos[key] = algo;
+        cache.last = algo_desc(algo);
     }
     KILN_BLAS_CHECK(cublasLtMatmul(ctx.lt, op, &g.alpha, b, la, a, lb, &g.beta, c ? c : d, lc, d, lc, &algo,
                                    ctx.workspace, ctx.workspace_bytes, ctx.stream), what);
@@ -149,7 +235,8 @@ void broadcast_into(const RunCtx& ctx, const DevTensor& src, float* dst, const S
 
 class GemmKernel : public DeviceKernel {
 public:
-    explicit GemmKernel(const KernelRequest& r) : where_(r.node.where()), fp16_(r.fp16) {
+    explicit GemmKernel(const KernelRequest& r)
+        : where_(r.node.where()), low_(r.low), tf32_(r.tf32), tactics_(r.tactics) {
         const KernelNode& n = r.node;
         op_ = n.op_type;
         if (op_ == "FusedMatMul") act_ = backends::Activation::from_attrs(n.attrs, where_);
@@ -159,18 +246,23 @@ public:
             alpha_ = n.attrs.get_float("alpha", 1.f);
             beta_ = n.attrs.get_float("beta", 1.f);
         }
-        if (fp16_)
+        if (low_ != LowType::kF32)
             for (int i = 0; i < 2; ++i)
-                if (r.weights[i].host) f16_[i] = upload_f16(*r.weights[i].host, where_);
+                if (r.weights[i].host) low_w_[i] = upload_low(*r.weights[i].host, low_, where_);
     }
     ~GemmKernel() override {
-        for (void* p : f16_)
+        for (void* p : low_w_)
             if (p) cudaFree(p);
     }
 
     std::string describe() const override {
-        return cat(fp16_ ? "gemm_f16f32acc_cublaslt" : "gemm_f32_cublaslt",
-                   act_.kind != ActivationKind::kNone ? "+act" : "");
+        std::string last;
+        {
+            std::lock_guard<std::mutex> lock(cache_->mu);
+            last = cache_->last;
+        }
+        return cat("gemm_", low_ != LowType::kF32 ? cat(low_name(low_), "f32acc") : tf32_ ? "tf32" : "f32",
+                   "_cublaslt", act_.kind != ActivationKind::kNone ? "+act" : "", last.empty() ? "" : " [" + last + "]");
     }
 
     void run(const RunCtx& ctx, const std::vector<const DevTensor*>& in,
@@ -182,18 +274,21 @@ public:
         const void* ap = a.data;
         const void* bp = b.data;
         cudaDataType ab = CUDA_R_32F;
-        if (fp16_) {
-            ab = CUDA_R_16F;
-            auto half = [&](const DevTensor& t, void* pre) -> const void* {
+        if (low_ != LowType::kF32) {
+            ab = low_ == LowType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
+            auto convert = [&](const DevTensor& t, void* pre) -> const void* {
                 if (pre) return pre;
                 void* p = scratch.get(t.numel() * 2);
-                launch_f32_to_f16(t.as<float>(), p, t.numel(), ctx.stream);
+                launch_f32_to_low(t.as<float>(), p, low_, t.numel(), ctx.stream);
                 return p;
             };
-            ap = half(a, f16_[0]);
-            bp = half(b, f16_[1]);
+            ap = convert(a, low_w_[0]);
+            bp = convert(b, low_w_[1]);
         }
-        size_t es = fp16_ ? 2 : 4;
+        size_t es = low_size(low_);
+        auto mm = [&](const LtGemm& g, const void* x, const void* w, const float* c, float* d) {
+            lt_matmul(ctx, g, x, w, ab, tf32_, c, d, *cache_, tactics_);
+        };
         LtGemm g;
         g.alpha = alpha_;
         const DevTensor* bias = in.size() > 2 ? in[2] : nullptr;
@@ -207,7 +302,7 @@ public:
                 c = y.as<float>();
                 g.beta = beta_;
             }
-            lt_matmul(ctx, g, ap, bp, ab, c, y.as<float>(), *cache_);
+            mm(g, ap, bp, c, y.as<float>());
             return;
         }
         // MatMul / FusedMatMul with numpy semantics
@@ -236,13 +331,13 @@ public:
         int64_t y_batch = y.numel() / (g.m * g.n);
         if (br <= 2) {  // weights-style: fold A's batch into M
             g.m *= a_batch;
-            lt_matmul(ctx, g, ap, bp, ab, c, y.as<float>(), *cache_);
+            mm(g, ap, bp, c, y.as<float>());
         } else if ((a_batch == y_batch || a_batch == 1) && (b_batch == y_batch || b_batch == 1)) {
             g.batch = y_batch;
             g.stride_a = a_batch == 1 ? 0 : g.m * g.k;
             g.stride_b = b_batch == 1 ? 0 : g.k * g.n;
             g.stride_c = g.m * g.n;
-            lt_matmul(ctx, g, ap, bp, ab, c, y.as<float>(), *cache_);
+            mm(g, ap, bp, c, y.as<float>());
         } else {  // general broadcast of batch dims: one product per output matrix
             Shape yb(ys.begin(), ys.end() - 2), abt(as.begin(), as.end() - 2), bbt(bs.begin(), bs.end() - 2);
             std::vector<int64_t> sa = ops::broadcast_strides(abt, yb), sb = ops::broadcast_strides(bbt, yb);
@@ -253,7 +348,7 @@ public:
                 const char* api = static_cast<const char*>(ap) + oa * g.m * g.k * es;
                 const char* bpi = static_cast<const char*>(bp) + ob * g.k * g.n * es;
                 float* yi = y.as<float>() + i * g.m * g.n;
-                lt_matmul(ctx, g, api, bpi, ab, c ? c + i * g.m * g.n : nullptr, yi, *cache_);
+                mm(g, api, bpi, c ? c + i * g.m * g.n : nullptr, yi);
                 for (int d = static_cast<int>(yb.size()) - 1; d >= 0; --d) {
                     if (++idx[d] < yb[d]) break;
                     idx[d] = 0;
@@ -262,18 +357,20 @@ public:
         }
         if (!lt_act && act_.kind != ActivationKind::kNone) {
             DevAct da{static_cast<int>(act_.kind), act_.alpha, act_.beta};
-            launch_bias_act_epilogue(y.data, false, y.as<float>(), nullptr, nullptr, y.numel(), 1, 1, da, ctx.stream);
+            launch_bias_act_epilogue(y.data, LowType::kF32, y.as<float>(), nullptr, nullptr, y.numel(), 1, 1, da, ctx.stream);
         }
     }
 
 private:
     std::string where_;
     std::string op_;
-    bool fp16_ = false;
+    LowType low_ = LowType::kF32;
+    bool tf32_ = false;
+    TacticTable* tactics_ = nullptr;
     bool trans_a_ = false, trans_b_ = false;
     float alpha_ = 1.f, beta_ = 1.f;
     backends::Activation act_;
-    void* f16_[2] = {nullptr, nullptr};
+    void* low_w_[2] = {nullptr, nullptr};
     std::unique_ptr<AlgoCache> cache_ = std::make_unique<AlgoCache>();
 };
 

@@ -21,11 +21,15 @@ struct DevAct {
     float alpha = 0.f, beta = 0.f;
 };
 
+/// Storage type of the reduced-precision operands of matmuls and convolutions (accumulation is always fp32).
+enum class LowType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
 void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int elem_size, cudaStream_t s);
-void launch_f32_to_f16(const float* src, void* dst, int64_t n, cudaStream_t s);
+/// dst (fp16 or bf16) = round-to-nearest-even(src).
+void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaStream_t s);
 void launch_f16_to_f32(const void* src, float* dst, int64_t n, cudaStream_t s);
-/// y = act(x + bias[channel] + z) with channel = (i / inner) % channels; x fp32 or fp16 (x_f16), bias/z optional.
-void launch_bias_act_epilogue(const void* x, bool x_f16, float* y, const float* bias, const float* z, int64_t n,
+/// y = act(x + bias[channel] + z) with channel = (i / inner) % channels; x of type `xt`, bias/z optional.
+void launch_bias_act_epilogue(const void* x, LowType xt, float* y, const float* bias, const float* z, int64_t n,
                               int64_t channels, int64_t inner, DevAct act, cudaStream_t s);
 
 // elementwise.cu: unary op codes and binary op codes

@@ -1,6 +1,7 @@
 // kiln's elementwise CUDA kernels (float32, any layout): unary ops, binary ops and Where with numpy broadcast,
 // the fused bias + residual + activation epilogue of FusedConv/FusedMatMul, dtype conversions and the generic
 // strided copy behind Transpose, Slice, Concat, Split and Expand.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "src/backends/cuda/cuda_launch.h"
@@ -125,6 +126,10 @@ template <>
 __device__ __forceinline__ float load_f32<float>(const float* p, int64_t i) { return p[i]; }
 template <>
 __device__ __forceinline__ float load_f32<__half>(const __half* p, int64_t i) { return __half2float(p[i]); }
+template <>
+__device__ __forceinline__ float load_f32<__nv_bfloat16>(const __nv_bfloat16* p, int64_t i) {
+    return __bfloat162float(p[i]);
+}
 
 template <typename T>
 __global__ void bias_act_epilogue_f32(const T* __restrict__ x, float* __restrict__ y, const float* __restrict__ bias,
@@ -138,9 +143,13 @@ __global__ void bias_act_epilogue_f32(const T* __restrict__ x, float* __restrict
     }
 }
 
-__global__ void f32_to_f16(const float* __restrict__ x, __half* __restrict__ y, int64_t n) {
+__device__ __forceinline__ void store_low(__half* p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void store_low(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
+template <typename T>
+__global__ void f32_to_low(const float* __restrict__ x, T* __restrict__ y, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-        y[i] = __float2half_rn(x[i]);
+        store_low(y + i, x[i]);
 }
 
 __global__ void f16_to_f32(const __half* __restrict__ x, float* __restrict__ y, int64_t n) {
@@ -198,19 +207,26 @@ void launch_where_f32(const uint8_t* c, const float* a, const float* b, float* y
                                                             to_strides8(b_strides, d.rank), n);
 }
 
-void launch_bias_act_epilogue(const void* x, bool x_f16, float* y, const float* bias, const float* z, int64_t n,
+void launch_bias_act_epilogue(const void* x, LowType xt, float* y, const float* bias, const float* z, int64_t n,
                               int64_t channels, int64_t inner, DevAct act, cudaStream_t s) {
     if (n == 0) return;
-    if (x_f16)
+    if (xt == LowType::kF16)
         bias_act_epilogue_f32<__half><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const __half*>(x), y, bias, z,
                                                                          n, channels, inner, act);
+    else if (xt == LowType::kBF16)
+        bias_act_epilogue_f32<__nv_bfloat16><<<blocks_for(n), kThreads, 0, s>>>(
+            static_cast<const __nv_bfloat16*>(x), y, bias, z, n, channels, inner, act);
     else
         bias_act_epilogue_f32<float><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const float*>(x), y, bias, z, n,
                                                                         channels, inner, act);
 }
 
-void launch_f32_to_f16(const float* src, void* dst, int64_t n, cudaStream_t s) {
-    if (n) f32_to_f16<<<blocks_for(n), kThreads, 0, s>>>(src, static_cast<__half*>(dst), n);
+void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaStream_t s) {
+    if (n == 0) return;
+    if (t == LowType::kBF16)
+        f32_to_low<<<blocks_for(n), kThreads, 0, s>>>(src, static_cast<__nv_bfloat16*>(dst), n);
+    else
+        f32_to_low<<<blocks_for(n), kThreads, 0, s>>>(src, static_cast<__half*>(dst), n);
 }
 
 void launch_f16_to_f32(const void* src, float* dst, int64_t n, cudaStream_t s) {

@@ -1,0 +1,89 @@
+"""CUDA engine features beyond single kernels (skipped without a GPU, like test_cuda.py): BF16 and TF32 precision,
+per-layer precision constraints, the tactic shown per layer, the timing cache, and `kiln bench` on device buffers
+with and without CUDA graphs."""
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+import make_zoo
+from op_harness import reference_outputs, run_kiln, run_model_with_kiln
+from test_cuda import _REASON, cosine, tiny_model, zoo_dir  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+
+COSINE_BF16 = 0.995  # bf16 keeps 8 bits of mantissa; fp32 accumulation
+TF32_TOL = 2e-3      # relative to each output's scale (10-bit mantissa products, fp32 sums)
+
+
+def _outputs(path, feeds, tmp_path, flags):
+    out_dir = run_model_with_kiln(path, feeds, str(tmp_path), ["--backend", "cuda"] + flags)
+    return [np.load(os.path.join(out_dir, f"{o.name}.npy")) for o in onnx.load(path).graph.output]
+
+
+@pytest.mark.parametrize("name", make_zoo.MODELS)
+def test_tiny_zoo_bf16_cosine(zoo_dir, name, tmp_path):  # noqa: F811
+    path = tiny_model(zoo_dir, name)
+    feeds = make_zoo.make_inputs(name, True, 2)
+    expected = reference_outputs(onnx.load(path), feeds)
+    for got, want in zip(_outputs(path, feeds, tmp_path, ["--bf16"]), expected):
+        assert got.shape == want.shape
+        assert cosine(got, want) >= COSINE_BF16
+
+
+@pytest.mark.parametrize("name", ["resnet50", "bert_base"])
+def test_tiny_zoo_tf32_close(zoo_dir, name, tmp_path):  # noqa: F811
+    path = tiny_model(zoo_dir, name)
+    feeds = make_zoo.make_inputs(name, True, 2)
+    expected = reference_outputs(onnx.load(path), feeds)
+    for got, want in zip(_outputs(path, feeds, tmp_path, ["--tf32"]), expected):
+        scale = max(float(np.abs(want).max()), 1e-6)
+        assert float(np.abs(got - want).max()) / scale <= TF32_TOL
+
+
+def test_layer_precision_pins_a_layer_to_fp32(zoo_dir):  # noqa: F811
+    path = tiny_model(zoo_dir, "resnet50")
+    layers = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--fp16", "--json"]).stdout)["layers"]
+    convs = [l for l in layers if l["kernel"].startswith("conv_f16")]
+    assert convs, "fp16 convolutions expected"
+    first = convs[0]["name"]
+    pinned = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--fp16", "--json",
+                                  "--layer-precision", f"{first}:fp32"]).stdout)["layers"]
+    kernel = {l["name"]: l["kernel"] for l in pinned}
+    assert kernel[first].startswith("conv_f32"), kernel[first]
+    assert sum(k.startswith("conv_f16") for k in kernel.values()) == len(convs) - 1
+    bad = run_kiln(["inspect", path, "--backend", "cuda", "--layer-precision", "no_such_layer:fp32"], check=False)
+    assert bad.returncode == 2 and "no_such_layer" in bad.stderr
+
+
+def test_inspect_shows_the_tactic_per_layer(zoo_dir):  # noqa: F811
+    path = tiny_model(zoo_dir, "bert_base")
+    out = run_kiln(["inspect", path, "--backend", "cuda", "--shape", "input_ids:1x16",
+                    "--shape", "attention_mask:1x16"]).stdout
+    assert "algo" in out  # cuBLASLt algorithm id/tile of the tuned matmuls
+
+
+def test_timing_cache_is_written_and_reused(zoo_dir, tmp_path):  # noqa: F811
+    path = tiny_model(zoo_dir, "resnet50")
+    cache = tmp_path / "timing.cache"
+    args = ["build", path, "--backend", "cuda", "--shape", "input:1x3x64x64", "--timing-cache", str(cache), "-v",
+            "--output", str(tmp_path / "a.plan")]
+    first = run_kiln(args)
+    assert cache.exists() and cache.read_text().startswith("kiln-timing-cache 1 sm_")
+    second = run_kiln(args)
+    assert "tactics" in second.stderr
+    assert "measured 0 problems" in second.stderr, second.stderr[-2000:]
+    assert first.returncode == 0
+
+
+@pytest.mark.parametrize("graphs", [True, False])
+def test_bench_on_device_buffers(zoo_dir, graphs):  # noqa: F811
+    path = tiny_model(zoo_dir, "resnet50")
+    args = ["bench", path, "--backend", "cuda", "--shape", "input:2x3x64x64", "--iterations", "20", "--json"]
+    if not graphs:
+        args.append("--no-cuda-graph")
+    r = json.loads(run_kiln(args).stdout.strip().splitlines()[-1])
+    assert r["timing"] == "cuda_events" and r["cuda_graph"] == ("on" if graphs else "off")
+    assert r["median_ms"] > 0 and r["h2d_ms"] >= 0 and r["wall_median_ms"] >= r["median_ms"] * 0.5
