@@ -5,6 +5,7 @@ PyTorch and onnxruntime, and benchmark. See docs/python.md.
     python examples/pytorch_to_kiln.py                       # torchvision resnet18 (or a small CNN without torchvision)
     python examples/pytorch_to_kiln.py --model hf-bert       # a tiny Hugging Face BERT (needs transformers)
     python examples/pytorch_to_kiln.py --iterations 50 --threads 4
+    python examples/pytorch_to_kiln.py --device cuda         # GPU engine, torch CUDA tensors in and out (no copies)
 
 Where PyTorch is not installed the script says so and runs the kiln half (build, compare with onnxruntime,
 benchmark) on a small ONNX model made with onnx.helper instead, so it always runs end to end on the CPU.
@@ -102,6 +103,7 @@ def main(argv=None):
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = ap.parse_args(argv)
 
     workdir = tempfile.mkdtemp(prefix="kiln_example_")
@@ -120,8 +122,8 @@ def main(argv=None):
         what, model, feeds = export_torchvision(onnx_path, args.batch)
     print(f"1. model: {what} -> {onnx_path}")
 
-    # 2. Build with kiln (fp32 on the CPU), save the plan, load it back.
-    engine = kiln.build(onnx_path, precision="fp32", device="cpu", opt_level=3, threads=args.threads,
+    # 2. Build with kiln (fp32, on the CPU or the GPU), save the plan, load it back.
+    engine = kiln.build(onnx_path, precision="fp32", device=args.device, opt_level=3, threads=args.threads,
                         progress=True)
     plan_path = os.path.join(workdir, "model.plan")
     engine.save(plan_path)
@@ -143,8 +145,16 @@ def main(argv=None):
         ok &= err <= args.tolerance
         print(f"3. kiln vs PyTorch     ({name}): max error {err:.2e} of the output scale")
         # inputs can also be torch tensors (DLPack, zero copy), and outputs go back to torch without a copy
-        t_out = torch.from_dlpack(ctx.run({k: torch.from_numpy(v) for k, v in feeds.items()})[name])
-        assert torch.equal(t_out, torch.from_numpy(result))
+        if args.device == "cuda":  # CUDA tensors in, CUDA tensors out: nothing goes through the host
+            cuda_feeds = {k: torch.from_numpy(v).cuda() for k, v in feeds.items()}
+            t_out = torch.from_dlpack(ctx.run(cuda_feeds, output="cuda")[name])
+            assert t_out.is_cuda
+            err = max_error(t_out.cpu().numpy(), result)
+            ok &= err <= args.tolerance
+            print(f"   torch CUDA tensors in and out: max error {err:.2e} against the numpy path")
+        else:
+            t_out = torch.from_dlpack(ctx.run({k: torch.from_numpy(v) for k, v in feeds.items()})[name])
+            assert torch.equal(t_out, torch.from_numpy(result))
     try:
         import onnxruntime as ort
     except ImportError:
@@ -157,15 +167,25 @@ def main(argv=None):
         print(f"3. kiln vs onnxruntime ({name}): max error {err:.2e} of the output scale")
 
     # 4. Benchmark (median latency).
-    print(f"4. benchmark, batch {args.batch}, {args.iterations} iterations, {args.threads} thread(s):")
-    print(f"   kiln         {bench(lambda: ctx.run(feeds), args.iterations):8.2f} ms")
+    print(f"4. benchmark, batch {args.batch}, {args.iterations} iterations, {args.device}:")
+    print(f"   kiln         {bench(lambda: ctx.run(feeds), args.iterations):8.2f} ms  (numpy in and out)")
+    if args.device == "cuda" and model is not None:
+        print(f"   kiln         {bench(lambda: ctx.run(cuda_feeds, output='cuda'), args.iterations):8.2f} ms  "
+              "(torch CUDA tensors in and out)")
     if sess is not None:
         print(f"   onnxruntime  {bench(lambda: sess.run(None, feeds), args.iterations):8.2f} ms")
     if model is not None:
         torch.set_num_threads(args.threads)
-        tensors = [torch.from_numpy(v) for v in feeds.values()]
+        dev = torch.device(args.device)
+        model = model.to(dev)
+        tensors = [torch.from_numpy(v).to(dev) for v in feeds.values()]
+
+        def torch_run():
+            model(*tensors)
+            if args.device == "cuda":
+                torch.cuda.synchronize()
         with torch.no_grad():
-            print(f"   pytorch      {bench(lambda: model(*tensors), args.iterations):8.2f} ms")
+            print(f"   pytorch      {bench(torch_run, args.iterations):8.2f} ms  (eager)")
     print("OK: outputs match" if ok else f"MISMATCH: error above {args.tolerance}")
     return 0 if ok else 1
 

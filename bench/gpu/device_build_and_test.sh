@@ -10,7 +10,8 @@
 # then, through the device tool: run(command="bash bench/gpu/device_build_and_test.sh", carry=[".gpu_deps"]).
 # Results (logs, junit xml, bench json) go to $OUT (or ./gpu_out when OUT is unset).
 #
-# Usage: bench/gpu/device_build_and_test.sh [all|build|test|bench]   (default: all)
+# Usage: bench/gpu/device_build_and_test.sh [all|build|test|bench|python|profile]   (default: all)
+# The GPU benchmark of docs/PERFORMANCE.md is `bash bench/gpu/device_build_and_test.sh bench` after `build`.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -60,8 +61,27 @@ if [ "$STEP" = all ] || [ "$STEP" = test ]; then
         tail -60 | tee "$OUT/pytest.txt"
 fi
 
-# ---------------------------------------------------------------- benchmarks (full-size zoo models)
-if [ "$STEP" = all ] || [ "$STEP" = bench ]; then
+# ---------------------------------------------------------------- Python package on the GPU
+# nanobind comes as a wheel carried in .gpu_deps/ (pip download nanobind --no-deps -d .gpu_deps); the extension is
+# built by CMake in the same build dir and assembled with the package sources under /tmp/kiln_py.
+if [ "$STEP" = python ]; then
+    NB=/tmp/kiln_nb
+    rm -rf $NB && $PY -m zipfile -e .gpu_deps/nanobind-*.whl $NB
+    export PYTHONPATH=$NB:${PYTHONPATH:-}
+    cmake -S . -B "$BUILD" -DKILN_BUILD_PYTHON=ON -DPython_EXECUTABLE="$PY" > "$OUT/configure_py.txt" 2>&1
+    ninja -C "$BUILD" _kiln > "$OUT/build_py.txt" 2>&1 || { tail -30 "$OUT/build_py.txt"; exit 1; }
+    PKG=/tmp/kiln_py/kiln
+    rm -rf /tmp/kiln_py && mkdir -p $PKG/bin
+    cp python/kiln/*.py python/kiln/*.pyi python/kiln/py.typed $PKG/ && cp "$BUILD"/python/_kiln*.so $PKG/
+    cp "$BUILD/kiln" $PKG/bin/
+    PYTHONPATH=/tmp/kiln_py:tools:tests/python $PY -m pytest -q -p no:cacheprovider -o addopts="" -rs \
+        tests/python/test_python_cuda.py 2>&1 | tail -15 | tee "$OUT/pytest_python_cuda.txt"
+    PYTHONPATH=/tmp/kiln_py $PY examples/pytorch_to_kiln.py --device cuda --iterations 50 2>&1 | tail -15 |
+        tee "$OUT/example_cuda.txt"
+fi
+
+# ---------------------------------------------------------------- per-kernel GPU time (Nsight Systems)
+if [ "$STEP" = profile ]; then
     Z=/tmp/kiln_zoo
     mkdir -p $Z
     (cd tools && $PY -c "
@@ -69,17 +89,23 @@ import onnx, make_zoo
 for n in ['resnet50', 'bert_base']:
     onnx.save(make_zoo.make_model(n, False), '$Z/' + n + '.onnx')
 ")
-    for spec in "resnet50 input:1x3x224x224" "resnet50 input:8x3x224x224" "bert_base input_ids:1x128"; do
-        set -- $spec
-        for prec in "" "--fp16"; do
-            shapes="--shape $2"
-            [ "$1" = bert_base ] && shapes="--shape input_ids:${2#input_ids:} --shape attention_mask:${2#input_ids:}"
-            echo "== $1 $2 cuda $prec"
-            timeout 120 "$BUILD/kiln" bench "$Z/$1.onnx" --backend cuda $prec $shapes --warmup 10 --iterations 100 \
-                --json 2>&1 | tail -3
+    NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+    for spec in "resnet50 --shape input:1x3x224x224" "bert_base --shape input_ids:1x128 --shape attention_mask:1x128"; do
+        set -- $spec; m=$1; shift
+        for prec in ${PROFILE_PRECISIONS:---fp16}; do
+            echo "== $m $* $prec"
+            "$NSYS" profile -o "/tmp/prof_${m}" --force-overwrite true -t cuda "$BUILD/kiln" bench "$Z/$m.onnx" \
+                --backend cuda $prec "$@" --warmup 5 --iterations 100 > /dev/null 2>&1
+            "$NSYS" stats --report cuda_gpu_kern_sum --format csv "/tmp/prof_${m}.nsys-rep" 2>/dev/null |
+                head -25 | cut -c1-220
         done
-    done 2>&1 | tee "$OUT/bench.txt"
-    # where the time goes: per-layer GPU time (CUDA events) of the slowest layers, ResNet-50 batch 1 FP32
-    "$BUILD/kiln" bench "$Z/resnet50.onnx" --backend cuda --shape input:1x3x224x224 --warmup 5 --iterations 50 \
-        --profile 8 2>&1 | tail -12 | tee -a "$OUT/bench.txt"
+    done 2>&1 | tee "$OUT/profile.txt"
+fi
+
+# ---------------------------------------------------------------- benchmarks (full-size models, PyTorch anchors)
+# GPU_BENCH_ARGS passes options to bench/gpu/gpu_bench.py, e.g. "--models resnet50 --compile max-autotune".
+if [ "$STEP" = all ] || [ "$STEP" = bench ]; then
+    # shellcheck disable=SC2086
+    PYTHONUNBUFFERED=1 $PY bench/gpu/gpu_bench.py --kiln "$BUILD/kiln" --json "$OUT/gpu_bench.json" \
+        ${GPU_BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.txt"
 fi

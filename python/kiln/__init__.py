@@ -166,12 +166,14 @@ class Context:
                 CPU, or anything numpy.asarray accepts. dtypes must match the engine (see Engine.inputs);
                 symbolic dims take any size, consistently across inputs.
             output: "numpy" (default): numpy arrays that own kiln's output buffers (no copy); "dlpack":
-                framework-neutral arrays with __dlpack__, for torch.from_dlpack and friends.
+                framework-neutral arrays with __dlpack__, for torch.from_dlpack and friends; "cuda" (GPU
+                engines): DLPack arrays in GPU memory (torch.from_dlpack gives a CUDA tensor, no copy).
+                GPU engines read CUDA inputs (torch/cupy tensors) in place, without a trip through the host.
             **named_inputs: inputs by keyword, e.g. ctx.run(input_ids=ids, attention_mask=mask).
 
         Raises:
             InvalidArgumentError: a missing/unknown input, wrong shape or dtype (the message names the tensor).
-            UnsupportedError: a device (GPU) tensor: the CUDA backend is not available in this build.
+            UnsupportedError: a device (GPU) tensor or output="cuda" for an engine that runs on the host.
         """
         feeds = dict(inputs or {})
         feeds.update(named_inputs)

@@ -299,6 +299,8 @@ class ExecutionContext:
         Runs the engine on {name: array} (numpy arrays or DLPack tensors; C-contiguous inputs are not
         copied) and returns {name: array} in the engine's output order: numpy arrays (output='numpy',
         bfloat16 as uint16 bits) or framework-neutral DLPack arrays (output='dlpack'), without copying.
+        GPU engines read CUDA tensors (torch, cupy) in place and, with output='cuda', return DLPack device
+        arrays over kiln's output buffers (no copy; a buffer is reused once Python drops it).
         Wrong names, shapes or dtypes raise InvalidArgumentError naming the tensor.
         """
 

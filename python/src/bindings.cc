@@ -62,18 +62,105 @@ struct PyContext {
     std::shared_ptr<const Engine> engine;
     std::unique_ptr<ExecutionContext> ctx;
     int num_threads = 1;
+    // GPU engines: output buffers handed to Python as device arrays. A buffer Python has released (only the pool
+    // holds it) is reused, so repeated runs keep their addresses and replay the context's CUDA graph.
+    std::map<std::string, std::shared_ptr<DeviceBuffer>> out_pool;
 };
 
+std::string feed_name(nb::handle k) {
+    if (!nb::isinstance<nb::str>(k))
+        throw Error(ErrorCode::kInvalidArgument, "input names must be str, got " + nb::cast<std::string>(nb::repr(k)));
+    return nb::cast<std::string>(k);
+}
+
+// GPU engine with device inputs or device outputs: inputs stay where they are (CUDA arrays are read in place,
+// host arrays are uploaded), outputs are written into device buffers by enqueue(); output='cuda' hands those
+// buffers to Python as DLPack device arrays (no copy), otherwise they are copied to numpy.
+nb::dict run_on_device(PyContext& c, nb::dict feeds, const std::string& output) {
+    std::vector<AnyArray> keep;
+    std::vector<DeviceBuffer> uploads;
+    uploads.reserve(feeds.size());
+    for (auto [k, v] : feeds) {
+        std::string name = feed_name(k), what = "input '" + name + "'";
+        AnyArray a;
+        if (!nb::try_cast(v, a, true))
+            throw Error(ErrorCode::kInvalidArgument, what + ": expected a numpy array or a DLPack tensor, got " +
+                                                         nb::cast<std::string>(nb::repr(v.type())));
+        Shape shape(a.ndim());
+        for (size_t i = 0; i < a.ndim(); ++i) shape[i] = static_cast<int64_t>(a.shape(i));
+        const DataType* expected = nullptr;
+        for (const TensorDesc& d : c.engine->inputs())
+            if (d.name == name) expected = &d.dtype;
+        DataType dt = dtype_from_dlpack(a.dtype(), what);
+        if (expected && dt != *expected)
+            throw Error(ErrorCode::kInvalidArgument, what + " has dtype " + dtype_name(dt) + ", expected " +
+                                                         dtype_name(*expected));
+        void* ptr = const_cast<void*>(a.data());
+        if (a.device_type() == nb::device::cuda::value) {
+            if (!is_c_contiguous(a))
+                throw Error(ErrorCode::kInvalidArgument, what + " is a non-contiguous CUDA tensor: pass "
+                                                                "tensor.contiguous()");
+        } else {
+            Tensor t = array_to_tensor(a, what, expected);
+            uploads.emplace_back(t.bytes());
+            uploads.back().upload(t.raw(), t.bytes());
+            ptr = uploads.back().data();
+        }
+        keep.push_back(a);
+        c.ctx->set_input_shape(name, shape);
+        c.ctx->set_tensor_address(name, ptr);
+    }
+    std::vector<std::pair<const TensorDesc*, Shape>> outs;
+    for (const TensorDesc& d : c.engine->outputs()) {
+        Shape shape = c.ctx->output_shape(d.name);
+        size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(d.dtype);
+        std::shared_ptr<DeviceBuffer>& buf = c.out_pool[d.name];
+        if (!buf || buf.use_count() > 1 || buf->bytes() < bytes) buf = std::make_shared<DeviceBuffer>(bytes);
+        c.ctx->set_tensor_address(d.name, buf->data());
+        outs.emplace_back(&d, shape);
+    }
+    {
+        nb::gil_scoped_release release;
+        c.ctx->enqueue(nullptr);
+    }
+    nb::dict out;
+    for (auto& [d, shape] : outs) {
+        std::shared_ptr<DeviceBuffer> buf = c.out_pool[d->name];
+        if (output == "cuda") {
+            auto* owner_ref = new std::shared_ptr<DeviceBuffer>(buf);
+            nb::capsule owner(owner_ref, [](void* p) noexcept { delete static_cast<std::shared_ptr<DeviceBuffer>*>(p); });
+            std::vector<size_t> dims(shape.begin(), shape.end());
+            nb::ndarray<nb::array_api> arr(buf->data(), dims.size(), dims.data(), owner, nullptr,
+                                           dlpack_from_dtype(d->dtype), nb::device::cuda::value, 0);
+            out[d->name.c_str()] = arr.cast();
+        } else {
+            Tensor t(d->dtype, shape);
+            buf->download(t.raw(), t.bytes());
+            out[d->name.c_str()] = output == "numpy" ? tensor_to_numpy(t) : tensor_to_dlpack(t);
+        }
+    }
+    return out;
+}
+
+bool has_cuda_input(nb::dict feeds) {
+    for (auto [k, v] : feeds) {
+        AnyArray a;
+        if (nb::try_cast(v, a, true) && a.device_type() == nb::device::cuda::value) return true;
+    }
+    return false;
+}
+
 nb::dict run_context(PyContext& c, nb::dict feeds, const std::string& output) {
-    if (output != "numpy" && output != "dlpack")
-        throw Error(ErrorCode::kInvalidArgument, "output must be 'numpy' or 'dlpack', got '" + output + "'");
+    if (output != "numpy" && output != "dlpack" && output != "cuda")
+        throw Error(ErrorCode::kInvalidArgument, "output must be 'numpy', 'dlpack' or 'cuda', got '" + output + "'");
+    if (c.engine->on_device() && (output == "cuda" || has_cuda_input(feeds))) return run_on_device(c, feeds, output);
+    if (output == "cuda")
+        throw Error(ErrorCode::kUnsupported, "output='cuda' needs an engine built for the GPU (device='cuda'); this "
+                                             "engine runs on the '" + c.engine->target_backend() + "' backend");
     std::vector<AnyArray> keep;  // the caller's arrays stay referenced while kiln reads them
     std::map<std::string, Tensor> inputs;
     for (auto [k, v] : feeds) {
-        if (!nb::isinstance<nb::str>(k))
-            throw Error(ErrorCode::kInvalidArgument,
-                        "input names must be str, got " + nb::cast<std::string>(nb::repr(k)));
-        std::string name = nb::cast<std::string>(k);
+        std::string name = feed_name(k);
         std::string what = "input '" + name + "'";
         const DataType* expected = nullptr;
         for (const TensorDesc& d : c.engine->inputs())
@@ -182,6 +269,8 @@ void bind_runtime(nb::module_& m) {
              "Runs the engine on {name: array} (numpy arrays or DLPack tensors; C-contiguous inputs are not\n"
              "copied) and returns {name: array} in the engine's output order: numpy arrays (output='numpy',\n"
              "bfloat16 as uint16 bits) or framework-neutral DLPack arrays (output='dlpack'), without copying.\n"
+             "GPU engines read CUDA tensors (torch, cupy) in place and, with output='cuda', return DLPack device\n"
+             "arrays over kiln's output buffers (no copy; a buffer is reused once Python drops it).\n"
              "Wrong names, shapes or dtypes raise InvalidArgumentError naming the tensor.")
         .def_prop_rw(
             "num_threads", [](const PyContext& c) { return c.num_threads; },

@@ -57,6 +57,8 @@ void strided_copy(const uint8_t* src, uint8_t*& dst, const AnyArray& a, size_t d
     }
 }
 
+}  // namespace
+
 bool is_c_contiguous(const AnyArray& a) {
     int64_t expected = 1;
     for (size_t i = a.ndim(); i-- > 0;) {
@@ -65,8 +67,6 @@ bool is_c_contiguous(const AnyArray& a) {
     }
     return true;
 }
-
-}  // namespace
 
 DataType dtype_from_dlpack(nb::dlpack::dtype t, const std::string& what) {
     if (t.lanes == 1) {
@@ -133,8 +133,8 @@ AnyArray to_host_array(nb::handle obj, const std::string& what) {
     if (dev != nb::device::cpu::value && dev != nb::device::cuda_host::value)
         throw Error(ErrorCode::kUnsupported,
                     what + " lives on a " + device_name(dev) +
-                        " device, but the CUDA backend is not available in this build (CPU only): copy it to the "
-                        "host first, e.g. tensor.cpu() or cupy.asnumpy(tensor)");
+                        " device, but this engine runs on the host: build it with device='cuda' (kiln with CUDA), "
+                        "or copy the tensor to the host first, e.g. tensor.cpu() or cupy.asnumpy(tensor)");
     return a;
 }
 

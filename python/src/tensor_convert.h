@@ -22,6 +22,9 @@ nb::dlpack::dtype dlpack_from_dtype(DataType t);
 /// The numpy dtype name of a kiln dtype ("float32", "bfloat16", "bool", ...).
 const char* numpy_dtype_name(DataType t);
 
+/// True when the array is laid out row-major without gaps (any device).
+bool is_c_contiguous(const AnyArray& a);
+
 /// Converts `obj` (numpy array, DLPack tensor) to an array, or throws Error(kInvalidArgument) naming `what`.
 /// Device arrays raise Error(kUnsupported): this build has only the CPU backend.
 AnyArray to_host_array(nb::handle obj, const std::string& what);

@@ -45,12 +45,12 @@ def test_tiny_zoo_tf32_close(zoo_dir, name, tmp_path):  # noqa: F811
 
 def test_layer_precision_pins_a_layer_to_fp32(zoo_dir):  # noqa: F811
     path = tiny_model(zoo_dir, "resnet50")
-    layers = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--fp16", "--json"]).stdout)["layers"]
+    layers = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--fp16", "--json"]).stdout)["nodes"]
     convs = [l for l in layers if l["kernel"].startswith("conv_f16")]
     assert convs, "fp16 convolutions expected"
     first = convs[0]["name"]
     pinned = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--fp16", "--json",
-                                  "--layer-precision", f"{first}:fp32"]).stdout)["layers"]
+                                  "--layer-precision", f"{first}:fp32"]).stdout)["nodes"]
     kernel = {l["name"]: l["kernel"] for l in pinned}
     assert kernel[first].startswith("conv_f32"), kernel[first]
     assert sum(k.startswith("conv_f16") for k in kernel.values()) == len(convs) - 1
@@ -68,7 +68,7 @@ def test_inspect_shows_the_tactic_per_layer(zoo_dir):  # noqa: F811
 def test_timing_cache_is_written_and_reused(zoo_dir, tmp_path):  # noqa: F811
     path = tiny_model(zoo_dir, "resnet50")
     cache = tmp_path / "timing.cache"
-    args = ["build", path, "--backend", "cuda", "--shape", "input:1x3x64x64", "--timing-cache", str(cache), "-v",
+    args = ["build", path, "--backend", "cuda", "--shape", "input:1x3x32x32", "--timing-cache", str(cache), "-v",
             "--output", str(tmp_path / "a.plan")]
     first = run_kiln(args)
     assert cache.exists() and cache.read_text().startswith("kiln-timing-cache 1 sm_")
@@ -81,7 +81,7 @@ def test_timing_cache_is_written_and_reused(zoo_dir, tmp_path):  # noqa: F811
 @pytest.mark.parametrize("graphs", [True, False])
 def test_bench_on_device_buffers(zoo_dir, graphs):  # noqa: F811
     path = tiny_model(zoo_dir, "resnet50")
-    args = ["bench", path, "--backend", "cuda", "--shape", "input:2x3x64x64", "--iterations", "20", "--json"]
+    args = ["bench", path, "--backend", "cuda", "--shape", "input:2x3x32x32", "--iterations", "20", "--json"]
     if not graphs:
         args.append("--no-cuda-graph")
     r = json.loads(run_kiln(args).stdout.strip().splitlines()[-1])

@@ -161,6 +161,8 @@ def test_wrong_inputs(tiny):
         ctx.run({"input": x.astype(np.int16)})
     with pytest.raises(kiln.InvalidArgumentError, match="output must be"):
         ctx.run({"input": x}, output="pandas")
+    with pytest.raises(kiln.UnsupportedError, match="output='cuda' needs an engine built for the GPU"):
+        ctx.run({"input": x}, output="cuda")
     with pytest.raises(kiln.InvalidArgumentError, match="cannot convert"):
         ctx.run({"input": object()})
     with pytest.raises(kiln.InvalidArgumentError, match="takes 1 input"):

@@ -1,4 +1,5 @@
 // kiln inspect: layers (with the ONNX nodes each came from), shapes, dtypes, passes, memory; --json and --dot.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -96,8 +97,15 @@ int cmd_inspect(const InspectArgs& a) {
                 engine->target_backend().c_str());
     for (const TensorDesc& d : engine->inputs()) std::printf("input      %s\n", desc_str(d).c_str());
     for (const TensorDesc& d : engine->outputs()) std::printf("output     %s\n", desc_str(d).c_str());
-    for (auto& [k, v] : engine->metadata())
-        if (k != "doc_string") std::printf("metadata   %s = %s\n", k.c_str(), v.c_str());
+    for (auto& [k, v] : engine->metadata()) {
+        if (k == "doc_string") continue;
+        if (k == "cuda_tactics") {  // one line per tuned problem: summarised (the per-layer kernels show them)
+            long n = std::count(v.begin(), v.end(), '\n');
+            std::printf("metadata   %s = %ld tuned problems (--json for the list)\n", k.c_str(), n);
+            continue;
+        }
+        std::printf("metadata   %s = %s\n", k.c_str(), v.c_str());
+    }
     if (from_onnx) {
         std::printf("\npasses (%d imported nodes -> %d layers)\n", report.imported_nodes, report.final_nodes);
         for (const auto& p : report.passes)

@@ -85,6 +85,7 @@ TEST(CudaBackend, PrecisionIsValidatedAndStored) {
     config.tf32 = true;
     EXPECT_EQ(build_error(n.net, config), ErrorCode::kUnsupported);
     config.tf32 = false;
+    config.backend = "reference";
     config.layer_precision = {{"no_such_layer", "fp32"}};
     EXPECT_EQ(build_error(n.net, config, &msg), ErrorCode::kInvalidArgument);
     EXPECT_NE(msg.find("no_such_layer"), std::string::npos) << msg;

@@ -45,7 +45,9 @@ TEST(CudaEngine, GraphReplaysAndDeviceBuffersMatchTheHost) {
     NullLogger logger;
     SmallNet small;
     const NetworkDefinition& net = small.net;
-    auto host = Builder(logger).build(net, BuilderConfig{});
+    BuilderConfig hc;
+    hc.backend = "reference";
+    auto host = Builder(logger).build(net, hc);
     BuilderConfig cc;
     cc.backend = "cuda";
     auto gpu = Builder(logger).build(net, cc);
