@@ -89,15 +89,16 @@ import onnx, make_zoo
 for n in ['resnet50', 'bert_base']:
     onnx.save(make_zoo.make_model(n, False), '$Z/' + n + '.onnx')
 ")
-    NSYS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
+    NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
     for spec in "resnet50 --shape input:1x3x224x224" "bert_base --shape input_ids:1x128 --shape attention_mask:1x128"; do
         set -- $spec; m=$1; shift
         for prec in ${PROFILE_PRECISIONS:---fp16}; do
-            echo "== $m $* $prec"
-            "$NSYS" profile -o "/tmp/prof_${m}" --force-overwrite true -t cuda "$BUILD/kiln" bench "$Z/$m.onnx" \
-                --backend cuda $prec "$@" --warmup 5 --iterations 100 > /dev/null 2>&1
-            "$NSYS" stats --report cuda_gpu_kern_sum --format csv "/tmp/prof_${m}.nsys-rep" 2>/dev/null |
-                head -25 | cut -c1-220
+            echo "== $m $* $prec (per inference: a plan load tunes once, bench runs 3 more)"
+            "$BUILD/kiln" build "$Z/$m.onnx" --backend cuda $prec "$@" -o "/tmp/prof_$m.plan" > /dev/null 2>&1
+            "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+                "$BUILD/kiln" bench "/tmp/prof_$m.plan" --warmup 0 --iterations 1 --no-cuda-graph \
+                > "/tmp/prof_$m.csv" 2>/dev/null
+            $PY bench/gpu/ncu_summary.py "/tmp/prof_$m.csv" --runs 4 --top 22
         done
     done 2>&1 | tee "$OUT/profile.txt"
 fi
