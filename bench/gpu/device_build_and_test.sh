@@ -68,7 +68,8 @@ if [ "$STEP" = python ]; then
     NB=/tmp/kiln_nb
     rm -rf $NB && $PY -m zipfile -e .gpu_deps/nanobind-*.whl $NB
     export PYTHONPATH=$NB:${PYTHONPATH:-}
-    cmake -S . -B "$BUILD" -DKILN_BUILD_PYTHON=ON -DPython_EXECUTABLE="$PY" > "$OUT/configure_py.txt" 2>&1
+    [ -f "$BUILD/build.ninja" ] || { echo "run the build step first"; exit 1; }
+    cmake -S . -B "$BUILD" -G Ninja -DKILN_BUILD_PYTHON=ON -DPython_EXECUTABLE="$PY" > "$OUT/configure_py.txt" 2>&1
     ninja -C "$BUILD" _kiln > "$OUT/build_py.txt" 2>&1 || { tail -30 "$OUT/build_py.txt"; exit 1; }
     PKG=/tmp/kiln_py/kiln
     rm -rf /tmp/kiln_py && mkdir -p $PKG/bin
