@@ -218,29 +218,42 @@ def test_global_average_pool():
     check_cuda_op("GlobalAveragePool", [("x", rnd(2, 5, 7, 9))])
 
 
-def test_attention_via_fusion(tmp_path):
-    # Q K^T softmax V written out in ONNX ops; -O3 fuses it into one Attention node run by attention_f32_rowmajor
-    b, h, s, d = 2, 3, 37, 16
+@pytest.mark.parametrize("s,d,masked", [(37, 16, False), (70, 64, True), (33, 100, True), (20, 160, False),
+                                        (129, 32, True)])
+def test_attention_via_fusion(tmp_path, s, d, masked):
+    # Q K^T (+ mask) softmax V written out in ONNX ops; -O3 fuses it into one Attention node: the tiled online-softmax
+    # kernel for head dims <= 128 (key counts not a multiple of its 32-key tile), the row kernel above that
+    b, h = 2, 3
     q, k, v = rnd(b, h, s, d), rnd(b, h, s, d, seed=1), rnd(b, h, s, d, seed=2)
     nodes = [helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
              helper.make_node("MatMul", ["q", "kt"], ["qk"]),
              helper.make_node("Mul", ["qk", "scale"], ["qks"]),
-             helper.make_node("Softmax", ["qks"], ["p"], axis=-1),
+             helper.make_node("Add", ["qks", "mask"], ["qkm"]) if masked else None,
+             helper.make_node("Softmax", ["qkm" if masked else "qks"], ["p"], axis=-1),
              helper.make_node("MatMul", ["p", "v"], ["out"])]
+    feeds = {"q": q, "k": k, "v": v}
     inputs = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [b, h, s, d]) for n in ("q", "k", "v")]
+    if masked:  # additive padding mask: the last keys of batch 1 are masked out
+        m = np.zeros((b, 1, 1, s), np.float32)
+        m[1, ..., s - s // 3:] = -10000.0
+        feeds["mask"] = m
+        inputs.append(helper.make_tensor_value_info("mask", onnx.TensorProto.FLOAT, [b, 1, 1, s]))
     scale = helper.make_tensor("scale", onnx.TensorProto.FLOAT, [], [1.0 / np.sqrt(d)])
-    graph = helper.make_graph(nodes, "attn", inputs, [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT,
-                                                                                   None)], initializer=[scale])
+    graph = helper.make_graph([n for n in nodes if n is not None], "attn", inputs,
+                              [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, None)],
+                              initializer=[scale])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = str(tmp_path / "attn.onnx")
     onnx.save(model, path)
     args = ["compare", path, "--backend", "cuda", "--tolerance", str(TOL)]
-    for n, a in (("q", q), ("k", k), ("v", v)):
+    for n, a in feeds.items():
         np.save(tmp_path / f"{n}.npy", a)
         args += ["--input", f"{n}={tmp_path / f'{n}.npy'}"]
     proc = run_kiln(args, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    layers = run_kiln(["inspect", path, "--backend", "cuda"]).stdout
+    assert "Attention" in layers
 
 
 def test_cast_int64_to_float():

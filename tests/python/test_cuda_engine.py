@@ -58,6 +58,16 @@ def test_layer_precision_pins_a_layer_to_fp32(zoo_dir):  # noqa: F811
     assert bad.returncode == 2 and "no_such_layer" in bad.stderr
 
 
+def test_fp16_convolutions_chain_in_nhwc(zoo_dir):  # noqa: F811
+    # convolution -> convolution values stay fp16 NHWC (no fp32 round trip); the first reads fp32, the last writes it
+    path = tiny_model(zoo_dir, "resnet50")
+    kernels = [l["kernel"] for l in json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--fp16", "--json",
+                                                         "--shape", "input:2x3x32x32"]).stdout)["nodes"]]
+    convs = [k for k in kernels if k.startswith("conv_")]
+    assert all("_nhwc" in k for k in convs), convs
+    assert sum("_nhwc_in_out" in k for k in convs) >= len(convs) // 2, convs
+
+
 def test_inspect_shows_the_tactic_per_layer(zoo_dir):  # noqa: F811
     path = tiny_model(zoo_dir, "bert_base")
     out = run_kiln(["inspect", path, "--backend", "cuda", "--shape", "input_ids:1x16",

@@ -1,5 +1,9 @@
-// Fused attention, fp32: out = softmax(scale * Q K^T + mask) V. One block per (batch*head, tile of query rows);
-// the scores of one query row live in shared memory (sk floats), the softmax is computed in fp32.
+// Fused attention, fp32: out = softmax(scale * Q K^T + mask) V.
+// attention_f32_tiled (head dims up to 128): flash-style. A block owns 16 query rows of one (batch, head), four per
+// warp; it walks the keys in tiles of 32 staged in shared memory (K padded against bank conflicts), each lane scores
+// one key, and an online softmax (running max and sum per row) rescales the output accumulators, so the scores are
+// never stored. attention_f32_rowmajor (any head dim): one block per (batch*head, 8 query rows) with one row's
+// scores in shared memory (sk floats).
 #include <cfloat>
 
 #include "src/backends/cuda/cuda_launch.h"
@@ -85,6 +89,108 @@ __global__ void attention_f32_rowmajor(const float* __restrict__ q, const float*
     }
 }
 
+constexpr int kTileK = 32, kWarps = 4, kRowsPerWarp = 4, kTileQ = kWarps * kRowsPerWarp, kMaxTiledD = 128;
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <int kColsPerLane>  // output columns per lane: dv <= 32 * kColsPerLane
+__global__ void __launch_bounds__(kWarps * 32) attention_f32_tiled(const float* __restrict__ q,
+                                                                   const float* __restrict__ k,
+                                                                   const float* __restrict__ v,
+                                                                   const void* __restrict__ mask,
+                                                                   float* __restrict__ out, AttentionDims d) {
+    __shared__ float qs[kTileQ][kMaxTiledD];
+    __shared__ float ks[kTileK][kMaxTiledD + 1];
+    __shared__ float vs[kTileK][kMaxTiledD];
+    int64_t qo = 0, ko = 0, vo = 0, mo = 0, rem = blockIdx.x;
+    for (int i = d.batch_rank - 1; i >= 0; --i) {
+        int64_t idx = rem % d.batch[i];
+        rem /= d.batch[i];
+        qo += idx * d.q_bstride[i];
+        ko += idx * d.k_bstride[i];
+        vo += idx * d.v_bstride[i];
+        mo += idx * d.m_bstride[i];
+    }
+    const float* qp = q + qo * d.sq * d.d;
+    const float* kp = k + ko * d.sk * d.d;
+    const float* vp = v + vo * d.sk * d.dv;
+    float* op = out + int64_t(blockIdx.x) * d.sq * d.dv;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nd = static_cast<int>(d.d);
+    const int ndv = static_cast<int>(d.dv);
+    const int64_t row0 = int64_t(blockIdx.y) * kTileQ;
+    for (int idx = threadIdx.x; idx < kTileQ * nd; idx += blockDim.x) {
+        int r = idx / nd, c = idx % nd;
+        int64_t i = row0 + r;
+        qs[r][c] = i < d.sq ? qp[i * d.d + c] * d.scale : 0.f;
+    }
+    float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kColsPerLane];
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+        m[r] = -INFINITY;
+        l[r] = 0.f;
+        for (int t = 0; t < kColsPerLane; ++t) acc[r][t] = 0.f;
+    }
+    for (int64_t j0 = 0; j0 < d.sk; j0 += kTileK) {
+        __syncthreads();  // the previous tile is consumed (and, the first time, qs is written)
+        for (int idx = threadIdx.x; idx < kTileK * nd; idx += blockDim.x) {
+            int jj = idx / nd, c = idx % nd;
+            int64_t j = j0 + jj;
+            ks[jj][c] = j < d.sk ? (d.k_transposed ? kp[c * d.sk + j] : kp[j * d.d + c]) : 0.f;
+        }
+        for (int idx = threadIdx.x; idx < kTileK * ndv; idx += blockDim.x) {
+            int jj = idx / ndv, c = idx % ndv;
+            int64_t j = j0 + jj;
+            vs[jj][c] = j < d.sk ? vp[j * d.dv + c] : 0.f;
+        }
+        __syncthreads();
+        const int64_t j = j0 + lane;
+        const bool valid = j < d.sk;
+        for (int r = 0; r < kRowsPerWarp; ++r) {
+            const int rr = warp * kRowsPerWarp + r;
+            const int64_t i = row0 + rr;
+            float sc = -INFINITY;  // keys past the end weigh exactly 0
+            if (valid) {
+                float a = 0.f;
+                for (int c = 0; c < nd; ++c) a += qs[rr][c] * ks[lane][c];
+                if (d.has_mask && i < d.sq) {
+                    int64_t mi = mo + i * d.m_row_stride + j * d.m_col_stride;
+                    if (d.mask_bool) a = static_cast<const uint8_t*>(mask)[mi] ? a : -FLT_MAX;
+                    else a += static_cast<const float*>(mask)[mi];
+                }
+                sc = a;
+            }
+            const float m_new = fmaxf(m[r], warp_max(sc));
+            const float p = valid ? expf(sc - m_new) : 0.f;
+            const float corr = expf(m[r] - m_new);
+            l[r] = l[r] * corr + warp_sum(p);
+            for (int t = 0; t < kColsPerLane; ++t) acc[r][t] *= corr;
+            for (int jj = 0; jj < kTileK; ++jj) {
+                const float pj = __shfl_sync(0xffffffffu, p, jj);
+                for (int t = 0; t < kColsPerLane; ++t) {
+                    int c = lane + 32 * t;
+                    if (c < ndv) acc[r][t] += pj * vs[jj][c];
+                }
+            }
+            m[r] = m_new;
+        }
+    }
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+        int64_t i = row0 + warp * kRowsPerWarp + r;
+        if (i >= d.sq) continue;
+        float inv = 1.f / l[r];
+        for (int t = 0; t < kColsPerLane; ++t) {
+            int c = lane + 32 * t;
+            if (c < ndv) op[i * d.dv + c] = acc[r][t] * inv;
+        }
+    }
+}
+
 }  // namespace
 
 void launch_attention_f32(const float* q, const float* k, const float* v, const void* mask, float* out,
@@ -92,6 +198,13 @@ void launch_attention_f32(const float* q, const float* k, const float* v, const 
     int64_t nb = 1;
     for (int i = 0; i < d.batch_rank; ++i) nb *= d.batch[i];
     if (nb == 0 || d.sq == 0) return;
+    if (d.d <= kMaxTiledD && d.dv <= kMaxTiledD && d.sk > 0) {
+        dim3 grid(static_cast<unsigned>(nb), static_cast<unsigned>((d.sq + kTileQ - 1) / kTileQ));
+        if (d.dv <= 32) attention_f32_tiled<1><<<grid, kWarps * 32, 0, s>>>(q, k, v, mask, out, d);
+        else if (d.dv <= 64) attention_f32_tiled<2><<<grid, kWarps * 32, 0, s>>>(q, k, v, mask, out, d);
+        else attention_f32_tiled<4><<<grid, kWarps * 32, 0, s>>>(q, k, v, mask, out, d);
+        return;
+    }
     size_t smem = static_cast<size_t>(d.sk + d.d) * sizeof(float);
     if (smem > 48 * 1024)
         cudaFuncSetAttribute(attention_f32_rowmajor, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -148,6 +148,9 @@ struct KernelRequest {
     bool tf32 = false;                ///< fp32 operands on TF32 tensor cores
     cudnnContext* tuning_dnn = nullptr;  ///< for algorithm search at creation
     TacticTable* tactics = nullptr;
+    /// Convolutions in the reduced-precision NHWC chain (uses_nhwc_chain): which of x (input 0), the residual z
+    /// (input 3) and y are stored as fp16/bf16 NHWC instead of fp32 NCHW (the executor decides; see cuda_executor.cc).
+    bool x_low_nhwc = false, z_low_nhwc = false, y_low_nhwc = false;
 };
 
 inline const char* low_name(LowType t) { return t == LowType::kF16 ? "f16" : t == LowType::kBF16 ? "bf16" : "f32"; }
@@ -157,6 +160,8 @@ inline size_t low_size(LowType t) { return t == LowType::kF32 ? 4 : 2; }
 bool supports_gemm(const backends::KernelNode& n);
 std::unique_ptr<DeviceKernel> make_gemm(const KernelRequest& r);
 bool supports_conv(const backends::KernelNode& n);
+/// True for convolutions that run channels-last in reduced precision (2-D, constant weights, fp16/bf16).
+bool uses_nhwc_chain(const backends::KernelNode& n, LowType low);
 std::unique_ptr<DeviceKernel> make_conv(const KernelRequest& r);
 bool supports_fused_elementwise(const backends::KernelNode& n);
 std::unique_ptr<DeviceKernel> make_fused_elementwise(const backends::KernelNode& n);

@@ -101,24 +101,62 @@ void CudaExecutor::build(Logger& logger) {
     dev_kernels_.resize(nn);
     host_kernels_.resize(nn);
     size_t reduced = 0;
+    // per node: what its kernel sees at build time, and the precision of its matmul/convolution
+    std::vector<backends::KernelNode> kns;
+    std::vector<LowType> lows(nn, LowType::kF32);
+    std::vector<char> tf32s(nn, 0), chain(nn, 0);
+    for (size_t i = 0; i < nn; ++i) {
+        const plan::PlanNode& n = m_.nodes[i];
+        backends::KernelNode kn{n.name, n.op_type, n.attrs, {}, {}};
+        for (int32_t id : n.inputs) {
+            kn.inputs.push_back(backends::plan_value_info(m_, id));
+            if (id >= 0) last_use_[id] = static_cast<int>(i);
+        }
+        for (int32_t id : n.outputs) kn.outputs.push_back(backends::plan_value_info(m_, id));
+        auto pin = pinned.find(n.name);
+        const std::string& p = pin == pinned.end() ? precision : pin->second;
+        lows[i] = low_of(p);
+        tf32s[i] = tf32 && p == "fp32" && pin == pinned.end();
+        std::string backend = n.backend.empty() ? m_.target_backend : n.backend;
+        chain[i] = backend == "cuda" && supports_conv(kn) && uses_nhwc_chain(kn, lows[i]);
+        kns.push_back(std::move(kn));
+    }
+    // Values kept in fp16/bf16 NHWC between convolutions: output 0 of a chain convolution whose every reader is a
+    // chain convolution of the same precision reading it as x (input 0) or as the residual (input 3); never a graph
+    // output. Such a value needs half its planned bytes, so it fits the arena slot planned for fp32.
+    std::vector<int> producer(m_.values.size(), -1);
+    for (size_t i = 0; i < nn; ++i)
+        for (int32_t id : m_.nodes[i].outputs) producer[id] = static_cast<int>(i);
+    std::vector<char> low_nhwc(m_.values.size(), 0);
+    for (size_t v = 0; v < m_.values.size(); ++v) {
+        int p = producer[v];
+        if (p < 0 || !chain[p] || m_.nodes[p].outputs[0] != static_cast<int32_t>(v) || is_output_[v]) continue;
+        bool ok = true, read = false;
+        for (size_t i = 0; i < nn && ok; ++i)
+            for (size_t k = 0; k < m_.nodes[i].inputs.size(); ++k) {
+                if (m_.nodes[i].inputs[k] != static_cast<int32_t>(v)) continue;
+                read = true;
+                ok &= chain[i] && lows[i] == lows[p] && (k == 0 || k == 3);
+            }
+        low_nhwc[v] = ok && read;
+    }
     try {
         for (size_t i = 0; i < nn; ++i) {
             const plan::PlanNode& n = m_.nodes[i];
             const ops::OpSchema* schema = ops::find_schema(n.op_type);
             KILN_CHECK(schema, kUnsupported, "node '", n.name, "': op '", n.op_type, "' is not supported");
             schemas_.push_back(schema);
-            backends::KernelNode kn{n.name, n.op_type, n.attrs, {}, {}};
-            for (int32_t id : n.inputs) {
-                kn.inputs.push_back(backends::plan_value_info(m_, id));
-                if (id >= 0) last_use_[id] = static_cast<int>(i);
-            }
-            for (int32_t id : n.outputs) kn.outputs.push_back(backends::plan_value_info(m_, id));
+            const backends::KernelNode& kn = kns[i];
             std::string backend = n.backend.empty() ? m_.target_backend : n.backend;
             try {
                 if (backend == "cuda") {
-                    auto pin = pinned.find(n.name);
-                    const std::string& p = pin == pinned.end() ? precision : pin->second;
-                    KernelRequest r{kn, {}, low_of(p), tf32 && p == "fp32" && pin == pinned.end(), tuning, &tactics_};
+                    KernelRequest r{kn, {}, lows[i], tf32s[i] != 0, tuning, &tactics_};
+                    auto chained = [&](size_t k) {
+                        return k < n.inputs.size() && n.inputs[k] >= 0 && low_nhwc[n.inputs[k]];
+                    };
+                    r.x_low_nhwc = chained(0);
+                    r.z_low_nhwc = chained(3);
+                    r.y_low_nhwc = low_nhwc[n.outputs[0]] != 0;
                     for (int32_t id : n.inputs) {
                         WeightView wv;
                         if (id >= 0 && m_.values[id].weight >= 0) {

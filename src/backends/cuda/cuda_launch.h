@@ -28,6 +28,12 @@ void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int e
 /// dst (fp16 or bf16) = round-to-nearest-even(src).
 void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaStream_t s);
 void launch_f16_to_f32(const void* src, float* dst, int64_t n, cudaStream_t s);
+// conv_layout.cu: the fp16/bf16 NHWC convolution chain (see cuda_conv.cc)
+void launch_nchw_f32_to_nhwc_low(const float* src, void* dst, LowType t, int64_t n, int64_t c, int64_t hw,
+                                 cudaStream_t s);
+/// y = act(conv + bias[c] + z): conv NHWC of type t; z / y NHWC of type t when z_low / y_low, else fp32 NCHW.
+void launch_conv_epilogue_nhwc(const void* conv, LowType t, const float* bias, const void* z, bool z_low, void* y,
+                               bool y_low, int64_t n, int64_t c, int64_t hw, DevAct act, cudaStream_t s);
 /// y = act(x + bias[channel] + z) with channel = (i / inner) % channels; x of type `xt`, bias/z optional.
 void launch_bias_act_epilogue(const void* x, LowType xt, float* y, const float* bias, const float* z, int64_t n,
                               int64_t channels, int64_t inner, DevAct act, cudaStream_t s);

@@ -224,7 +224,7 @@ std::unique_ptr<DeviceKernel> make_attention(const KernelNode& n) {
         }
         launch_attention_f32(q.as<float>(), k.as<float>(), v.as<float>(), mask ? mask->data : nullptr,
                              out[0]->as<float>(), d, c.stream);
-    }, "attention_f32_rowmajor_smem");
+    }, "attention_f32_tiled_online_softmax");
 }
 
 std::unique_ptr<DeviceKernel> make_copy(const KernelNode& n) {

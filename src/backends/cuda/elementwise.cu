@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/device_math.cuh"
 
 namespace kiln::cuda {
 
@@ -15,24 +16,6 @@ constexpr int kThreads = 256;
 inline unsigned blocks_for(int64_t n) {
     int64_t b = (n + kThreads - 1) / kThreads;
     return static_cast<unsigned>(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
-}
-
-// Same kinds and order as backends::ActivationKind.
-__device__ __forceinline__ float apply_act(float x, const DevAct& a) {
-    switch (a.kind) {
-        case 1: return x > 0.f ? x : 0.f;
-        case 2: return x >= 0.f ? x : a.alpha * x;
-        case 3: return fminf(fmaxf(x, a.alpha), a.beta);
-        case 4: return 1.f / (1.f + expf(-x));
-        case 5: return x / (1.f + expf(-x));
-        case 6: return fmaxf(0.f, fminf(1.f, a.alpha * x + a.beta));
-        case 7: return x * fmaxf(0.f, fminf(1.f, x / 6.f + 0.5f));
-        case 8: return tanhf(x);
-        case 9: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-        case 10: return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-        case 11: return x >= 0.f ? x : a.alpha * (expf(x) - 1.f);
-        default: return x;
-    }
 }
 
 __device__ __forceinline__ float apply_unary(int op, float x, float alpha, float beta) {
