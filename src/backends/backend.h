@@ -10,6 +10,7 @@
 
 #include "kiln/attribute.h"
 #include "kiln/tensor.h"
+#include "src/common/layout.h"
 #include "src/ops/op_schema.h"
 
 namespace kiln::backends {
@@ -21,7 +22,13 @@ struct KernelNode {
     const AttributeMap& attrs;
     std::vector<ops::TensorInfo> inputs;
     std::vector<ops::TensorInfo> outputs;
+    /// The planned layout of each input / output (empty: all plain). Only ports the backend's layout_caps allowed
+    /// are ever blocked; the kernel reads and writes those bytes in that layout.
+    std::vector<Layout> input_layouts = {};
+    std::vector<Layout> output_layouts = {};
 
+    Layout input_layout(size_t i) const { return i < input_layouts.size() ? input_layouts[i] : Layout::kPlain; }
+    Layout output_layout(size_t i) const { return i < output_layouts.size() ? output_layouts[i] : Layout::kPlain; }
     std::string where() const { return cat("node '", name, "' (", op_type, ")"); }
 };
 
@@ -65,6 +72,12 @@ public:
     virtual bool supports(const KernelNode& node) const = 0;
     /// Only called when supports(node); throws Error(kUnsupported) naming the node for cases it cannot handle.
     virtual std::unique_ptr<Kernel> create_kernel(const KernelNode& node) const = 0;
+    /// Optional: which ports of `node` may hold blocked activations (see src/common/layout.h). Only called when
+    /// supports(node). The default keeps every value plain.
+    virtual LayoutCaps layout_caps(const KernelNode& node) const {
+        (void)node;
+        return {};
+    }
 };
 
 /// The reference backend: plain, single-threaded, readable C++ for every op in op_list.def. It is the test
