@@ -46,23 +46,30 @@ public:
     virtual void execute(const KernelArgs& args) const = 0;
     /// Short description for `kiln inspect` (e.g. "conv2d_f32_nchw_ref").
     virtual std::string describe() const { return ""; }
+    /// True when execute() writes every byte of every output (channel padding included): the runtime then skips
+    /// zeroing the outputs before the call (a memset of every activation costs ~10% of a small CNN).
+    virtual bool writes_all_outputs() const { return false; }
 };
 
 /// A kernel made from a callable `void(const KernelArgs&)`.
 class FnKernel : public Kernel {
 public:
     using Fn = std::function<void(const KernelArgs&)>;
-    explicit FnKernel(Fn fn, std::string name = "") : fn_(std::move(fn)), name_(std::move(name)) {}
+    explicit FnKernel(Fn fn, std::string name = "", bool writes_all = false)
+        : fn_(std::move(fn)), name_(std::move(name)), writes_all_(writes_all) {}
     void execute(const KernelArgs& args) const override { fn_(args); }
     std::string describe() const override { return name_; }
+    bool writes_all_outputs() const override { return writes_all_; }
 
 private:
     Fn fn_;
     std::string name_;
+    bool writes_all_;
 };
 
-inline std::unique_ptr<Kernel> make_kernel(FnKernel::Fn fn, std::string name = "") {
-    return std::make_unique<FnKernel>(std::move(fn), std::move(name));
+/// `writes_all`: see Kernel::writes_all_outputs.
+inline std::unique_ptr<Kernel> make_kernel(FnKernel::Fn fn, std::string name = "", bool writes_all = false) {
+    return std::make_unique<FnKernel>(std::move(fn), std::move(name), writes_all);
 }
 
 class Backend {

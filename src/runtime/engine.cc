@@ -60,6 +60,7 @@ std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger, co
         KILN_CHECK(b.supports(kn), kUnsupported, kn.where(), ": not supported by backend '", b.name(), "'");
         try {
             impl.kernels.push_back(b.create_kernel(kn));
+            impl.zero_outputs.push_back(!impl.kernels.back()->writes_all_outputs());
         } catch (const Error& e) {
             if (std::string(e.what()).find(n.name) != std::string::npos) throw;
             throw Error(e.code(), cat(kn.where(), ": ", e.what()));

@@ -68,6 +68,8 @@ public:
         return cat("conv2d_f32_", layout_name(src_layout_), "_", layout_name(dst_layout_), "_dnnl",
                    name_.empty() ? "" : "(" + name_ + ")");
     }
+    // oneDNN writes the whole dst, and zero-fills the channel padding of a blocked one
+    bool writes_all_outputs() const override { return true; }
 
     void execute(const KernelArgs& a) const override {
         const Tensor& x = *a.inputs[0];

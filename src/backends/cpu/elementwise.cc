@@ -215,15 +215,15 @@ std::unique_ptr<Kernel> make_cpu_binary(const KernelNode& node) {
         for (size_t i = 0; i < 2; ++i)
             KILN_CHECK(node.input_layout(i) == Layout::kNChw16c || per_channel(node.inputs[i].dims, node.outputs[0].dims),
                        kInvalidPlan, node.where(), ": input ", i, " is neither nChw16c nor a per-channel operand");
-        if (op == "Add") return make_kernel(run_binary_blocked<BinOp::kAdd>, "add_f32_nChw16c_avx512");
-        if (op == "Sub") return make_kernel(run_binary_blocked<BinOp::kSub>, "sub_f32_nChw16c_avx512");
-        if (op == "Mul") return make_kernel(run_binary_blocked<BinOp::kMul>, "mul_f32_nChw16c_avx512");
-        return make_kernel(run_binary_blocked<BinOp::kDiv>, "div_f32_nChw16c_avx512");
+        if (op == "Add") return make_kernel(run_binary_blocked<BinOp::kAdd>, "add_f32_nChw16c_avx512", true);
+        if (op == "Sub") return make_kernel(run_binary_blocked<BinOp::kSub>, "sub_f32_nChw16c_avx512", true);
+        if (op == "Mul") return make_kernel(run_binary_blocked<BinOp::kMul>, "mul_f32_nChw16c_avx512", true);
+        return make_kernel(run_binary_blocked<BinOp::kDiv>, "div_f32_nChw16c_avx512", true);
     }
-    if (op == "Add") return make_kernel(run_binary<BinOp::kAdd>, "add_f32_bcast_avx512");
-    if (op == "Sub") return make_kernel(run_binary<BinOp::kSub>, "sub_f32_bcast_avx512");
-    if (op == "Mul") return make_kernel(run_binary<BinOp::kMul>, "mul_f32_bcast_avx512");
-    return make_kernel(run_binary<BinOp::kDiv>, "div_f32_bcast_avx512");
+    if (op == "Add") return make_kernel(run_binary<BinOp::kAdd>, "add_f32_bcast_avx512", true);
+    if (op == "Sub") return make_kernel(run_binary<BinOp::kSub>, "sub_f32_bcast_avx512", true);
+    if (op == "Mul") return make_kernel(run_binary<BinOp::kMul>, "mul_f32_bcast_avx512", true);
+    return make_kernel(run_binary<BinOp::kDiv>, "div_f32_bcast_avx512", true);
 }
 
 bool supports_unary(const KernelNode& node) {
@@ -251,11 +251,11 @@ std::unique_ptr<Kernel> make_unary(const KernelNode& node, const std::string& la
     const std::string& op = node.op_type;
     if (op == "Gelu")
         return node.attrs.get_string("approximate", "none") == "tanh"
-                   ? make_kernel(run_unary<UnOp::kGeluTanh, L>, "gelu_tanh_f32_" + layout + "avx512")
-                   : make_kernel(run_unary<UnOp::kGelu, L>, "gelu_f32_" + layout + "avx512");
-    if (op == "Relu") return make_kernel(run_unary<UnOp::kRelu, L>, "relu_f32_" + layout + "avx512");
-    if (op == "Sigmoid") return make_kernel(run_unary<UnOp::kSigmoid, L>, "sigmoid_f32_" + layout + "avx512");
-    return make_kernel(run_unary<UnOp::kTanh, L>, "tanh_f32_" + layout + "avx512");
+                   ? make_kernel(run_unary<UnOp::kGeluTanh, L>, "gelu_tanh_f32_" + layout + "avx512", true)
+                   : make_kernel(run_unary<UnOp::kGelu, L>, "gelu_f32_" + layout + "avx512", true);
+    if (op == "Relu") return make_kernel(run_unary<UnOp::kRelu, L>, "relu_f32_" + layout + "avx512", true);
+    if (op == "Sigmoid") return make_kernel(run_unary<UnOp::kSigmoid, L>, "sigmoid_f32_" + layout + "avx512", true);
+    return make_kernel(run_unary<UnOp::kTanh, L>, "tanh_f32_" + layout + "avx512", true);
 }
 
 }  // namespace

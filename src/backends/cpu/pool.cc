@@ -49,6 +49,7 @@ public:
                    " differs from the output layout ", layout_name(node.output_layout(0)));
     }
     std::string describe() const override { return cat("max_pool2d_f32_", layout_name(layout_), "_dnnl"); }
+    bool writes_all_outputs() const override { return true; }
 
     void execute(const KernelArgs& a) const override {
         const Tensor& x = *a.inputs[0];
@@ -131,7 +132,7 @@ std::unique_ptr<Kernel> make_cpu_pool(const KernelNode& node) {
                     mean_blocks16(xp, yp, b0, b1, per_image, x.dim(1), n);
                 }, grain_rows(n * kChannelBlock));
             },
-            "global_avg_pool_f32_nChw16c_avx512");
+            "global_avg_pool_f32_nChw16c_avx512", true);
     return make_kernel(
         [](const KernelArgs& a) {
             const Tensor& x = *a.inputs[0];
@@ -142,7 +143,7 @@ std::unique_ptr<Kernel> make_cpu_pool(const KernelNode& node) {
                 mean_rows(xp + r0 * n, yp + r0, r1 - r0, n);
             }, grain_rows(n));
         },
-        "global_avg_pool_f32_avx512");
+        "global_avg_pool_f32_avx512", true);
 }
 
 }  // namespace kiln::backends::cpu
