@@ -36,6 +36,8 @@ int plan_layouts(plan::PlanModel& m, const std::vector<LayoutCaps>& caps) {
         const plan::PlanValue& v = m.values[id];
         if (v.weight >= 0 || v.dtype != DataType::kFloat32 || v.dims.size() != 4 || !is_static(v.dims)) continue;
         if (v.dims[2].value * v.dims[3].value <= 1) continue;
+        // padding beyond half the channels (C = 8 -> 16) costs more memory traffic than the reorders it saves
+        if (2 * padded_channels(v.dims[1].value) > 3 * v.dims[1].value) continue;
         candidate[id] = 1;
     }
     for (int32_t id : m.outputs) candidate[id] = 0;

@@ -11,7 +11,8 @@ namespace kiln::planner {
 
 /// Sets m.values[*].layout. A value becomes kNChw16c when
 ///   - it is an activation (produced by a node, not a graph output, not a weight) of static 4-D float32 shape with
-///     H*W > 1 (a [N,C,1,1] value is tiny, and keeping it plain lets per-channel operands stay plain);
+///     H*W > 1 (a [N,C,1,1] value is tiny, and keeping it plain lets per-channel operands stay plain) and at
+///     most 50% channel padding (C = 24 -> 32 yes, C = 8 -> 16 no);
 ///   - its producer's port and every consumer's port accept kNChw16c;
 ///   - it is not tied (through an elementwise node, LayoutCaps::tied) to a value that must stay plain;
 ///   - its tied group touches a node that prefers blocked values (a convolution).

@@ -89,7 +89,8 @@ TEST_P(CpuLayout, BlockedChainsMatchTheReference) {
     make_net(net, c);
     std::shared_ptr<Engine> cpu = build(net, "cpu");
     std::shared_ptr<Engine> ref = build(net, "reference");
-    EXPECT_GE(blocked_values(*cpu), 7);  // all but the input, the SE values and the output
+    // all but the input, the SE values and the output (unless the padding would exceed half the channels)
+    EXPECT_GE(blocked_values(*cpu), 2 * padded_channels(c.channels) > 3 * c.channels ? 0 : 7);
     EXPECT_EQ(blocked_values(*ref), 0);
     for (int threads : {1, 2}) {
         auto ctx = cpu->create_context();
@@ -113,9 +114,9 @@ TEST_P(CpuLayout, BlockedChainsMatchTheReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, CpuLayout,
                          ::testing::Values(Case{1, 32, 12, 11, 1, 1},   // channels a multiple of 16
                                            Case{1, 24, 13, 10, 2, 1},   // padded to 32, stride 2
-                                           Case{3, 20, 9, 14, 1, 2},    // batch 3, dilation 2
+                                           Case{3, 24, 9, 14, 1, 2},    // batch 3, dilation 2
                                            Case{2, 40, 15, 15, 2, 2},   // padded to 48
-                                           Case{1, 7, 8, 9, 1, 1}));    // fewer channels than one block
+                                           Case{1, 11, 8, 9, 1, 1}));   // fewer channels than one block
 
 TEST(CpuLayout, SymbolicShapesStayPlain) {
     NetworkDefinition net;

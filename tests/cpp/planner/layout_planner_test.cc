@@ -97,7 +97,7 @@ TEST(LayoutPlanner, UntiedPortsAreIndependent) {
     EXPECT_EQ(g.layout(y), Layout::kNChw16c);
 }
 
-TEST(LayoutPlanner, NothingBlockedWithoutAConvolutionOrWithTinyOrSymbolicValues) {
+TEST(LayoutPlanner, NothingBlockedWithoutAConvolutionOrWithTinySymbolicOrMostlyPaddedValues) {
     Graph g;
     int32_t x = g.value(kAct);
     int32_t a = g.node({x}, kAct, eltwise_caps(1));
@@ -114,6 +114,12 @@ TEST(LayoutPlanner, NothingBlockedWithoutAConvolutionOrWithTinyOrSymbolicValues)
     int32_t sc = s.node({sb}, kAct, conv_caps());
     s.m.outputs = {sc};
     EXPECT_EQ(plan_layouts(s.m, s.caps), 0);
+
+    Graph p;  // 8 channels padded to 16: more padding than it is worth
+    int32_t px = p.value({1, 8, 8, 8});
+    int32_t pa = p.node({px}, {1, 8, 8, 8}, conv_caps());
+    p.m.outputs = {p.node({pa}, {1, 8, 8, 8}, conv_caps())};
+    EXPECT_EQ(plan_layouts(p.m, p.caps), 0);
 }
 
 }  // namespace kiln::planner
