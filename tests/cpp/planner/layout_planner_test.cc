@@ -115,11 +115,11 @@ TEST(LayoutPlanner, NothingBlockedWithoutAConvolutionOrWithTinySymbolicOrMostlyP
     s.m.outputs = {sc};
     EXPECT_EQ(plan_layouts(s.m, s.caps), 0);
 
-    Graph p;  // 8 channels padded to 16: more padding than it is worth
-    int32_t px = p.value({1, 8, 8, 8});
-    int32_t pa = p.node({px}, {1, 8, 8, 8}, conv_caps());
-    p.m.outputs = {p.node({pa}, {1, 8, 8, 8}, conv_caps())};
-    EXPECT_EQ(plan_layouts(p.m, p.caps), 0);
+    Graph w;  // 8 channels padded to 16: more padding than it is worth
+    int32_t wx = w.value({1, 8, 8, 8});
+    int32_t wa = w.node({wx}, {1, 8, 8, 8}, conv_caps());
+    w.m.outputs = {w.node({wa}, {1, 8, 8, 8}, conv_caps())};
+    EXPECT_EQ(plan_layouts(w.m, w.caps), 0);
 }
 
 }  // namespace kiln::planner
