@@ -47,7 +47,7 @@ public:
     /// Short description for `kiln inspect` (e.g. "conv2d_f32_nchw_ref").
     virtual std::string describe() const { return ""; }
     /// True when execute() writes every byte of every output (channel padding included): the runtime then skips
-    /// zeroing the outputs before the call (a memset of every activation costs ~10% of a small CNN).
+    /// zeroing the outputs before the call (otherwise every activation is memset once per run).
     virtual bool writes_all_outputs() const { return false; }
 };
 
