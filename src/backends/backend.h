@@ -10,6 +10,7 @@
 
 #include "kiln/attribute.h"
 #include "kiln/tensor.h"
+#include "src/common/layout.h"
 #include "src/ops/op_schema.h"
 
 namespace kiln::backends {
@@ -21,7 +22,13 @@ struct KernelNode {
     const AttributeMap& attrs;
     std::vector<ops::TensorInfo> inputs;
     std::vector<ops::TensorInfo> outputs;
+    /// The planned layout of each input / output (empty: all plain). Only ports the backend's layout_caps allowed
+    /// are ever blocked; the kernel reads and writes those bytes in that layout.
+    std::vector<Layout> input_layouts = {};
+    std::vector<Layout> output_layouts = {};
 
+    Layout input_layout(size_t i) const { return i < input_layouts.size() ? input_layouts[i] : Layout::kPlain; }
+    Layout output_layout(size_t i) const { return i < output_layouts.size() ? output_layouts[i] : Layout::kPlain; }
     std::string where() const { return cat("node '", name, "' (", op_type, ")"); }
 };
 
@@ -39,23 +46,30 @@ public:
     virtual void execute(const KernelArgs& args) const = 0;
     /// Short description for `kiln inspect` (e.g. "conv2d_f32_nchw_ref").
     virtual std::string describe() const { return ""; }
+    /// True when execute() writes every byte of every output (channel padding included): the runtime then skips
+    /// zeroing the outputs before the call (otherwise every activation is memset once per run).
+    virtual bool writes_all_outputs() const { return false; }
 };
 
 /// A kernel made from a callable `void(const KernelArgs&)`.
 class FnKernel : public Kernel {
 public:
     using Fn = std::function<void(const KernelArgs&)>;
-    explicit FnKernel(Fn fn, std::string name = "") : fn_(std::move(fn)), name_(std::move(name)) {}
+    explicit FnKernel(Fn fn, std::string name = "", bool writes_all = false)
+        : fn_(std::move(fn)), name_(std::move(name)), writes_all_(writes_all) {}
     void execute(const KernelArgs& args) const override { fn_(args); }
     std::string describe() const override { return name_; }
+    bool writes_all_outputs() const override { return writes_all_; }
 
 private:
     Fn fn_;
     std::string name_;
+    bool writes_all_;
 };
 
-inline std::unique_ptr<Kernel> make_kernel(FnKernel::Fn fn, std::string name = "") {
-    return std::make_unique<FnKernel>(std::move(fn), std::move(name));
+/// `writes_all`: see Kernel::writes_all_outputs.
+inline std::unique_ptr<Kernel> make_kernel(FnKernel::Fn fn, std::string name = "", bool writes_all = false) {
+    return std::make_unique<FnKernel>(std::move(fn), std::move(name), writes_all);
 }
 
 class Backend {
@@ -65,6 +79,12 @@ public:
     virtual bool supports(const KernelNode& node) const = 0;
     /// Only called when supports(node); throws Error(kUnsupported) naming the node for cases it cannot handle.
     virtual std::unique_ptr<Kernel> create_kernel(const KernelNode& node) const = 0;
+    /// Optional: which ports of `node` may hold blocked activations (see src/common/layout.h). Only called when
+    /// supports(node). The default keeps every value plain.
+    virtual LayoutCaps layout_caps(const KernelNode& node) const {
+        (void)node;
+        return {};
+    }
 };
 
 /// The reference backend: plain, single-threaded, readable C++ for every op in op_list.def. It is the test

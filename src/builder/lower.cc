@@ -6,6 +6,7 @@
 #include "src/backends/backend.h"
 #include "src/ops/shape_utils.h"
 #include "src/common/check.h"
+#include "src/planner/layout_planner.h"
 #include "src/planner/memory_planner.h"
 #include "src/runtime/builtin_backends.h"
 
@@ -46,7 +47,7 @@ void plan_activation_memory(plan::PlanModel& m) {
         if (!is_activation(static_cast<int32_t>(id))) continue;
         const plan::PlanValue& v = m.values[id];
         if (!is_static(v.dims)) return;  // symbolic shapes: allocate per run instead
-        bytes[id] = static_cast<uint64_t>(shape_numel(ops::to_concrete(v.dims))) * dtype_size(v.dtype);
+        bytes[id] = static_cast<uint64_t>(layout_numel(v.layout, ops::to_concrete(v.dims))) * dtype_size(v.dtype);
         naive += (bytes[id] + planner::kArenaAlignment - 1) / planner::kArenaAlignment * planner::kArenaAlignment;
     }
     // In place: a reshape-like op whose input dies at it writes its output over the input (same bytes, no copy).
@@ -117,6 +118,7 @@ plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_nam
     runtime::register_builtin_backends();
     std::unique_ptr<backends::Backend> backend = backends::make_backend(backend_name);
     std::unique_ptr<backends::Backend> fallback = backends::make_reference_backend();
+    std::vector<LayoutCaps> caps;  // per node, from its backend
     for (const ir::Node* n : g.nodes()) {
         plan::PlanNode pn;
         pn.name = n->name;
@@ -131,13 +133,16 @@ plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_nam
         for (const ir::Value* v : n->outputs) kn.outputs.push_back(info_of(v));
         if (backend->supports(kn)) {
             pn.backend = backend->name();
+            caps.push_back(backend->layout_caps(kn));
         } else {
+            caps.emplace_back();
             KILN_CHECK(fallback->supports(kn), kUnsupported, kn.where(), ": no backend supports it");
             pn.backend = fallback->name();
         }
         m.nodes.push_back(std::move(pn));
     }
     for (const ir::Value* v : g.outputs()) m.outputs.push_back(id_of(v));
+    planner::plan_layouts(m, caps);
     plan_activation_memory(m);
     return m;
 }

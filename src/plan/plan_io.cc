@@ -135,6 +135,9 @@ std::string model_problem(const PlanModel& m) {
             return cat("value ", i, " ('", v.name, "') refers to weight ", v.weight, " of ", num_weights);
         for (const Dim& d : v.dims)
             if (d.value < -1) return cat("value ", i, " ('", v.name, "') has dimension ", d.value);
+        if (v.layout != Layout::kPlain && (v.weight >= 0 || v.dims.size() != 4 || !is_static(v.dims)))
+            return cat("value ", i, " ('", v.name, "') has layout ", layout_name(v.layout),
+                       " but is not a 4-D activation of static shape");
     }
     for (size_t i = 0; i < m.nodes.size(); ++i) {
         const PlanNode& n = m.nodes[i];
@@ -163,6 +166,7 @@ std::string model_problem(const PlanModel& m) {
         if (is_static(v.dims)) {
             Shape dims;
             for (const Dim& d : v.dims) dims.push_back(d.value);
+            if (v.layout == Layout::kNChw16c && dims.size() == 4) dims[1] = padded_channels(dims[1]);
             if (!checked_bytes(dims, v.dtype, &bytes)) return cat("value ", i, " ('", v.name, "') is too large");
         }
         if (static_cast<uint64_t>(off) > mp.arena_bytes || bytes > mp.arena_bytes - static_cast<uint64_t>(off))
@@ -267,7 +271,7 @@ Offset<fb::Value> write_value(FlatBufferBuilder& fbb, const PlanValue& v) {
     }
     auto fdims = fbb.CreateVector(dims);
     auto name = fbb.CreateString(v.name);
-    return fb::CreateValue(fbb, name, to_fb(v.dtype), fdims, v.weight);
+    return fb::CreateValue(fbb, name, to_fb(v.dtype), fdims, v.weight, static_cast<uint8_t>(v.layout));
 }
 
 void put_fixed_string(uint8_t* p, const std::string& s, const char* what) {
@@ -429,6 +433,9 @@ private:
         out.name = str(v.name());
         out.dtype = dtype(v.dtype(), cat("value ", index));
         out.weight = v.weight();
+        if (v.layout() > static_cast<uint8_t>(Layout::kNChw16c))
+            fail(cat("value ", index, " ('", out.name, "') has unknown layout ", int{v.layout()}));
+        out.layout = static_cast<Layout>(v.layout());
         if (v.dims()) {
             charge(4 + 4 * uint64_t{v.dims()->size()});
             for (const fb::Dim* d : *v.dims()) {

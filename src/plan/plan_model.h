@@ -8,18 +8,22 @@
 
 #include "kiln/attribute.h"
 #include "kiln/tensor.h"
+#include "src/common/layout.h"
 
 namespace kiln::plan {
 
 /// Plan format version. History:
 ///   1 — first format: values, nodes, attributes, weights section, memory plan, FNV-1a-64 checksum.
-inline constexpr uint32_t kFormatVersion = 1;
+///   2 — Value.layout: the memory layout of each activation (plain, or nChw16c between cpu convolutions); the
+///       memory plan's sizes include the channel padding of blocked values.
+inline constexpr uint32_t kFormatVersion = 2;
 
 struct PlanValue {
     std::string name;
     DataType dtype = DataType::kFloat32;
     SymShape dims;
     int32_t weight = -1;  ///< index into PlanModel::weights when the value is a constant
+    Layout layout = Layout::kPlain;  ///< how the bytes of an activation are laid out (src/common/layout.h)
 };
 
 struct PlanNode {

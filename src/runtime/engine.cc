@@ -54,10 +54,13 @@ std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger, co
             if (id >= 0) impl.last_use[id] = static_cast<int>(i);
         }
         for (int32_t id : n.outputs) kn.outputs.push_back(backends::plan_value_info(m, id));
+        for (int32_t id : n.inputs) kn.input_layouts.push_back(id >= 0 ? m.values[id].layout : Layout::kPlain);
+        for (int32_t id : n.outputs) kn.output_layouts.push_back(m.values[id].layout);
         backends::Backend& b = backend_for(impl, n.backend.empty() ? m.target_backend : n.backend);
         KILN_CHECK(b.supports(kn), kUnsupported, kn.where(), ": not supported by backend '", b.name(), "'");
         try {
             impl.kernels.push_back(b.create_kernel(kn));
+            impl.zero_outputs.push_back(!impl.kernels.back()->writes_all_outputs());
         } catch (const Error& e) {
             if (std::string(e.what()).find(n.name) != std::string::npos) throw;
             throw Error(e.code(), cat(kn.where(), ": ", e.what()));

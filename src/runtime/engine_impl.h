@@ -17,6 +17,7 @@ struct Engine::Impl {
     std::vector<std::unique_ptr<backends::Backend>> backends;
     std::vector<std::unique_ptr<backends::Kernel>> kernels;  // one per plan node
     std::vector<const ops::OpSchema*> schemas;               // one per plan node
+    std::vector<char> zero_outputs;                          // per plan node: zero its outputs before running it
     std::vector<int> last_use;                               // per value: index of the last node reading it
     std::vector<TensorDesc> inputs, outputs;
     std::vector<char> is_output;                             // per value

@@ -157,14 +157,20 @@ std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, 
                            " shape ", shape_str(o.dims), " is not known at run time");
                 int32_t id = n.outputs[k];
                 int64_t offset = arena ? mem.offsets[id] : -1;
+                const Layout layout = m.values[id].layout;
                 if (offset >= 0) {
-                    // planned: the tensor lives in the arena (kernels may rely on zeroed outputs)
+                    // planned: the tensor lives in the arena (zeroed unless the kernel writes all of it: some
+                    // kernels rely on zeroed outputs). A blocked value has the logical shape but more bytes
+                    // (channel padding).
                     slots[id] = Tensor::wrap(o.dtype, ops::to_concrete(o.dims), arena + offset);
-                    KILN_CHECK(offset + slots[id].bytes() <= mem.arena_bytes, kInvalidPlan, "node '", n.name,
-                               "': output ", k, " does not fit the plan's memory layout");
+                    const size_t bytes = layout_numel(layout, slots[id].shape()) * dtype_size(o.dtype);
+                    KILN_CHECK(offset + bytes <= mem.arena_bytes, kInvalidPlan, "node '", n.name, "': output ", k,
+                               " does not fit the plan's memory layout");
                     bool in_place = !n.inputs.empty() && n.inputs[0] >= 0 && mem.offsets[n.inputs[0]] == offset;
-                    if (!in_place) std::memset(arena + offset, 0, slots[id].bytes());
+                    if (!in_place && e.zero_outputs[i]) std::memset(arena + offset, 0, bytes);
                 } else {
+                    KILN_CHECK(layout == Layout::kPlain, kInvalidPlan, "node '", n.name, "': output ", k, " has layout ",
+                               layout_name(layout), " but no place in the plan's memory layout");
                     slots[id] = Tensor(o.dtype, ops::to_concrete(o.dims));
                 }
                 args.outputs[k] = &slots[n.outputs[k]];

@@ -166,6 +166,7 @@ void expect_model_eq(const PlanModel& a, const PlanModel& b) {
         EXPECT_EQ(a.values[i].dtype, b.values[i].dtype);
         EXPECT_EQ(a.values[i].dims, b.values[i].dims);
         EXPECT_EQ(a.values[i].weight, b.values[i].weight);
+        EXPECT_EQ(a.values[i].layout, b.values[i].layout);
     }
     ASSERT_EQ(a.nodes.size(), b.nodes.size());
     for (size_t i = 0; i < a.nodes.size(); ++i) {
@@ -476,6 +477,23 @@ TEST(PlanIo, RefusesToWriteAnInconsistentModel) {
     m = make_model();
     m.memory.offsets[11] = 450;  // 96 bytes at 450 overrun the 512-byte arena
     expect_invalid(m, "does not fit");
+    m = make_model();
+    m.values[0].layout = Layout::kNChw16c;  // symbolic dims: no place for the padding
+    expect_invalid(m, "not a 4-D activation of static shape");
+    m = make_model();
+    m.values[10].layout = Layout::kNChw16c;  // [1,3,4,4] padded to 16 channels: 1024 bytes overrun the arena
+    expect_invalid(m, "(1024 bytes) does not fit");
+}
+
+TEST(PlanIo, RoundTripsBlockedLayouts) {
+    PlanModel m = make_model();
+    m.values[10].layout = Layout::kNChw16c;
+    m.memory.arena_bytes = 2048;
+    m.memory.offsets[11] = 1024;
+    std::vector<uint8_t> bytes = serialize(m);
+    PlanModel back = deserialize(bytes.data(), bytes.size(), "model.plan");
+    expect_model_eq(m, back);
+    EXPECT_EQ(back.values[10].layout, Layout::kNChw16c);
 }
 
 // ---------------------------------------------------------------------------------------------- files

@@ -83,3 +83,20 @@ def test_tiny_model_fixed_shapes_memory_arena(zoo_dir, tmp_path, name):
     shape_args = [a for j in range(0, len(args), 4) for a in args[j + 2:j + 4]]
     assert json.loads(run_kiln(["inspect", path, "--json"] + shape_args).stdout)["memory"]["planned"]
     compare(path, 2, args)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("name", ["resnet50", "mobilenetv2", "efficientnet_b0"])
+def test_full_cnn_fixed_shapes_blocked_layout(zoo_dir, tmp_path, name, batch):
+    """Fixed shapes, as `kiln bench --shape` runs them: the cpu backend keeps activations in nChw16c between its
+    convolutions (see src/common/layout.h); results still match onnxruntime."""
+    path = model_path(zoo_dir, name, False)
+    feeds = make_zoo.make_inputs(name, False, batch)
+    args = []
+    for i, (k, v) in enumerate(feeds.items()):
+        f = str(tmp_path / f"in{i}.npy")
+        np.save(f, v)
+        args += ["--input", f"{k}={f}", "--shape", f"{k}:{'x'.join(map(str, v.shape))}"]
+    shape_args = [a for j in range(0, len(args), 4) for a in args[j + 2:j + 4]]
+    assert "conv2d_f32_nChw16c_nChw16c" in run_kiln(["inspect", path, "--backend", "cpu"] + shape_args).stdout
+    compare(path, batch, args)

@@ -1,7 +1,8 @@
 // Conv / FusedConv (2-D, float32) through oneDNN convolution primitives: act(conv(X, W) + B + Z) with the bias in
 // the primitive, Z as a sum post-op and the activation as an eltwise post-op. Weights are reordered once into the
-// primitive's preferred blocked format. Activations stay NCHW between layers (the plan has no layout notion): per
-// layer, src/dst are either used in place (plain nchw) or reordered to/from the blocked layout oneDNN prefers.
+// primitive's preferred blocked format. src, dst and Z each come in the layout the planner chose for them (plain
+// nchw, or nChw16c inside a chain of layout-aware nodes) and are used in place when the primitive runs on that
+// layout, else reordered to / from the layout the primitive wants (at the edges of such chains).
 #include <cstring>
 
 #include "src/backends/cpu/cpu_backend.h"
@@ -29,11 +30,11 @@ LayoutMode layout_mode() {
 
 struct ConvPrepared {
     dnnl::convolution_forward prim;
-    memory::desc src_md, dst_md, scratch_md;  // the primitive's layouts
-    memory::desc user_src_md, user_dst_md;    // plain nchw
+    memory::desc src_md, dst_md, scratch_md;           // the primitive's layouts
+    memory::desc user_src_md, user_dst_md, user_z_md;  // the tensors' layouts (the plan's)
     memory weights, bias;
-    dnnl::reorder to_blocked_src, to_blocked_dst, to_plain_dst;  // when the layouts differ
-    bool plain_src = true, plain_dst = true;
+    dnnl::reorder src_to_prim, z_to_prim, prim_to_dst;  // where the layouts differ
+    bool direct_src = true, direct_dst = true, direct_z = true;
     int threads = 1;  // tiny layers run on one thread: waking a second costs more than it saves
     std::string impl;
 };
@@ -52,6 +53,9 @@ public:
         weights_ = *node.inputs[1].value;
         if (node.inputs.size() > 2 && node.inputs[2].present) bias_ = *node.inputs[2].value;
         has_residual_ = node.inputs.size() > 3 && node.inputs[3].present;
+        src_layout_ = node.input_layout(0);
+        z_layout_ = node.input_layout(3);
+        dst_layout_ = node.output_layout(0);
         // pack the weights now when the input shape is known (batch 1 stands in for a symbolic batch)
         const SymShape& xd = node.inputs[0].dims;
         if (xd[1].is_static() && xd[2].is_static() && xd[3].is_static()) {
@@ -61,8 +65,11 @@ public:
     }
 
     std::string describe() const override {
-        return cat("conv2d_f32_nchw_dnnl", name_.empty() ? "" : "(" + name_ + ")");
+        return cat("conv2d_f32_", layout_name(src_layout_), "_", layout_name(dst_layout_), "_dnnl",
+                   name_.empty() ? "" : "(" + name_ + ")");
     }
+    // oneDNN writes the whole dst, and zero-fills the channel padding of a blocked one
+    bool writes_all_outputs() const override { return true; }
 
     void execute(const KernelArgs& a) const override {
         const Tensor& x = *a.inputs[0];
@@ -74,29 +81,30 @@ public:
         std::unordered_map<int, memory> args;
         memory user_src(p->user_src_md, eng, const_cast<void*>(x.raw()));
         memory user_dst(p->user_dst_md, eng, y.raw());
-        if (p->plain_src) {
+        if (p->direct_src) {
             args[DNNL_ARG_SRC] = user_src;
         } else {
             memory src(p->src_md, eng, thread_buffer(0, p->src_md.get_size()));
-            dnnl_execute(p->to_blocked_src, memory::desc(), *reorder_args(user_src, src), threads);
+            dnnl_execute(p->src_to_prim, memory::desc(), *reorder_args(user_src, src), threads);
             args[DNNL_ARG_SRC] = src;
         }
-        memory dst = p->plain_dst ? user_dst : memory(p->dst_md, eng, thread_buffer(1, p->dst_md.get_size()));
+        memory dst = p->direct_dst ? user_dst : memory(p->dst_md, eng, thread_buffer(1, p->dst_md.get_size()));
         if (z) {
+            // the sum post-op accumulates onto dst: start dst as a copy of Z in the primitive's layout
             KILN_CHECK(z->shape() == y.shape(), kInvalidArgument, where_, ": residual of shape ", shape_str(z->shape()),
                        " differs from the output ", shape_str(y.shape()));
-            if (p->plain_dst) {
-                std::memcpy(y.raw(), z->raw(), y.bytes());
+            if (p->direct_z) {
+                std::memcpy(dst.get_data_handle(), z->raw(), p->dst_md.get_size());
             } else {
-                memory zm(p->user_dst_md, eng, const_cast<void*>(z->raw()));
-                dnnl_execute(p->to_blocked_dst, memory::desc(), *reorder_args(zm, dst), threads);
+                memory zm(p->user_z_md, eng, const_cast<void*>(z->raw()));
+                dnnl_execute(p->z_to_prim, memory::desc(), *reorder_args(zm, dst), threads);
             }
         }
         args[DNNL_ARG_WEIGHTS] = p->weights;
         if (bias_.defined()) args[DNNL_ARG_BIAS] = p->bias;
         args[DNNL_ARG_DST] = dst;
         dnnl_execute(p->prim, p->scratch_md, args, threads);
-        if (!p->plain_dst) dnnl_execute(p->to_plain_dst, memory::desc(), *reorder_args(dst, user_dst), threads);
+        if (!p->direct_dst) dnnl_execute(p->prim_to_dst, memory::desc(), *reorder_args(dst, user_dst), threads);
     }
 
 private:
@@ -148,19 +156,28 @@ private:
                                                               strides, dil, pl, pr);
             return dnnl::convolution_forward::primitive_desc(desc, attr, dnnl_engine());
         };
-        memory::desc user_src(src_dims, memory::data_type::f32, Tag::nchw);
-        memory::desc user_dst(dst_dims, memory::data_type::f32, Tag::nchw);
+        // A plain [N, C, 1, 1] with C a multiple of 16 has the same bytes as nChw16c (the squeeze-excite
+        // convolutions): describe it as nChw16c so that no reorder runs.
+        auto tag_of = [](Layout l, const memory::dims& d) {
+            bool same_bytes = d[2] * d[3] == 1 && d[1] % kChannelBlock == 0;
+            return l == Layout::kNChw16c || same_bytes ? Tag::nChw16c : Tag::nchw;
+        };
+        memory::desc user_src(src_dims, memory::data_type::f32, tag_of(src_layout_, src_dims));
+        memory::desc user_dst(dst_dims, memory::data_type::f32, tag_of(dst_layout_, dst_dims));
+        memory::desc user_z(dst_dims, memory::data_type::f32, tag_of(z_layout_, dst_dims));
         dnnl::convolution_forward::primitive_desc pd;
         LayoutMode mode = layout_mode();
         if (mode == LayoutMode::kAuto) {
             // nChw16c where the channels allow it, else oneDNN's choice. Measured per model (batch 1, 2 threads, same
             // minute): nChw16c 12.5 / 19.5 / 90 ms, `any` (oneDNN picks acdb for brgconv) 17 / 23 / 100 ms,
             // plain nchw (gemm:jit) 36 / 50 / 108 ms for MobileNetV2 / EfficientNet-B0 / ResNet-50: the
-            // nchw <-> nChw16c reorders are cheaper than nchw <-> acdb, and both beat im2col + gemm.
-            auto b16 = [&](const memory::dims& d) {
-                return d[1] % 16 == 0 ? memory::desc(d, memory::data_type::f32, Tag::nChw16c) : any(d);
+            // nchw <-> nChw16c reorders are cheaper than nchw <-> acdb, and both beat im2col + gemm. A tensor
+            // the plan keeps blocked is used as is (padded channels included).
+            auto b16 = [&](const memory::dims& d, Layout l) {
+                return d[1] % 16 == 0 || l == Layout::kNChw16c ? memory::desc(d, memory::data_type::f32, Tag::nChw16c)
+                                                               : any(d);
             };
-            pd = make_pd(b16(src_dims), b16(dst_dims));
+            pd = make_pd(b16(src_dims, src_layout_), b16(dst_dims, dst_layout_));
         } else {
             pd = mode == LayoutMode::kPlain ? make_pd(user_src, user_dst) : make_pd(any(src_dims), any(dst_dims));
         }
@@ -171,18 +188,18 @@ private:
         p->scratch_md = pd.scratchpad_desc();
         p->user_src_md = user_src;
         p->user_dst_md = user_dst;
-        p->plain_src = p->src_md == user_src;
-        p->plain_dst = p->dst_md == user_dst;
+        p->user_z_md = user_z;
+        p->direct_src = p->src_md == user_src;
+        p->direct_dst = p->dst_md == user_dst;
+        p->direct_z = p->dst_md == user_z;
         p->threads = threads;
         auto reorder = [](const memory::desc& from, const memory::desc& to) {
             return dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_engine(), from, dnnl_engine(), to));
         };
-        if (!p->plain_src) p->to_blocked_src = reorder(user_src, p->src_md);
-        if (!p->plain_dst) {
-            p->to_blocked_dst = reorder(user_dst, p->dst_md);
-            p->to_plain_dst = reorder(p->dst_md, user_dst);
-        }
-        p->impl = cat(pd.impl_info_str(), p->plain_src ? "" : ",reorder_src", p->plain_dst ? "" : ",reorder_dst");
+        if (!p->direct_src) p->src_to_prim = reorder(user_src, p->src_md);
+        if (has_residual_ && !p->direct_z) p->z_to_prim = reorder(user_z, p->dst_md);
+        if (!p->direct_dst) p->prim_to_dst = reorder(p->dst_md, user_dst);
+        p->impl = cat(pd.impl_info_str(), p->direct_src ? "" : ",reorder_src", p->direct_dst ? "" : ",reorder_dst");
         dnnl::engine& eng = dnnl_engine();
         memory user_w(memory::desc(w_dims, memory::data_type::f32, group_ > 1 ? Tag::goihw : Tag::oihw), eng,
                       const_cast<void*>(weights_.raw()));
@@ -202,6 +219,7 @@ private:
     Activation act_;
     Tensor weights_, bias_;
     bool has_residual_ = false;
+    Layout src_layout_ = Layout::kPlain, z_layout_ = Layout::kPlain, dst_layout_ = Layout::kPlain;
     std::string name_;
     ShapeCache<ConvPrepared> cache_;
 };
@@ -218,5 +236,16 @@ bool supports_conv(const KernelNode& node) {
 }
 
 std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node) { return std::make_unique<ConvKernel>(node); }
+
+LayoutCaps layout_caps_conv(const KernelNode& node) {
+    // X, Z and Y each in either layout (the kernel reorders whichever differs from the primitive's)
+    LayoutCaps c;
+    c.inputs.assign(node.inputs.size(), false);
+    c.inputs[0] = true;
+    if (node.inputs.size() > 3) c.inputs[3] = true;
+    c.outputs = {true};
+    c.prefers_blocked = true;
+    return c;
+}
 
 }  // namespace kiln::backends::cpu

@@ -10,30 +10,31 @@ namespace {
 struct Family {
     bool (*supports)(const KernelNode&);
     std::unique_ptr<Kernel> (*make)(const KernelNode&);
+    LayoutCaps (*layout_caps)(const KernelNode&) = nullptr;  // nullptr: plain values only
 };
 
 const std::map<std::string, Family>& families() {
     static const std::map<std::string, Family> kTable = {
-        {"Conv", {supports_conv, make_cpu_conv}},
-        {"FusedConv", {supports_conv, make_cpu_conv}},
+        {"Conv", {supports_conv, make_cpu_conv, layout_caps_conv}},
+        {"FusedConv", {supports_conv, make_cpu_conv, layout_caps_conv}},
         {"MatMul", {supports_matmul, make_cpu_matmul}},
         {"FusedMatMul", {supports_matmul, make_cpu_matmul}},
         {"Gemm", {supports_gemm, make_cpu_gemm}},
-        {"MaxPool", {supports_pool, make_cpu_pool}},
-        {"GlobalAveragePool", {supports_pool, make_cpu_pool}},
+        {"MaxPool", {supports_pool, make_cpu_pool, layout_caps_pool}},
+        {"GlobalAveragePool", {supports_pool, make_cpu_pool, layout_caps_pool}},
         {"Attention", {supports_attention, make_cpu_attention}},
         {"LayerNormalization", {supports_norm, make_cpu_norm}},
         {"RMSNormalization", {supports_norm, make_cpu_norm}},
         {"Softmax", {supports_softmax, make_cpu_softmax}},
-        {"Add", {supports_binary, make_cpu_binary}},
-        {"Sub", {supports_binary, make_cpu_binary}},
-        {"Mul", {supports_binary, make_cpu_binary}},
-        {"Div", {supports_binary, make_cpu_binary}},
+        {"Add", {supports_binary, make_cpu_binary, layout_caps_binary}},
+        {"Sub", {supports_binary, make_cpu_binary, layout_caps_binary}},
+        {"Mul", {supports_binary, make_cpu_binary, layout_caps_binary}},
+        {"Div", {supports_binary, make_cpu_binary, layout_caps_binary}},
         {"Transpose", {supports_transpose, make_cpu_transpose}},
-        {"Gelu", {supports_unary, make_cpu_unary}},
-        {"Relu", {supports_unary, make_cpu_unary}},
-        {"Sigmoid", {supports_unary, make_cpu_unary}},
-        {"Tanh", {supports_unary, make_cpu_unary}},
+        {"Gelu", {supports_unary, make_cpu_unary, layout_caps_unary}},
+        {"Relu", {supports_unary, make_cpu_unary, layout_caps_unary}},
+        {"Sigmoid", {supports_unary, make_cpu_unary, layout_caps_unary}},
+        {"Tanh", {supports_unary, make_cpu_unary, layout_caps_unary}},
     };
     return kTable;
 }
@@ -69,6 +70,12 @@ public:
         auto it = families().find(node.op_type);
         KILN_CHECK(it != families().end(), kUnsupported, node.where(), ": no cpu kernel");
         return it->second.make(node);
+    }
+
+    LayoutCaps layout_caps(const KernelNode& node) const override {
+        auto it = families().find(node.op_type);
+        if (it == families().end() || !it->second.layout_caps) return {};
+        return it->second.layout_caps(node);
     }
 };
 

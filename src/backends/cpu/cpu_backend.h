@@ -14,14 +14,18 @@ std::unique_ptr<Backend> make_cpu_backend();
 
 namespace cpu {
 
+// layout_caps_<family>: which ports of the node may hold nChw16c activations (see src/common/layout.h); families
+// without one take plain values only.
 bool supports_conv(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node);
+LayoutCaps layout_caps_conv(const KernelNode& node);
 bool supports_matmul(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node);
 bool supports_gemm(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_gemm(const KernelNode& node);
 bool supports_pool(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_pool(const KernelNode& node);
+LayoutCaps layout_caps_pool(const KernelNode& node);
 
 bool supports_attention(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node);
@@ -31,10 +35,12 @@ bool supports_softmax(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_softmax(const KernelNode& node);
 bool supports_binary(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_binary(const KernelNode& node);
+LayoutCaps layout_caps_binary(const KernelNode& node);
 bool supports_transpose(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_transpose(const KernelNode& node);
 bool supports_unary(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_unary(const KernelNode& node);
+LayoutCaps layout_caps_unary(const KernelNode& node);
 
 }  // namespace cpu
 }  // namespace kiln::backends

@@ -60,6 +60,7 @@ public:
     std::string describe() const override {
         return cat(gemm_ ? "gemm" : "matmul", "_f32_dnnl", name_.empty() ? "" : "(" + name_ + ")");
     }
+    bool writes_all_outputs() const override { return true; }
 
     void execute(const KernelArgs& a) const override {
         const Tensor& at = *a.inputs[0];

@@ -1,5 +1,7 @@
-// MaxPool (2-D, through oneDNN pooling on plain nchw) and GlobalAveragePool (kiln's own: one row of H*W per
-// (n, c), threads over rows).
+// MaxPool (2-D, through oneDNN pooling, plain nchw or nChw16c in and out alike) and GlobalAveragePool (kiln's own:
+// one row of H*W per (n, c), threads over rows; from nChw16c, one row of H*W 16-channel vectors per (n, block)).
+// The output of GlobalAveragePool is always plain: [N, C, 1, 1] is what the squeeze-excite convolutions and the
+// classifier read.
 #include <algorithm>
 
 #include "src/backends/cpu/cpu_backend.h"
@@ -18,6 +20,21 @@ KILN_CPU_MULTIVERSION void mean_rows(const float* x, float* y, int64_t rows, int
     for (int64_t r = 0; r < rows; ++r, x += n) y[r] = sum16(x, n) / static_cast<float>(n);
 }
 
+// x: `blocks` blocks of n pixels x 16 channels each; y: 16 means per block, `valid` of them kept in the last block
+// of each image (the padding channels are dropped), so y is plain [blocks / blocks_per_image][C].
+KILN_CPU_MULTIVERSION void mean_blocks16(const float* x, float* y, int64_t b0, int64_t b1, int64_t blocks_per_image,
+                                         int64_t channels, int64_t n) {
+    for (int64_t b = b0; b < b1; ++b) {
+        const float* xb = x + b * n * kChannelBlock;
+        float acc[kChannelBlock] = {};
+        for (int64_t i = 0; i < n; ++i)
+            for (int l = 0; l < kChannelBlock; ++l) acc[l] += xb[i * kChannelBlock + l];
+        const int64_t image = b / blocks_per_image, c0 = (b % blocks_per_image) * kChannelBlock;
+        const int64_t valid = std::min<int64_t>(kChannelBlock, channels - c0);
+        for (int64_t l = 0; l < valid; ++l) y[image * channels + c0 + l] = acc[l] / static_cast<float>(n);
+    }
+}
+
 struct PoolPrepared {
     dnnl::pooling_forward prim;
     memory::desc src_md, dst_md, scratch_md;
@@ -27,8 +44,12 @@ class MaxPoolKernel : public Kernel {
 public:
     explicit MaxPoolKernel(const KernelNode& node) : where_(node.where()) {
         win_ = ops::parse_window_attrs(node.attrs, 2, {}, true, where_);
+        layout_ = node.input_layout(0);
+        KILN_CHECK(node.output_layout(0) == layout_, kInvalidPlan, where_, ": input layout ", layout_name(layout_),
+                   " differs from the output layout ", layout_name(node.output_layout(0)));
     }
-    std::string describe() const override { return "max_pool2d_f32_nchw_dnnl"; }
+    std::string describe() const override { return cat("max_pool2d_f32_", layout_name(layout_), "_dnnl"); }
+    bool writes_all_outputs() const override { return true; }
 
     void execute(const KernelArgs& a) const override {
         const Tensor& x = *a.inputs[0];
@@ -49,10 +70,10 @@ public:
                 pr[i] = (ys[2 + i] - 1) * strides[i] + kernel[i] - xs[2 + i] - b;  // ceil_mode adds end padding
             }
             auto pp = std::make_shared<PoolPrepared>();
-            pp->src_md = memory::desc(memory::dims(xs.begin(), xs.end()), memory::data_type::f32,
-                                      memory::format_tag::nchw);
-            pp->dst_md = memory::desc(memory::dims(ys.begin(), ys.end()), memory::data_type::f32,
-                                      memory::format_tag::nchw);
+            const memory::format_tag tag =
+                layout_ == Layout::kNChw16c ? memory::format_tag::nChw16c : memory::format_tag::nchw;
+            pp->src_md = memory::desc(memory::dims(xs.begin(), xs.end()), memory::data_type::f32, tag);
+            pp->dst_md = memory::desc(memory::dims(ys.begin(), ys.end()), memory::data_type::f32, tag);
             dnnl::pooling_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max,
                                              pp->src_md, pp->dst_md, strides, kernel, pl, pr);
             dnnl::pooling_forward::primitive_desc pd(desc, make_attr(dnnl::post_ops()), dnnl_engine());
@@ -69,6 +90,7 @@ public:
 private:
     std::string where_;
     ops::WindowAttrs win_;
+    Layout layout_ = Layout::kPlain;
     ShapeCache<PoolPrepared> cache_;
 };
 
@@ -83,8 +105,34 @@ bool supports_pool(const KernelNode& node) {
     return true;
 }
 
+LayoutCaps layout_caps_pool(const KernelNode& node) {
+    LayoutCaps c;
+    if (node.inputs[0].rank() != 4) return c;
+    c.inputs = {true};
+    if (node.op_type == "MaxPool") {
+        c.outputs = {true};
+        c.tied = true;  // oneDNN pools a layout into the same layout
+    } else {
+        c.outputs = {false};
+    }
+    return c;
+}
+
 std::unique_ptr<Kernel> make_cpu_pool(const KernelNode& node) {
     if (node.op_type == "MaxPool") return std::make_unique<MaxPoolKernel>(node);
+    if (node.input_layout(0) == Layout::kNChw16c)
+        return make_kernel(
+            [](const KernelArgs& a) {
+                const Tensor& x = *a.inputs[0];
+                const int64_t per_image = padded_channels(x.dim(1)) / kChannelBlock;
+                const int64_t blocks = x.dim(0) * per_image, n = x.dim(2) * x.dim(3);
+                const float* xp = x.data<float>();
+                float* yp = a.outputs[0]->data<float>();
+                parallel_for(blocks, a.num_threads, [&](int64_t b0, int64_t b1) {
+                    mean_blocks16(xp, yp, b0, b1, per_image, x.dim(1), n);
+                }, grain_rows(n * kChannelBlock));
+            },
+            "global_avg_pool_f32_nChw16c_avx512", true);
     return make_kernel(
         [](const KernelArgs& a) {
             const Tensor& x = *a.inputs[0];
@@ -95,7 +143,7 @@ std::unique_ptr<Kernel> make_cpu_pool(const KernelNode& node) {
                 mean_rows(xp + r0 * n, yp + r0, r1 - r0, n);
             }, grain_rows(n));
         },
-        "global_avg_pool_f32_avx512");
+        "global_avg_pool_f32_avx512", true);
 }
 
 }  // namespace kiln::backends::cpu
