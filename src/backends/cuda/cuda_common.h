@@ -168,6 +168,15 @@ std::unique_ptr<DeviceKernel> make_fused_elementwise(const backends::KernelNode&
 bool supports_simple(const backends::KernelNode& n);  // elementwise, norms, softmax, attention, data movement, pools
 std::unique_ptr<DeviceKernel> make_simple(const KernelRequest& r);
 
+/// cuBLASLt algorithms chosen per problem (cuda_gemm.cc), for kernels other than the GEMM family that call it.
+struct LtAlgoCache;
+std::shared_ptr<LtAlgoCache> make_lt_algo_cache();
+std::string lt_algo_last(LtAlgoCache& cache);  ///< the last algorithm used, readable (for describe())
+/// Row-major D[m,n] = A[m,k] B[n,k]^T with A, B and D of the reduced type `t` and fp32 accumulation (auto-tuned and
+/// recorded like every matmul).
+void lt_gemm_nt_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, const void* a, const void* b_nk, LowType t,
+                    void* d, LtAlgoCache& cache, TacticTable* tactics);
+
 /// The tensor's values as int64s (axes, starts, shapes): from the host copy, else copied from the device.
 std::vector<int64_t> host_ints(const DevTensor& t, cudaStream_t stream, const std::string& what);
 /// Strides of a contiguous row-major shape.

@@ -119,8 +119,10 @@ struct ConvDescs {
 }  // namespace
 
 bool uses_nhwc_chain(const KernelNode& n, LowType low) {
+    // grouped (depthwise) convolutions stay NCHW: cuDNN's legacy NHWC fp16 path rejected some of them (BAD_PARAM
+    // on MobileNetV2 / EfficientNet-B0 layers, H100, cuDNN 9)
     return low != LowType::kF32 && (n.op_type == "Conv" || n.op_type == "FusedConv") && n.inputs[0].rank() == 4 &&
-           n.inputs[1].present && n.inputs[1].value != nullptr;
+           n.inputs[1].present && n.inputs[1].value != nullptr && n.attrs.get_int("group", 1) == 1;
 }
 
 namespace {
@@ -134,6 +136,19 @@ public:
         for (const char* k : {"activation", "activation_alpha", "activation_beta"}) attrs_.erase(k);
         nhwc_ = uses_nhwc_chain(n, low_);
         x_low_ = nhwc_ && r.x_low_nhwc, z_low_ = nhwc_ && r.z_low_nhwc, y_low_ = nhwc_ && r.y_low_nhwc;
+        tactics_ = r.tactics;
+        // A 1x1, stride-1, unpadded, ungrouped convolution on NHWC data is the matrix product
+        // Y[NHW, K] = X[NHW, C] W[K, C]^T: cuBLASLt runs it (cuDNN's legacy algorithms gave these a SIMT implicit
+        // GEMM on Hopper, 5-10x slower than the tensor-core GEMM).
+        if (nhwc_) {
+            const Shape ws = ops::to_concrete(n.inputs[1].dims);
+            std::string auto_pad = attrs_.get_string("auto_pad", "NOTSET");
+            bool unit = ws[2] == 1 && ws[3] == 1 && attrs_.get_int("group", 1) == 1 &&
+                        (auto_pad == "NOTSET" || auto_pad == "VALID");
+            for (int64_t v : attrs_.get_ints("strides", {1, 1})) unit &= v == 1;
+            for (int64_t v : attrs_.get_ints("pads", {0, 0, 0, 0})) unit &= v == 0;
+            if (unit) pointwise_ = make_lt_algo_cache();
+        }
         if (low_ != LowType::kF32 && r.weights[1].host) {
             if (nhwc_) {  // KCRS -> KRSC, as the NHWC filter descriptor reads it
                 const Tensor& w = *r.weights[1].host;
@@ -150,7 +165,7 @@ public:
         }
         // auto-tune now when every shape is known: the tactic table (plan / timing cache) first, else a search
         const auto &x = n.inputs[0], &w = n.inputs[1], &y = n.outputs[0];
-        if (!is_static(x.dims) || !is_static(w.dims) || !is_static(y.dims)) return;
+        if (pointwise_ || !is_static(x.dims) || !is_static(w.dims) || !is_static(y.dims)) return;
         Shape xs = ops::to_concrete(x.dims), ws = ops::to_concrete(w.dims), ys = ops::to_concrete(y.dims);
         std::string key = cat("conv|", shape_str(xs), "|", shape_str(ws), "|", shape_str(ys), "|", low_name(low_),
                               tf32_ ? "|tf32" : "", nhwc_ ? "|nhwc" : "");
@@ -192,7 +207,10 @@ public:
 
     std::string describe() const override {
         std::string algo;
-        {
+        if (pointwise_) {
+            std::string last = lt_algo_last(*pointwise_);
+            algo = cat("_1x1_as_cublaslt_gemm", last.empty() ? "" : " [" + last + "]");
+        } else {
             std::lock_guard<std::mutex> lock(mu_);
             if (!algos_.empty()) algo = cat(" [algo ", static_cast<int>(algos_.begin()->second.algo), "]");
         }
@@ -210,9 +228,25 @@ public:
         const DevTensor* z = in.size() > 3 ? in[3] : nullptr;
         KILN_CHECK(!z || z->numel() == y.numel(), kUnsupported, where_, ": residual of shape ", shape_str(z->shape),
                    " differs from the output ", shape_str(y.shape));
+        Scratch scratch(ctx.stream, *ctx.node);
+        if (pointwise_) {  // NHWC 1x1: a GEMM (see the constructor)
+            const int64_t n = x.shape[0], c = x.shape[1], hw = x.numel() / (n * c), k = y.shape[1];
+            const void* xp = x.data;
+            if (!x_low_) {
+                void* xl = scratch.get(x.numel() * 2);
+                launch_nchw_f32_to_nhwc_low(x.as<float>(), xl, low_, n, c, hw, ctx.stream);
+                xp = xl;
+            }
+            void* conv_out = y_low_ ? y.data : scratch.get(y.numel() * 2);
+            lt_gemm_nt_low(ctx, n * hw, k, c, xp, w_low_, low_, conv_out, *pointwise_, tactics_);
+            DevAct da{static_cast<int>(act_.kind), act_.alpha, act_.beta};
+            if (!y_low_ || bias || z || act_.kind != backends::ActivationKind::kNone)
+                launch_conv_epilogue_nhwc(conv_out, low_, bias ? bias->as<float>() : nullptr, z ? z->data : nullptr,
+                                          z_low_, y.data, y_low_, n, k, hw, da, ctx.stream);
+            return;
+        }
         ConvDescs d(attrs_, x.shape, w.shape, y.shape, low_, tf32_, nhwc_, where_);
         Algo algo = algo_for(ctx, d, x.shape);
-        Scratch scratch(ctx.stream, *ctx.node);
         void* ws = ctx.workspace;
         if (algo.workspace > ctx.workspace_bytes) ws = scratch.get(algo.workspace);
         const void* xp = x.data;
@@ -285,6 +319,8 @@ private:
     LowType low_ = LowType::kF32;
     bool tf32_ = false;
     bool nhwc_ = false;                          // reduced-precision 2-D convolution, channels-last
+    std::shared_ptr<LtAlgoCache> pointwise_;     // set: a 1x1 NHWC convolution run as a cuBLASLt GEMM
+    TacticTable* tactics_ = nullptr;
     bool x_low_ = false, z_low_ = false, y_low_ = false;  // chained tensors (NHWC fp16/bf16) instead of fp32 NCHW
     AttributeMap attrs_;
     backends::Activation act_;

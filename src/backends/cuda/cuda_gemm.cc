@@ -20,6 +20,13 @@ namespace kiln::cuda {
 using backends::ActivationKind;
 using backends::KernelNode;
 
+// Algorithms per problem (shapes, epilogue, pointer alignments), decoded from the engine's TacticTable.
+struct LtAlgoCache {
+    std::mutex mu;
+    std::map<std::string, cublasLtMatmulAlgo_t> algos;
+    std::string last;  // readable description of the last algorithm used, for `kiln inspect`
+};
+
 namespace {
 
 void check_blas(cublasStatus_t st, const char* call, const std::string& what) {
@@ -39,12 +46,7 @@ struct LtGemm {
 
 constexpr int kCandidates = 8;  // heuristic results timed per problem
 
-// Algorithms per problem (shapes, epilogue, pointer alignments), decoded from the engine's TacticTable.
-struct AlgoCache {
-    std::mutex mu;
-    std::map<std::string, cublasLtMatmulAlgo_t> algos;
-    std::string last;  // readable description of the last algorithm used, for `kiln inspect`
-};
+
 
 std::string algo_hex(const cublasLtMatmulAlgo_t& a) {
     static const char* digits = "0123456789abcdef";
@@ -88,7 +90,7 @@ uint32_t alignment_of(const void* p) {
 
 // D = epilogue(alpha * A B + beta * C); a/b of type `ab` (R_32F, R_16F or R_16BF), c/d fp32.
 void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b, cudaDataType ab, bool tf32,
-               const float* c, float* d, AlgoCache& cache, TacticTable* tactics) {
+               const void* c, void* d, LtAlgoCache& cache, TacticTable* tactics, cudaDataType cd = CUDA_R_32F) {
     const std::string& what = *ctx.node;
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
@@ -131,7 +133,7 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
     else KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ab, g.n, g.k, g.n), what);
     if (g.trans_a) KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ab, g.m, g.k, g.m), what);
     else KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ab, g.k, g.m, g.k), what);
-    KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, g.n, g.m, g.n), what);
+    KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, cd, g.n, g.m, g.n), what);
     if (g.batch > 1) {
         int32_t count = static_cast<int32_t>(g.batch);
         auto set_batch = [&](cublasLtMatrixLayout_t l, int64_t stride) {
@@ -148,7 +150,7 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
     uint32_t al_a = alignment_of(b), al_b = alignment_of(a), al_c = alignment_of(c ? c : d), al_d = alignment_of(d);
     std::string key = cat(g.m, ",", g.n, ",", g.k, ",", g.batch, ",", g.stride_a, ",", g.stride_b, ",", g.trans_a,
                           g.trans_b, ",", static_cast<int>(epi), ",", g.beta != 0.f, ",", static_cast<int>(ab), ",",
-                          static_cast<int>(compute), ",", al_a, ",", al_b, ",", al_c, ",", al_d);
+                          static_cast<int>(compute), ",", static_cast<int>(cd), ",", al_a, ",", al_b, ",", al_c, ",", al_d);
     cublasLtMatmulAlgo_t algo{};
     bool local = false, cached = false;
     {
@@ -186,7 +188,7 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
             // time each candidate (3 launches after one warm-up) into a scratch D, so C == D stays intact
             Scratch scratch(ctx.stream, what);
             size_t d_elems = static_cast<size_t>(g.batch > 1 ? g.batch * g.stride_c : g.m * g.n);
-            float* dt = static_cast<float*>(scratch.get(d_elems * sizeof(float)));
+            void* dt = scratch.get(d_elems * (cd == CUDA_R_32F ? 4 : 2));
             cudaEvent_t ev0 = nullptr, ev1 = nullptr;
             KILN_CUDA_CHECK(cudaEventCreate(&ev0), what);
             KILN_CUDA_CHECK(cudaEventCreate(&ev1), what);
@@ -223,6 +225,26 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
     KILN_BLAS_CHECK(cublasLtMatmul(ctx.lt, op, &g.alpha, b, la, a, lb, &g.beta, c ? c : d, lc, d, lc, &algo,
                                    ctx.workspace, ctx.workspace_bytes, ctx.stream), what);
 }
+
+}  // namespace
+
+std::shared_ptr<LtAlgoCache> make_lt_algo_cache() { return std::make_shared<LtAlgoCache>(); }
+
+std::string lt_algo_last(LtAlgoCache& cache) {
+    std::lock_guard<std::mutex> lock(cache.mu);
+    return cache.last;
+}
+
+void lt_gemm_nt_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, const void* a, const void* b_nk, LowType t,
+                    void* d, LtAlgoCache& cache, TacticTable* tactics) {
+    LtGemm g;
+    g.m = m, g.n = n, g.k = k;
+    g.trans_b = true;
+    cudaDataType dt = t == LowType::kBF16 ? CUDA_R_16BF : CUDA_R_16F;
+    lt_matmul(ctx, g, a, b_nk, dt, false, nullptr, d, cache, tactics, dt);
+}
+
+namespace {
 
 // Copies `src` (broadcastable to `shape`) into the contiguous fp32 tensor `dst`.
 void broadcast_into(const RunCtx& ctx, const DevTensor& src, float* dst, const Shape& shape) {
@@ -371,7 +393,7 @@ private:
     float alpha_ = 1.f, beta_ = 1.f;
     backends::Activation act_;
     void* low_w_[2] = {nullptr, nullptr};
-    std::unique_ptr<AlgoCache> cache_ = std::make_unique<AlgoCache>();
+    std::unique_ptr<LtAlgoCache> cache_ = std::make_unique<LtAlgoCache>();
 };
 
 }  // namespace
