@@ -143,7 +143,7 @@ def kiln_times(kiln, path, shapes, precision):
         args.append(f"--{precision}")
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
-        msg = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+        msg = " | ".join(proc.stderr.strip().splitlines()[-4:]) if proc.stderr.strip() else "failed"
         print(f"  kiln failed: {msg}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -189,7 +189,11 @@ def main():
             for batch in batches[name]:
                 model, inputs, names, shapes = build_model(name, batch)
                 path = os.path.join(tmp, f"{name}_{batch}.onnx")
-                torch.onnx.export(model, inputs, path, input_names=names, opset_version=17, dynamo=False)
+                try:
+                    torch.onnx.export(model, inputs, path, input_names=names, opset_version=17, dynamo=False)
+                except Exception as e:  # noqa: BLE001  (an exporter gap: report it, go on with the next model)
+                    print(f"  torch.onnx.export failed for {name}: {str(e).splitlines()[0][:200]}", file=sys.stderr)
+                    continue
                 for precision in args.precisions.split(","):
                     print(f"== {name} batch {batch} {precision}", file=sys.stderr, flush=True)
                     mode = args.compile if name in compile_models else ""
