@@ -15,6 +15,20 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kRowsPerBlock = 8;
 
+// Matrix offsets of Q, K, V and the mask for the flat (batch..., head) index b (broadcast dims have stride 0).
+__device__ __forceinline__ void batch_offsets(const AttentionDims& d, int64_t b, int64_t* qo, int64_t* ko, int64_t* vo,
+                                              int64_t* mo) {
+    *qo = *ko = *vo = *mo = 0;
+    for (int i = d.batch_rank - 1; i >= 0; --i) {
+        int64_t idx = b % d.batch[i];
+        b /= d.batch[i];
+        *qo += idx * d.q_bstride[i];
+        *ko += idx * d.k_bstride[i];
+        *vo += idx * d.v_bstride[i];
+        *mo += idx * d.m_bstride[i];
+    }
+}
+
 __device__ float block_reduce(float v, float* red, bool is_max) {
     for (int o = 16; o > 0; o >>= 1) {
         float w = __shfl_xor_sync(0xffffffffu, v, o);
@@ -37,15 +51,8 @@ __global__ void attention_f32_rowmajor(const float* __restrict__ q, const float*
     float* s = smem;
     float* qrow = smem + d.sk;
     int64_t b = blockIdx.x;
-    int64_t qo = 0, ko = 0, vo = 0, mo = 0, rem = b;
-    for (int i = d.batch_rank - 1; i >= 0; --i) {
-        int64_t idx = rem % d.batch[i];
-        rem /= d.batch[i];
-        qo += idx * d.q_bstride[i];
-        ko += idx * d.k_bstride[i];
-        vo += idx * d.v_bstride[i];
-        mo += idx * d.m_bstride[i];
-    }
+    int64_t qo, ko, vo, mo;
+    batch_offsets(d, b, &qo, &ko, &vo, &mo);
     const float* qp = q + qo * d.sq * d.d;
     const float* kp = k + ko * d.sk * d.d;
     const float* vp = v + vo * d.sk * d.dv;
@@ -111,15 +118,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_f32_tiled(const float* 
     __shared__ float qs[kTileQ][kMaxTiledD];
     __shared__ float ks[kTileK][kMaxTiledD + 1];
     __shared__ float vs[kTileK][kMaxTiledD];
-    int64_t qo = 0, ko = 0, vo = 0, mo = 0, rem = blockIdx.x;
-    for (int i = d.batch_rank - 1; i >= 0; --i) {
-        int64_t idx = rem % d.batch[i];
-        rem /= d.batch[i];
-        qo += idx * d.q_bstride[i];
-        ko += idx * d.k_bstride[i];
-        vo += idx * d.v_bstride[i];
-        mo += idx * d.m_bstride[i];
-    }
+    int64_t qo, ko, vo, mo;
+    batch_offsets(d, blockIdx.x, &qo, &ko, &vo, &mo);
     const float* qp = q + qo * d.sq * d.d;
     const float* kp = k + ko * d.sk * d.d;
     const float* vp = v + vo * d.sk * d.dv;
