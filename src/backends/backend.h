@@ -26,6 +26,9 @@ struct KernelNode {
     /// are ever blocked; the kernel reads and writes those bytes in that layout.
     std::vector<Layout> input_layouts = {};
     std::vector<Layout> output_layouts = {};
+    /// The node's compute precision from the plan: "fp32", or "bf16" (matmuls and convolutions in bf16 with fp32
+    /// accumulation; backends that cannot run a precision reject the plan in check_precision).
+    std::string precision = "fp32";
 
     Layout input_layout(size_t i) const { return i < input_layouts.size() ? input_layouts[i] : Layout::kPlain; }
     Layout output_layout(size_t i) const { return i < output_layouts.size() ? output_layouts[i] : Layout::kPlain; }
@@ -77,6 +80,9 @@ public:
     virtual ~Backend() = default;
     virtual std::string name() const = 0;
     virtual bool supports(const KernelNode& node) const = 0;
+    /// Throws Error(kUnsupported) when this backend (on this machine) cannot run plans of `precision`
+    /// (the plan's metadata["precision"]). Called once per engine, before any kernel is created.
+    virtual void check_precision(const std::string& precision) const { (void)precision; }
     /// Only called when supports(node); throws Error(kUnsupported) naming the node for cases it cannot handle.
     virtual std::unique_ptr<Kernel> create_kernel(const KernelNode& node) const = 0;
     /// Optional: which ports of `node` may hold blocked activations (see src/common/layout.h). Only called when

@@ -1,5 +1,7 @@
 // Engine: creates one kernel per plan node (on the backend the plan names) and describes itself.
 #include <limits>
+#include <map>
+#include <sstream>
 
 #include "kiln/runtime.h"
 #include "src/common/check.h"
@@ -12,6 +14,21 @@ Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 Engine::~Engine() = default;
 
 namespace {
+
+// metadata["precision"], overridden per node by metadata["layer_precision"] ("node=prec;node=prec").
+std::map<std::string, std::string> node_precisions(const plan::PlanModel& m, std::string* global) {
+    auto it = m.metadata.find("precision");
+    *global = it == m.metadata.end() ? "fp32" : it->second;
+    std::map<std::string, std::string> per_node;
+    auto lp = m.metadata.find("layer_precision");
+    if (lp == m.metadata.end()) return per_node;
+    std::istringstream items(lp->second);
+    for (std::string item; std::getline(items, item, ';');) {
+        size_t eq = item.rfind('=');
+        if (eq != std::string::npos) per_node[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+    return per_node;
+}
 
 backends::Backend& backend_for(Engine::Impl& impl, const std::string& name) {
     for (auto& b : impl.backends)
@@ -43,12 +60,18 @@ std::shared_ptr<Engine> Engine::create(plan::PlanModel model, Logger& logger, co
     }
     KILN_CHECK(m.target_backend != "cuda", kUnsupported, "this plan targets the CUDA backend, but this kiln was ",
                "built without CUDA; rebuild kiln with the CUDA toolkit, or build the plan for --backend cpu");
+    std::string precision;
+    const std::map<std::string, std::string> layer_precision = node_precisions(m, &precision);
+    backend_for(impl, m.target_backend).check_precision(precision);
+    for (const auto& [node, p] : layer_precision) backend_for(impl, m.target_backend).check_precision(p);
     for (size_t i = 0; i < m.nodes.size(); ++i) {
         const plan::PlanNode& n = m.nodes[i];
         const ops::OpSchema* schema = ops::find_schema(n.op_type);
         KILN_CHECK(schema, kUnsupported, "node '", n.name, "': op '", n.op_type, "' is not supported by this kiln");
         impl.schemas.push_back(schema);
         backends::KernelNode kn{n.name, n.op_type, n.attrs, {}, {}};
+        auto lp = layer_precision.find(n.name);
+        kn.precision = lp == layer_precision.end() ? precision : lp->second;
         for (int32_t id : n.inputs) {
             kn.inputs.push_back(backends::plan_value_info(m, id));
             if (id >= 0) impl.last_use[id] = static_cast<int>(i);

@@ -2,7 +2,8 @@
 // the primitive, Z as a sum post-op and the activation as an eltwise post-op. Weights are reordered once into the
 // primitive's preferred blocked format. src, dst and Z each come in the layout the planner chose for them (plain
 // nchw, or nChw16c inside a chain of layout-aware nodes) and are used in place when the primitive runs on that
-// layout, else reordered to / from the layout the primitive wants (at the edges of such chains).
+// layout, else reordered to / from the layout the primitive wants (at the edges of such chains). With --bf16 (node
+// precision "bf16") src and weights are bf16 (the src reorder converts), dst, Z and bias stay fp32.
 #include <cstring>
 
 #include "src/backends/cpu/cpu_backend.h"
@@ -36,6 +37,7 @@ struct ConvPrepared {
     dnnl::reorder src_to_prim, z_to_prim, prim_to_dst;  // where the layouts differ
     bool direct_src = true, direct_dst = true, direct_z = true;
     int threads = 1;  // tiny layers run on one thread: waking a second costs more than it saves
+    bool bf16 = false;
     std::string impl;
 };
 
@@ -56,6 +58,7 @@ public:
         src_layout_ = node.input_layout(0);
         z_layout_ = node.input_layout(3);
         dst_layout_ = node.output_layout(0);
+        bf16_ = node.precision == "bf16";
         // pack the weights now when the input shape is known (batch 1 stands in for a symbolic batch)
         const SymShape& xd = node.inputs[0].dims;
         if (xd[1].is_static() && xd[2].is_static() && xd[3].is_static()) {
@@ -65,7 +68,8 @@ public:
     }
 
     std::string describe() const override {
-        return cat("conv2d_f32_", layout_name(src_layout_), "_", layout_name(dst_layout_), "_dnnl",
+        return cat(bf16_ ? "conv2d_bf16f32acc_" : "conv2d_f32_", layout_name(src_layout_), "_",
+                   layout_name(dst_layout_), "_dnnl",
                    name_.empty() ? "" : "(" + name_ + ")");
     }
     // oneDNN writes the whole dst, and zero-fills the channel padding of a blocked one
@@ -141,7 +145,9 @@ private:
         memory::dims w_dims = group_ > 1 ? memory::dims{group_, ws[0] / group_, ws[1], ws[2], ws[3]}
                                          : memory::dims{ws[0], ws[1], ws[2], ws[3]};
         memory::dims b_dims = {ws[0]};
-        auto any = [](const memory::dims& d) { return memory::desc(d, memory::data_type::f32, Tag::any); };
+        const auto f32 = memory::data_type::f32;
+        auto any = [](const memory::dims& d, memory::data_type t) { return memory::desc(d, t, Tag::any); };
+        memory::data_type st = f32;  // src and weights: bf16 with --bf16
         dnnl::post_ops ops;
         if (has_residual_) ops.append_sum(1.f);
         KILN_CHECK(append_activation(ops, act_), kUnsupported, where_, ": activation not supported by oneDNN");
@@ -149,11 +155,11 @@ private:
         auto make_pd = [&](const memory::desc& s, const memory::desc& d) {
             auto desc = bias_.defined()
                             ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                              dnnl::algorithm::convolution_direct, s, any(w_dims),
-                                                              any(b_dims), d, strides, dil, pl, pr)
+                                                              dnnl::algorithm::convolution_direct, s, any(w_dims, st),
+                                                              any(b_dims, f32), d, strides, dil, pl, pr)
                             : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                              dnnl::algorithm::convolution_direct, s, any(w_dims), d,
-                                                              strides, dil, pl, pr);
+                                                              dnnl::algorithm::convolution_direct, s, any(w_dims, st),
+                                                              d, strides, dil, pl, pr);
             return dnnl::convolution_forward::primitive_desc(desc, attr, dnnl_engine());
         };
         // A plain [N, C, 1, 1] with C a multiple of 16 has the same bytes as nChw16c (the squeeze-excite
@@ -165,21 +171,28 @@ private:
         memory::desc user_src(src_dims, memory::data_type::f32, tag_of(src_layout_, src_dims));
         memory::desc user_dst(dst_dims, memory::data_type::f32, tag_of(dst_layout_, dst_dims));
         memory::desc user_z(dst_dims, memory::data_type::f32, tag_of(z_layout_, dst_dims));
-        dnnl::convolution_forward::primitive_desc pd;
         LayoutMode mode = layout_mode();
-        if (mode == LayoutMode::kAuto) {
+        auto choose = [&](memory::data_type t) {
+            st = t;
+            if (mode == LayoutMode::kPlain)
+                return make_pd(memory::desc(src_dims, t, tag_of(src_layout_, src_dims)), user_dst);
+            if (mode == LayoutMode::kBlocked) return make_pd(any(src_dims, t), any(dst_dims, f32));
             // nChw16c where the channels allow it, else oneDNN's choice. Measured per model (batch 1, 2 threads, same
             // minute): nChw16c 12.5 / 19.5 / 90 ms, `any` (oneDNN picks acdb for brgconv) 17 / 23 / 100 ms,
             // plain nchw (gemm:jit) 36 / 50 / 108 ms for MobileNetV2 / EfficientNet-B0 / ResNet-50: the
             // nchw <-> nChw16c reorders are cheaper than nchw <-> acdb, and both beat im2col + gemm. A tensor
             // the plan keeps blocked is used as is (padded channels included).
-            auto b16 = [&](const memory::dims& d, Layout l) {
-                return d[1] % 16 == 0 || l == Layout::kNChw16c ? memory::desc(d, memory::data_type::f32, Tag::nChw16c)
-                                                               : any(d);
+            auto b16 = [&](const memory::dims& d, Layout l, memory::data_type dt) {
+                return d[1] % 16 == 0 || l == Layout::kNChw16c ? memory::desc(d, dt, Tag::nChw16c) : any(d, dt);
             };
-            pd = make_pd(b16(src_dims, src_layout_), b16(dst_dims, dst_layout_));
-        } else {
-            pd = mode == LayoutMode::kPlain ? make_pd(user_src, user_dst) : make_pd(any(src_dims), any(dst_dims));
+            return make_pd(b16(src_dims, src_layout_, t), b16(dst_dims, dst_layout_, f32));
+        };
+        bool bf16 = bf16_;
+        dnnl::convolution_forward::primitive_desc pd = choose(bf16 ? memory::data_type::bf16 : f32);
+        // no bf16 kernel for this layer (oneDNN's reference one would be far slower): fp32
+        if (bf16 && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
+            bf16 = false;
+            pd = choose(f32);
         }
         auto p = std::make_shared<ConvPrepared>();
         p->prim = dnnl::convolution_forward(pd);
@@ -193,13 +206,15 @@ private:
         p->direct_dst = p->dst_md == user_dst;
         p->direct_z = p->dst_md == user_z;
         p->threads = threads;
+        p->bf16 = bf16;
         auto reorder = [](const memory::desc& from, const memory::desc& to) {
             return dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_engine(), from, dnnl_engine(), to));
         };
         if (!p->direct_src) p->src_to_prim = reorder(user_src, p->src_md);
         if (has_residual_ && !p->direct_z) p->z_to_prim = reorder(user_z, p->dst_md);
         if (!p->direct_dst) p->prim_to_dst = reorder(p->dst_md, user_dst);
-        p->impl = cat(pd.impl_info_str(), p->direct_src ? "" : ",reorder_src", p->direct_dst ? "" : ",reorder_dst");
+        p->impl = cat(pd.impl_info_str(), p->direct_src ? "" : ",reorder_src", p->direct_dst ? "" : ",reorder_dst",
+                      bf16_ && !bf16 ? ",fp32_fallback" : "");
         dnnl::engine& eng = dnnl_engine();
         memory user_w(memory::desc(w_dims, memory::data_type::f32, group_ > 1 ? Tag::goihw : Tag::oihw), eng,
                       const_cast<void*>(weights_.raw()));
@@ -218,7 +233,7 @@ private:
     ops::WindowAttrs win_;
     Activation act_;
     Tensor weights_, bias_;
-    bool has_residual_ = false;
+    bool has_residual_ = false, bf16_ = false;
     Layout src_layout_ = Layout::kPlain, z_layout_ = Layout::kPlain, dst_layout_ = Layout::kPlain;
     std::string name_;
     ShapeCache<ConvPrepared> cache_;

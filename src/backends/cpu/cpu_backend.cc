@@ -1,7 +1,10 @@
-// The CPU backend's op table: which kernel family serves each op type, and the float32-only rule.
+// The CPU backend's op table: which kernel family serves each op type, the float32-only rule (for tensors; --bf16
+// changes only how matmuls and convolutions compute), and the precision check.
 #include "src/backends/cpu/cpu_backend.h"
 
 #include <map>
+
+#include "src/backends/cpu/bf16.h"
 
 namespace kiln::backends {
 namespace cpu {
@@ -65,6 +68,8 @@ public:
             return false;  // malformed attributes: let the reference backend report them
         }
     }
+
+    void check_precision(const std::string& precision) const override { check_cpu_precision(precision); }
 
     std::unique_ptr<Kernel> create_kernel(const KernelNode& node) const override {
         auto it = families().find(node.op_type);

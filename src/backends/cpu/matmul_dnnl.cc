@@ -1,9 +1,12 @@
 // MatMul / FusedMatMul / Gemm (float32) through the oneDNN matmul primitive: act(A @ B + bias + Z) with the bias in
 // the primitive, Z as a sum post-op and the activation as an eltwise post-op. A constant B (the usual weights) is
 // reordered once into the packed layout oneDNN prefers and the leading dims of A are folded into M; otherwise the
-// batch dims collapse to one (oneDNN broadcasts a batch of 1).
+// batch dims collapse to one (oneDNN broadcasts a batch of 1). FusedMatMul's `trans_b`=1 takes a 2-D B as [N, K].
+// With --bf16 (node precision "bf16") a constant B is packed as bf16 once and A is converted to bf16 per run
+// (bf16.h); oneDNN accumulates in fp32 and writes fp32, bias and post-ops stay fp32. A run-time B stays fp32.
 #include <cstring>
 
+#include "src/backends/cpu/bf16.h"
 #include "src/backends/cpu/cpu_backend.h"
 #include "src/backends/cpu/dnnl_util.h"
 #include "src/backends/cpu/thread_pool.h"
@@ -25,6 +28,7 @@ struct MatMulPrepared {
     memory::desc a_md, b_md, c_md, scratch_md;
     memory weights, bias;
     int threads = 1;  // tiny products run on one thread
+    bool bf16 = false;  // A is converted to bf16 before the primitive runs
     std::string impl;
 };
 
@@ -39,8 +43,10 @@ public:
         } else {
             act_ = Activation::from_attrs(node.attrs, where_);
             has_residual_ = node.inputs.size() > 3 && node.inputs[3].present;
+            trans_b_ = node.attrs.get_int("trans_b", 0) != 0;
         }
         if (node.inputs[1].value) weights_ = *node.inputs[1].value;
+        bf16_ = node.precision == "bf16" && weights_.defined();
         if (node.inputs.size() > 2 && node.inputs[2].present) {
             bias_ = node.inputs[2].value->clone();
             if (gemm) {
@@ -58,7 +64,8 @@ public:
     }
 
     std::string describe() const override {
-        return cat(gemm_ ? "gemm" : "matmul", "_f32_dnnl", name_.empty() ? "" : "(" + name_ + ")");
+        return cat(gemm_ ? "gemm" : "matmul", bf16_ ? "_bf16f32acc_dnnl" : "_f32_dnnl",
+                   name_.empty() ? "" : "(" + name_ + ")");
     }
     bool writes_all_outputs() const override { return true; }
 
@@ -75,7 +82,13 @@ public:
         }
         dnnl::engine& eng = dnnl_engine();
         std::unordered_map<int, memory> args;
-        args[DNNL_ARG_SRC] = memory(p->a_md, eng, const_cast<void*>(at.raw()));
+        if (p->bf16) {
+            auto* a16 = static_cast<uint16_t*>(thread_buffer(2, at.numel() * sizeof(uint16_t)));
+            f32_to_bf16(at.data<float>(), a16, at.numel(), p->threads);
+            args[DNNL_ARG_SRC] = memory(p->a_md, eng, a16);
+        } else {
+            args[DNNL_ARG_SRC] = memory(p->a_md, eng, const_cast<void*>(at.raw()));
+        }
         args[DNNL_ARG_WEIGHTS] = weights_.defined() ? p->weights : memory(p->b_md, eng, const_cast<void*>(bt.raw()));
         if (bias_.defined()) args[DNNL_ARG_BIAS] = p->bias;
         args[DNNL_ARG_DST] = memory(p->c_md, eng, y.raw());
@@ -118,8 +131,7 @@ private:
         if (macs < kMinParallelMacs) threads = 1;
         set_dnnl_threads(threads);
         auto f32 = memory::data_type::f32;
-        memory::desc a_md(a_dims, f32, a_strides), b_user(b_dims, f32, b_strides);
-        memory::desc b_md = weights_.defined() ? memory::desc(b_dims, f32, memory::format_tag::any) : b_user;
+        memory::desc b_user(b_dims, f32, b_strides);
         memory::desc c_md = plain_f32(c_dims);
         memory::dims bias_dims(c_dims.size(), 1);
         bias_dims.back() = n;
@@ -127,16 +139,27 @@ private:
         if (has_residual_) ops.append_sum(1.f);
         KILN_CHECK(append_activation(ops, act_), kUnsupported, where_, ": activation not supported by oneDNN");
         dnnl::primitive_attr attr = make_attr(ops);
-        auto desc = bias_.defined() ? dnnl::matmul::desc(a_md, b_md, plain_f32(bias_dims), c_md)
-                                    : dnnl::matmul::desc(a_md, b_md, c_md);
-        dnnl::matmul::primitive_desc pd(desc, attr, dnnl_engine());
+        auto make_pd = [&](memory::data_type t) {
+            memory::desc a_md(a_dims, t, a_strides);
+            memory::desc b_md = weights_.defined() ? memory::desc(b_dims, t, memory::format_tag::any) : b_user;
+            auto desc = bias_.defined() ? dnnl::matmul::desc(a_md, b_md, plain_f32(bias_dims), c_md)
+                                        : dnnl::matmul::desc(a_md, b_md, c_md);
+            return dnnl::matmul::primitive_desc(desc, attr, dnnl_engine());
+        };
+        bool bf16 = bf16_;
+        dnnl::matmul::primitive_desc pd = make_pd(bf16 ? memory::data_type::bf16 : f32);
+        if (bf16 && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {  // no bf16 kernel for this case: fp32 beats ref
+            bf16 = false;
+            pd = make_pd(f32);
+        }
         auto p = std::make_shared<MatMulPrepared>();
         p->prim = dnnl::matmul(pd);
-        p->a_md = a_md;
+        p->a_md = pd.src_desc();
         p->b_md = b_user;
+        p->bf16 = bf16;
         p->c_md = c_md;
         p->scratch_md = pd.scratchpad_desc();
-        p->impl = pd.impl_info_str();
+        p->impl = cat(pd.impl_info_str(), bf16_ && !bf16 ? ",fp32_fallback" : "");
         p->threads = threads;
         dnnl::engine& eng = dnnl_engine();
         if (weights_.defined()) {
@@ -153,7 +176,7 @@ private:
     }
 
     std::string where_;
-    bool gemm_ = false, trans_a_ = false, trans_b_ = false, has_residual_ = false;
+    bool gemm_ = false, trans_a_ = false, trans_b_ = false, has_residual_ = false, bf16_ = false;
     Activation act_;
     Tensor weights_, bias_;
     std::string name_;
@@ -187,7 +210,9 @@ bool batch_ok(const SymShape& a, const SymShape& b) {
 bool supports_matmul(const KernelNode& node) {
     const ops::TensorInfo &a = node.inputs[0], &b = node.inputs[1];
     if (a.rank() < 2 || b.rank() < 2 || !batch_ok(a.dims, b.dims)) return false;
-    const Dim& n = b.dims.back();
+    const bool trans_b = node.op_type == "FusedMatMul" && node.attrs.get_int("trans_b", 0) != 0;
+    if (trans_b && b.rank() != 2) return false;
+    const Dim& n = trans_b ? b.dims[0] : b.dims.back();
     if (node.inputs.size() > 2 && node.inputs[2].present && !is_row(node.inputs[2], n)) return false;
     if (node.inputs.size() > 3 && node.inputs[3].present && !(node.inputs[3].dims == node.outputs[0].dims))
         return false;
