@@ -4,7 +4,17 @@
 namespace kiln::ops {
 
 void infer_fused_matmul(InferContext& ctx) {
-    infer_matmul(ctx);
+    if (ctx.attrs().get_int("trans_b", 0) != 0) {  // B given as [N, K]: infer as A @ B^T
+        ctx.check(ctx.input(1).rank() == 2, "trans_b=1 needs a 2-D B, got ", shape_str(ctx.input(1).dims));
+        std::vector<TensorInfo> ins = {ctx.input(0), ctx.input(1)};
+        std::swap(ins[1].dims[0], ins[1].dims[1]);
+        ins[1].value = nullptr;
+        InferContext inner(ctx.node_name(), ctx.op_type(), ctx.attrs(), ins, 1);
+        infer_matmul(inner);
+        ctx.outputs()[0] = inner.outputs()[0];
+    } else {
+        infer_matmul(ctx);
+    }
     if (ctx.has_input(2)) {
         const TensorInfo& bias = ctx.input(2);
         ctx.check(bias.dtype == ctx.input(0).dtype, "bias dtype ", dtype_name(bias.dtype), " differs from A's");

@@ -1,5 +1,6 @@
 // MatMul with a constant weight + bias Add + optional residual Add + optional activation -> one FusedMatMul:
 //   y = act(a @ w + b + z)       (b constant, broadcast along the last dim; z of y's shape)
+// A bare FusedMatMul(a, w, trans_b=1) from fuse_matmul_transpose is extended the same way.
 #include "src/passes/activation_fusion.h"
 #include "src/passes/pass.h"
 
@@ -20,6 +21,7 @@ bool is_bias_for(const ir::Value* b, const ir::Value* y) {
 bool try_fuse(ir::Graph& g, ir::Node* mm, const UseMap& uses) {
     ir::Value* y = mm->outputs[0];
     if (y->dtype != DataType::kFloat32 || !mm->input(1)->is_constant() || mm->input(1)->dims.size() != 2) return false;
+    const std::string op = mm->op_type, domain = mm->domain;
     mm->op_type = "FusedMatMul";
     mm->domain = "kiln";
     bool fused = false;
@@ -44,8 +46,8 @@ bool try_fuse(ir::Graph& g, ir::Node* mm, const UseMap& uses) {
     UseMap fresh(g);
     fused |= absorb_activation(g, mm, fresh);
     if (!fused) {
-        mm->op_type = "MatMul";
-        mm->domain = "";
+        mm->op_type = op;
+        mm->domain = domain;
     }
     return fused;
 }
@@ -58,7 +60,10 @@ bool fuse_matmul_epilogue(ir::Graph& g, PassContext&) {
         again = false;
         UseMap uses(g);
         for (ir::Node* n : g.nodes()) {
-            if (n->op_type == "MatMul" && n->domain.empty() && try_fuse(g, n, uses)) {
+            bool plain = n->op_type == "MatMul" && n->domain.empty();
+            bool bare_trans_b = n->op_type == "FusedMatMul" && n->domain == "kiln" && n->inputs.size() == 2 &&
+                                !n->attrs.has("activation");  // fuse_matmul_transpose's output, no epilogue yet
+            if ((plain || bare_trans_b) && try_fuse(g, n, uses)) {
                 changed = again = true;
                 break;
             }

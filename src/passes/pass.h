@@ -33,6 +33,7 @@ bool fuse_gelu(ir::Graph& g, PassContext& ctx);
 bool fuse_layer_norm(ir::Graph& g, PassContext& ctx);
 bool fuse_attention(ir::Graph& g, PassContext& ctx);
 bool fuse_conv_epilogue(ir::Graph& g, PassContext& ctx);
+bool fuse_matmul_transpose(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_epilogue(ir::Graph& g, PassContext& ctx);
 bool transpose_optimization(ir::Graph& g, PassContext& ctx);
 bool mark_squeeze_excite(ir::Graph& g, PassContext& ctx);

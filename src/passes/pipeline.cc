@@ -17,6 +17,7 @@ const std::vector<PassInfo>& pipeline() {
         // O3: + layer and kernel fusion
         {"fuse_attention", 3, &fuse_attention},
         {"fuse_conv_epilogue", 3, &fuse_conv_epilogue},
+        {"fuse_matmul_transpose", 3, &fuse_matmul_transpose},  // before fuse_matmul_epilogue, which extends it
         {"fuse_matmul_epilogue", 3, &fuse_matmul_epilogue},
         {"transpose_optimization", 3, &transpose_optimization},
         {"mark_squeeze_excite", 3, &mark_squeeze_excite},  // before fuse_elementwise, which skips marked nodes

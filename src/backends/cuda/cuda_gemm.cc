@@ -2,7 +2,8 @@
 // product C^T = B^T A^T, so no transposes are materialised. Bias and ReLU / tanh-GELU run in cuBLASLt's epilogue,
 // a residual Z as C with beta = 1; other activations in one elementwise epilogue kernel. FP16/BF16: A and B in
 // fp16/bf16 (weights converted once at creation), C/D in fp32, fp32 accumulation (CUBLAS_COMPUTE_32F); --tf32: fp32
-// operands on TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32).
+// operands on TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32). FusedMatMul's `trans_b`=1 (a 2-D B given as [N, K])
+// is cuBLASLt's transposed B.
 // Auto-tuning: on the first run of each problem, the heuristic's best candidates are timed on the stream (into a
 // scratch output) and the fastest is kept in the engine's TacticTable (hex of cublasLtMatmulAlgo_t), which the plan
 // and the timing cache carry to later loads.
@@ -261,7 +262,10 @@ public:
         : where_(r.node.where()), low_(r.low), tf32_(r.tf32), tactics_(r.tactics) {
         const KernelNode& n = r.node;
         op_ = n.op_type;
-        if (op_ == "FusedMatMul") act_ = backends::Activation::from_attrs(n.attrs, where_);
+        if (op_ == "FusedMatMul") {
+            act_ = backends::Activation::from_attrs(n.attrs, where_);
+            trans_b_ = n.attrs.get_int("trans_b", 0) != 0;
+        }
         if (op_ == "Gemm") {
             trans_a_ = n.attrs.get_int("transA", 0) != 0;
             trans_b_ = n.attrs.get_int("transB", 0) != 0;
@@ -332,6 +336,10 @@ public:
         int ar = static_cast<int>(as.size()), br = static_cast<int>(bs.size());
         g.k = as[ar - 1];
         g.n = br == 1 ? 1 : bs[br - 1];
+        if (trans_b_) {  // B is [N, K] (supports_gemm checked it is 2-D)
+            g.trans_b = true;
+            g.n = bs[0];
+        }
         g.m = ar == 1 ? 1 : as[ar - 2];
         if (bias) {
             KILN_CHECK(bias->numel() == g.n, kUnsupported, where_, ": bias of shape ", shape_str(bias->shape),
@@ -406,6 +414,7 @@ bool supports_gemm(const KernelNode& n) {
     if (n.outputs[0].dtype != DataType::kFloat32) return false;
     if (n.inputs[0].rank() < 1 || n.inputs[1].rank() < 1) return false;
     if (op == "FusedMatMul") {
+        if (n.attrs.get_int("trans_b", 0) != 0 && n.inputs[1].rank() != 2) return false;
         try {
             backends::Activation::from_attrs(n.attrs, n.where());
         } catch (const Error&) {

@@ -15,7 +15,7 @@ namespace {
 
 AttributeMap without_epilogue(const AttributeMap& attrs) {
     AttributeMap out = attrs;
-    for (const char* k : {"activation", "activation_alpha", "activation_beta"}) out.erase(k);
+    for (const char* k : {"activation", "activation_alpha", "activation_beta", "trans_b"}) out.erase(k);
     return out;
 }
 
@@ -79,12 +79,27 @@ std::unique_ptr<Kernel> make_ref_FusedMatMul(const KernelNode& node) {
     AttributeMap mm_attrs = without_epilogue(node.attrs);
     KernelNode mm{node.name, node.op_type, mm_attrs, node.inputs, node.outputs};
     mm.inputs.resize(2);
+    const bool trans_b = node.attrs.get_int("trans_b", 0) != 0;  // B is [N, K]: transposed before the product
+    if (trans_b) {
+        KILN_CHECK(mm.inputs[1].rank() == 2, kUnsupported, node.where(), ": trans_b=1 needs a 2-D B");
+        std::swap(mm.inputs[1].dims[0], mm.inputs[1].dims[1]);
+        mm.inputs[1].value = nullptr;
+    }
     std::shared_ptr<Kernel> inner = make_ref_MatMul(mm);
     Activation act = Activation::from_attrs(node.attrs, node.where());
     return make_kernel(
         [=](const KernelArgs& a) {
             KernelArgs c = a;
             c.inputs.resize(2);
+            Tensor bt;
+            if (trans_b) {
+                const Tensor& b = *a.inputs[1];
+                const int64_t rows = b.dim(0), cols = b.dim(1);
+                bt = Tensor(DataType::kFloat32, {cols, rows});
+                for (int64_t i = 0; i < rows; ++i)
+                    for (int64_t j = 0; j < cols; ++j) bt.data<float>()[j * rows + i] = b.data<float>()[i * cols + j];
+                c.inputs[1] = &bt;
+            }
             inner->execute(c);
             const Tensor* bias = a.inputs.size() > 2 ? a.inputs[2] : nullptr;
             const Tensor* residual = a.inputs.size() > 3 ? a.inputs[3] : nullptr;
