@@ -3,15 +3,18 @@
 
     .venv/bin/python bench/cpu_bench.py [--models resnet50,bert_base] [--tiny] [--batch 1] [--threads 2]
                                         [--rounds 3] [--seconds 2] [--baseline] [--json]
+                                        [--bf16] [--kiln-args "--disable-pass fuse_matmul_transpose"]
 
 For each model, kiln (`kiln bench --backend cpu` with fixed `--shape`s, so the static-shape paths and the memory
 arena are used) and onnxruntime (graph optimisations ON: ORT_ENABLE_ALL, same intra-op threads) run in alternation
 for `--rounds` rounds of `--seconds` each; the table shows medians over all rounds and the ratio kiln/onnxruntime
-(lower is better for kiln). `--baseline` adds kiln's reference backend (slow: one short round).
+(lower is better for kiln). `--baseline` adds kiln's reference backend (slow: one short round). `--bf16` builds
+kiln with --bf16 (onnxruntime stays FP32: the anchor); `--kiln-args` passes more options to `kiln bench`.
 """
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -47,8 +50,9 @@ class OrtRunner:
         return times
 
 
-def kiln_round(kiln, path, feeds, tmp, threads, seconds, backend, iterations=None):
+def kiln_round(kiln, path, feeds, tmp, threads, seconds, backend, iterations=None, extra=()):
     args = [kiln, "bench", path, "--json", "--backend", backend, "--warmup", "2", "--threads", str(threads)]
+    args += list(extra)
     args += ["--iterations", str(iterations)] if iterations else ["--duration", str(seconds)]
     for i, (k, v) in enumerate(feeds.items()):
         f = os.path.join(tmp, f"in{i}.npy")
@@ -74,7 +78,10 @@ def main():
     ap.add_argument("--baseline", action="store_true", help="also time kiln's reference backend")
     ap.add_argument("--json", action="store_true", help="print one JSON object per model instead of a table")
     ap.add_argument("--kiln", default=os.path.join(ROOT, "build", "kiln"))
+    ap.add_argument("--bf16", action="store_true", help="build kiln with --bf16 (onnxruntime stays FP32)")
+    ap.add_argument("--kiln-args", default="", help="more options for `kiln bench`, one shell-quoted string")
     args = ap.parse_args()
+    kiln_extra = (["--bf16"] if args.bf16 else []) + shlex.split(args.kiln_args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
@@ -84,11 +91,12 @@ def main():
             ort_runner = OrtRunner(path, args.threads)
             kiln_meds, kiln_p99s, ort_times = [], [], []
             for _ in range(args.rounds):  # alternate so that machine drift hits both sides alike
-                km, kp = kiln_round(args.kiln, path, feeds, tmp, args.threads, args.seconds, "cpu")
+                km, kp = kiln_round(args.kiln, path, feeds, tmp, args.threads, args.seconds, "cpu", extra=kiln_extra)
                 kiln_meds.append(km)
                 kiln_p99s.append(kp)
                 ort_times += ort_runner.run(feeds, args.seconds)
             row = {"model": name, "batch": args.batch, "threads": args.threads, "tiny": args.tiny,
+                   "kiln_precision": "bf16" if args.bf16 else "fp32", "kiln_args": " ".join(kiln_extra),
                    "kiln_median_ms": statistics.median(kiln_meds), "kiln_p99_ms": max(kiln_p99s),
                    "ort_median_ms": statistics.median(ort_times), "ort_p99_ms": p99(ort_times)}
             row["ratio"] = row["kiln_median_ms"] / row["ort_median_ms"]
@@ -107,7 +115,8 @@ def main():
         print(f"{r['model']:<18}{r['kiln_median_ms']:>12.3f}{r['kiln_p99_ms']:>10.3f}{r['ort_median_ms']:>12.3f}"
               f"{r['ort_p99_ms']:>10.3f}{r['ratio']:>10.2f}{extra}")
     print(f"(batch {args.batch}, {args.threads} thread(s), {'tiny' if args.tiny else 'full'} models, "
-          f"{args.rounds} alternating rounds of {args.seconds:g} s, onnxruntime ORT_ENABLE_ALL)")
+          f"{args.rounds} alternating rounds of {args.seconds:g} s, kiln {' '.join(kiln_extra) or 'fp32'}, "
+          f"onnxruntime FP32 ORT_ENABLE_ALL)")
 
 
 if __name__ == "__main__":
