@@ -1,6 +1,7 @@
-// Attention(Q, K, V, mask?) = softmax(scale * Q @ K^T + mask) @ V, fused: per (batch*head, block of query rows) a
-// task computes the scores row by row into a small buffer, applies mask and softmax, and accumulates P @ V, so
-// the [seq_q, seq_k] score matrix is never materialised. Loops are in axpy form (no reductions) so they vectorise.
+// Attention(Q, K, V, mask?) = softmax(scale * Q @ K^T + mask) @ V, fused: per (batch*head, block of 32 query rows)
+// a task computes the block's scores S = scale * Q K^T into a small buffer, applies mask and softmax row by row, and
+// multiplies P @ V, so the [seq_q, seq_k] score matrix is never materialised. Both products run through one
+// register-blocked kernel (up to 6 rows x 64 columns of fp32 accumulators, AVX-512; a plain loop elsewhere).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -11,39 +12,111 @@
 #include "src/backends/cpu/vec_math.h"
 #include "src/ops/shape_utils.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define KILN_ATTN_AVX512 1
+#endif
+
 namespace kiln::backends::cpu {
 
 namespace {
 
 constexpr int64_t kQueryBlock = 32;
+constexpr int kMaxRows = 6;  // rows of the register block: 6 x 4 accumulators + 4 B vectors fit 32 zmm registers
 
-struct Row {
-    const float* q;   // [d]
-    const float* kt;  // [d, sk]
-    const float* v;   // [sk, dv]
-    const float* mask_f;
-    const uint8_t* mask_b;
-    int64_t mask_stride;  // 0 or 1 along sk
-    float* out;           // [dv]
-    float* s;             // [sk] scratch
-    int64_t d, sk, dv;
-    float scale;
+// C[r, :ncols] = scale[r] * (A[r, :kdim] @ B[:kdim, :ncols]) for r < rows; A, B, C row-major with leading dims.
+struct Gemm {
+    const float* a;
+    int64_t lda;
+    const float* b;
+    int64_t ldb;
+    float* c;
+    int64_t ldc;
+    int64_t kdim, ncols;
+    const float* scale;  // [rows]
 };
 
-KILN_CPU_MULTIVERSION void attention_row(const Row& r) {
-    float* s = r.s;
-    const int64_t sk = r.sk, dv = r.dv;
-    for (int64_t j = 0; j < sk; ++j) s[j] = 0.f;
-    for (int64_t c = 0; c < r.d; ++c) {
-        const float qc = r.q[c] * r.scale;
-        const float* k = r.kt + c * sk;
-        for (int64_t j = 0; j < sk; ++j) s[j] += qc * k[j];
+void gemm_rows_plain(const Gemm& g, int rows) {
+    for (int r = 0; r < rows; ++r) {
+        float* c = g.c + r * g.ldc;
+        for (int64_t j = 0; j < g.ncols; ++j) c[j] = 0.f;
+        for (int64_t k = 0; k < g.kdim; ++k) {
+            const float x = g.a[r * g.lda + k];
+            const float* b = g.b + k * g.ldb;
+            for (int64_t j = 0; j < g.ncols; ++j) c[j] += x * b[j];
+        }
+        for (int64_t j = 0; j < g.ncols; ++j) c[j] *= g.scale[r];
     }
-    if (r.mask_f)
-        for (int64_t j = 0; j < sk; ++j) s[j] += r.mask_f[j * r.mask_stride];
-    if (r.mask_b)
-        for (int64_t j = 0; j < sk; ++j)
-            s[j] = r.mask_b[j * r.mask_stride] ? s[j] : std::numeric_limits<float>::lowest();
+}
+
+#ifdef KILN_ATTN_AVX512
+__attribute__((target("avx512f"))) inline __mmask16 tail_mask(int64_t rem) {
+    return rem >= 16 ? static_cast<__mmask16>(0xFFFF) : rem <= 0 ? 0 : static_cast<__mmask16>((1u << rem) - 1);
+}
+
+template <int R>
+__attribute__((target("avx512f"))) void gemm_rows_avx512(const Gemm& g) {
+    for (int64_t j0 = 0; j0 < g.ncols; j0 += 64) {
+        __mmask16 m[4];
+        for (int t = 0; t < 4; ++t) m[t] = tail_mask(g.ncols - j0 - 16 * t);
+        __m512 acc[R][4];
+        for (int r = 0; r < R; ++r)
+            for (int t = 0; t < 4; ++t) acc[r][t] = _mm512_setzero_ps();
+        const float* bp = g.b + j0;
+        for (int64_t k = 0; k < g.kdim; ++k, bp += g.ldb) {
+            __m512 bv[4];
+            for (int t = 0; t < 4; ++t) bv[t] = _mm512_maskz_loadu_ps(m[t], bp + 16 * t);
+            for (int r = 0; r < R; ++r) {
+                const __m512 av = _mm512_set1_ps(g.a[r * g.lda + k]);
+                for (int t = 0; t < 4; ++t) acc[r][t] = _mm512_fmadd_ps(av, bv[t], acc[r][t]);
+            }
+        }
+        for (int r = 0; r < R; ++r) {
+            const __m512 sc = _mm512_set1_ps(g.scale[r]);
+            for (int t = 0; t < 4; ++t)
+                _mm512_mask_storeu_ps(g.c + r * g.ldc + j0 + 16 * t, m[t], _mm512_mul_ps(acc[r][t], sc));
+        }
+    }
+}
+#endif
+
+// The whole block of `rows` rows, kMaxRows at a time.
+void gemm_block(Gemm g, int64_t rows) {
+#ifdef KILN_ATTN_AVX512
+    static const bool kAvx512 = __builtin_cpu_supports("avx512f");
+#else
+    constexpr bool kAvx512 = false;
+#endif
+    for (int64_t r0 = 0; r0 < rows; r0 += kMaxRows) {
+        const int n = static_cast<int>(std::min<int64_t>(kMaxRows, rows - r0));
+        Gemm h = g;
+        h.a = g.a + r0 * g.lda;
+        h.c = g.c + r0 * g.ldc;
+        h.scale = g.scale + r0;
+        if (!kAvx512) {
+            gemm_rows_plain(h, n);
+            continue;
+        }
+#ifdef KILN_ATTN_AVX512
+        switch (n) {
+            case 1: gemm_rows_avx512<1>(h); break;
+            case 2: gemm_rows_avx512<2>(h); break;
+            case 3: gemm_rows_avx512<3>(h); break;
+            case 4: gemm_rows_avx512<4>(h); break;
+            case 5: gemm_rows_avx512<5>(h); break;
+            default: gemm_rows_avx512<6>(h); break;
+        }
+#endif
+    }
+}
+
+// s[:sk] += mask, then s = exp(s - max(s)); returns 1 / sum (the row's normalisation, applied after P @ V).
+KILN_CPU_MULTIVERSION float softmax_row(float* s, int64_t sk, const float* mask_f, const uint8_t* mask_b,
+                                        int64_t mask_stride) {
+    if (mask_f)
+        for (int64_t j = 0; j < sk; ++j) s[j] += mask_f[j * mask_stride];
+    if (mask_b)
+        for (int64_t j = 0; j < sk; ++j) s[j] = mask_b[j * mask_stride] ? s[j] : std::numeric_limits<float>::lowest();
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < sk; ++j) mx = std::max(mx, s[j]);
     float acc[16] = {};
@@ -53,14 +126,7 @@ KILN_CPU_MULTIVERSION void attention_row(const Row& r) {
     float sum = 0.f;
     for (; j < sk; ++j) sum += (s[j] = exp_approx(s[j] - mx));
     for (float a : acc) sum += a;
-    const float inv = 1.f / sum;
-    float* o = r.out;
-    for (int64_t c = 0; c < dv; ++c) o[c] = 0.f;
-    for (int64_t jj = 0; jj < sk; ++jj) {
-        const float p = s[jj] * inv;
-        const float* v = r.v + jj * dv;
-        for (int64_t c = 0; c < dv; ++c) o[c] += p * v[c];
-    }
+    return 1.f / sum;
 }
 
 KILN_CPU_MULTIVERSION void transpose(const float* k, float* kt, int64_t sk, int64_t d) {
@@ -106,7 +172,7 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
             const int64_t nb = shape_numel(batch), nblk = (sq + kQueryBlock - 1) / kQueryBlock;
             parallel_for(nb * nblk, a.num_threads, [&](int64_t begin, int64_t end) {
                 thread_local std::vector<float> kt_buf, s_buf;
-                s_buf.resize(sk);
+                s_buf.resize(kQueryBlock * (sk + 1));
                 int64_t cached_ko = -1;
                 for (int64_t t = begin; t < end; ++t) {
                     int64_t b = t / nblk, blk = t % nblk;
@@ -127,27 +193,22 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
                         cached_ko = ko;
                         ktp = kt_buf.data();
                     }
-                    Row row{};
-                    row.kt = ktp;
-                    row.v = v.data<float>() + vo * sk * dv;
-                    row.s = s_buf.data();
-                    row.d = d;
-                    row.sk = sk;
-                    row.dv = dv;
-                    row.scale = scale;
-                    row.mask_stride = mask ? ms[nbd + 1] : 0;
-                    for (int64_t i = blk * kQueryBlock; i < std::min(sq, (blk + 1) * kQueryBlock); ++i) {
-                        row.q = q.data<float>() + qo * sq * d + i * d;
-                        row.out = out.data<float>() + b * sq * dv + i * dv;
-                        if (mask) {
-                            int64_t m = mo + i * ms[nbd];
-                            if (mask_bool)
-                                row.mask_b = mask->data<uint8_t>() + m;
-                            else
-                                row.mask_f = mask->data<float>() + m;
-                        }
-                        attention_row(row);
+                    const int64_t i0 = blk * kQueryBlock, rows = std::min(sq, i0 + kQueryBlock) - i0;
+                    float* sb = s_buf.data();
+                    float* inv = s_buf.data() + kQueryBlock * sk;
+                    for (int64_t row = 0; row < rows; ++row) inv[row] = scale;
+                    const float* qp = q.data<float>() + qo * sq * d + i0 * d;
+                    gemm_block({qp, d, ktp, sk, sb, sk, d, sk, inv}, rows);  // S = scale * Q K^T
+                    const int64_t mask_stride = mask ? ms[nbd + 1] : 0;
+                    for (int64_t row = 0; row < rows; ++row) {
+                        const int64_t m = mask ? mo + (i0 + row) * ms[nbd] : 0;
+                        const float* mf = mask && !mask_bool ? mask->data<float>() + m : nullptr;
+                        const uint8_t* mb = mask && mask_bool ? mask->data<uint8_t>() + m : nullptr;
+                        inv[row] = softmax_row(sb + row * sk, sk, mf, mb, mask_stride);
                     }
+                    const float* vp = v.data<float>() + vo * sk * dv;
+                    float* op = out.data<float>() + b * sq * dv + i0 * dv;
+                    gemm_block({sb, sk, vp, dv, op, dv, sk, dv, inv}, rows);  // O = P V / sum
                 }
             });
         },
