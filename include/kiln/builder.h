@@ -60,6 +60,9 @@ public:
     std::shared_ptr<Engine> build(const NetworkDefinition& network, const BuilderConfig& config,
                                   BuildReport* report = nullptr);
     std::vector<uint8_t> build_serialized(const NetworkDefinition& network, const BuilderConfig& config);
+    /// Throws the kiln::Error that build() would throw for `config` alone, before any work: an unknown or
+    /// unsupported precision for the backend, bf16 on the cpu backend without AVX512-BF16, --tf32 off CUDA ...
+    static void check_config(const BuilderConfig& config);
 
 private:
     Logger& logger_;

@@ -339,8 +339,8 @@ def _make_config(precision: str, device: str, opt_level: int, input_shapes, disa
     config.backend = _backend_for(device)
     key = str(precision).lower()
     if key not in _PRECISIONS:
-        raise InvalidArgumentError(f"unknown precision {precision!r}: use 'fp32' ('fp16', 'bf16' and 'int8' come "
-                                   "with the CUDA backend)")
+        raise InvalidArgumentError(f"unknown precision {precision!r}: use 'fp32', or 'bf16' on a CPU with "
+                                   "AVX512-BF16 ('fp16' comes with the CUDA backend, 'int8' with calibration)")
     if _PRECISIONS[key] is not None:
         config.set_flag(_PRECISIONS[key])
     if isinstance(opt_level, bool) or not isinstance(opt_level, int) or not 0 <= opt_level <= 3:
@@ -350,7 +350,7 @@ def _make_config(precision: str, device: str, opt_level: int, input_shapes, disa
         config.input_shapes = {k: tuple(v) for k, v in input_shapes.items()}
     config.disabled_passes = list(disabled_passes or ())
     config.memory_limit = int(memory_limit or 0)
-    config.validate()  # CUDA / fp16 / bf16 / int8 -> UnsupportedError before any parsing
+    config.validate()  # CUDA / fp16 / int8 / bf16 without AVX512-BF16 -> UnsupportedError before any parsing
     return config
 
 
@@ -376,8 +376,9 @@ def build(model: Any, precision: str = "fp32", device: str = "cpu", opt_level: i
 
     Args:
         model: path to an .onnx file, its bytes, an onnx.ModelProto, or a kiln.NetworkDefinition.
-        precision: "fp32" (the only precision of the CPU backend). "fp16", "bf16" and "int8" raise
-            UnsupportedError: they come with the CUDA backend and calibration.
+        precision: "fp32", or "bf16" (matmuls and convolutions in bfloat16 with fp32 accumulation; needs a
+            CPU with AVX512-BF16, else UnsupportedError; accuracy: see docs/PERFORMANCE.md). "fp16" and "int8"
+            raise UnsupportedError: they come with the CUDA backend and calibration.
         device: "cpu" (or "reference", the readable oracle kernels). "cuda" raises UnsupportedError: the CUDA
             backend is not available in this build (see kiln.cuda_available()).
         opt_level: 0 (import only) to 3 (every optimiser pass, the default).

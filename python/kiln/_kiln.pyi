@@ -169,7 +169,7 @@ class BuilderFlag(enum.Flag):
     """allow float16 kernels (CUDA backend, not in this build)"""
 
     BF16 = 2
-    """allow bfloat16 kernels (CUDA backend, not in this build)"""
+    """bfloat16 matmuls and convolutions (cpu backend, CPUs with AVX512-BF16)"""
 
     INT8 = 4
     """allow int8 kernels (needs calibration, not yet supported)"""
@@ -224,7 +224,7 @@ class BuilderConfig:
 
     def set_flag(self, flag: BuilderFlag) -> None:
         """
-        Allows a precision; building with FP16/BF16/INT8 raises UnsupportedError on the CPU.
+        Allows a precision; FP16/INT8 raise UnsupportedError on the CPU, BF16 needs AVX512-BF16.
         """
 
     def clear_flag(self, flag: BuilderFlag) -> None: ...
@@ -233,7 +233,8 @@ class BuilderConfig:
 
     def validate(self) -> None:
         """
-        Raises UnsupportedError now for what the build would refuse (CUDA device, fp16/bf16/int8 flags).
+        Raises UnsupportedError now for what the build would refuse (CUDA device, fp16/int8 flags, bf16
+        on a CPU without AVX512-BF16).
         """
 
     def __repr__(self) -> str: ...

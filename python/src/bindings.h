@@ -11,7 +11,8 @@ namespace kiln::python {
 
 namespace nb = nanobind;
 
-/// Precision flags of the Python BuilderConfig (TensorRT's BuilderFlag). kiln's CPU backend runs fp32 only.
+/// Precision flags of the Python BuilderConfig (TensorRT's BuilderFlag). kiln's CPU backend runs fp32, and bf16 on
+/// CPUs with AVX512-BF16.
 enum class BuilderFlag : uint32_t { kFP16 = 1, kBF16 = 2, kINT8 = 4 };
 
 /// kiln::BuilderConfig plus what the Python API adds on top: precision flags and a memory limit.
@@ -23,6 +24,8 @@ struct PyBuilderConfig {
 
 /// Checks the device and precision flags of `config` before a build (kUnsupported with a clear message).
 void check_build_config(const PyBuilderConfig& config);
+/// The kiln::BuilderConfig a build uses: the base config with the precision the flags ask for.
+BuilderConfig effective_config(const PyBuilderConfig& config);
 /// Checks the built engine against the config's memory limit (kOutOfMemory).
 void check_memory_limit(const Engine& engine, const PyBuilderConfig& config);
 /// Parses a dtype given as kiln.DataType, str ("float32", "fp16") or numpy dtype / scalar type.

@@ -23,11 +23,24 @@ void check_build_config(const PyBuilderConfig& config) {
     for (int i = 0; i < 3; ++i) {
         if (!(config.flags & (1u << i))) continue;
         if (cuda && i == 0) continue;  // the CUDA backend runs fp16
+        if (backend == "cpu" && i == 1) continue;  // bf16 on CPUs with AVX512-BF16: checked below
         std::string msg = std::string("precision ") + names[i] + " is not supported by the '" + backend +
                           "' backend: it runs fp32 only";
-        msg += i < 2 ? " (FP16/BF16 kernels come with the CUDA backend)" : " (INT8 needs calibration, not there yet)";
+        msg += i == 0   ? " (FP16 kernels come with the CUDA backend; the cpu backend runs BF16)"
+               : i == 1 ? " (BF16 runs on the cpu backend, on CPUs with AVX512-BF16)"
+                        : " (INT8 needs calibration, not there yet)";
         throw Error(ErrorCode::kUnsupported, msg + ". Use precision='fp32'.");
     }
+    if (!cuda) Builder::check_config(effective_config(config));  // e.g. bf16 on a CPU without AVX512-BF16
+}
+
+BuilderConfig effective_config(const PyBuilderConfig& config) {
+    BuilderConfig base = config.base;
+    if (config.flags & static_cast<uint32_t>(BuilderFlag::kFP16))
+        base.precision = "fp16";
+    else if (config.flags & static_cast<uint32_t>(BuilderFlag::kBF16))
+        base.precision = "bf16";
+    return base;
 }
 
 void check_memory_limit(const Engine& engine, const PyBuilderConfig& config) {
@@ -60,8 +73,7 @@ namespace {
 std::shared_ptr<Engine> build_engine(Builder& builder, const NetworkDefinition& network,
                                      const PyBuilderConfig& config, BuildReport* report) {
     check_build_config(config);
-    BuilderConfig base = config.base;
-    if (config.flags & static_cast<uint32_t>(BuilderFlag::kFP16)) base.precision = "fp16";
+    BuilderConfig base = effective_config(config);
     std::shared_ptr<Engine> engine;
     {
         nb::gil_scoped_release release;
@@ -74,7 +86,7 @@ std::shared_ptr<Engine> build_engine(Builder& builder, const NetworkDefinition& 
 void bind_config(nb::module_& m) {
     nb::enum_<BuilderFlag>(m, "BuilderFlag", nb::is_flag(), "Precision flags of BuilderConfig (as in TensorRT).")
         .value("FP16", BuilderFlag::kFP16, "allow float16 kernels (CUDA backend, not in this build)")
-        .value("BF16", BuilderFlag::kBF16, "allow bfloat16 kernels (CUDA backend, not in this build)")
+        .value("BF16", BuilderFlag::kBF16, "bfloat16 matmuls and convolutions (cpu backend, CPUs with AVX512-BF16)")
         .value("INT8", BuilderFlag::kINT8, "allow int8 kernels (needs calibration, not yet supported)");
 
     nb::class_<PyBuilderConfig>(m, "BuilderConfig",
@@ -109,7 +121,7 @@ void bind_config(nb::module_& m) {
                 "plan needs more raises OutOfMemoryError.")
         .def(
             "set_flag", [](PyBuilderConfig& c, BuilderFlag f) { c.flags |= static_cast<uint32_t>(f); },
-            "flag"_a, "Allows a precision; building with FP16/BF16/INT8 raises UnsupportedError on the CPU.")
+            "flag"_a, "Allows a precision; FP16/INT8 raise UnsupportedError on the CPU, BF16 needs AVX512-BF16.")
         .def(
             "clear_flag", [](PyBuilderConfig& c, BuilderFlag f) { c.flags &= ~static_cast<uint32_t>(f); }, "flag"_a)
         .def(
@@ -117,7 +129,8 @@ void bind_config(nb::module_& m) {
             [](const PyBuilderConfig& c, BuilderFlag f) { return (c.flags & static_cast<uint32_t>(f)) != 0; },
             "flag"_a)
         .def("validate", &check_build_config,
-             "Raises UnsupportedError now for what the build would refuse (CUDA device, fp16/bf16/int8 flags).")
+             "Raises UnsupportedError now for what the build would refuse (CUDA device, fp16/int8 flags, bf16\n"
+             "on a CPU without AVX512-BF16).")
         .def("__repr__", [](const PyBuilderConfig& c) {
             return "BuilderConfig(opt_level=" + std::to_string(c.base.opt_level) + ", backend='" + c.base.backend +
                    "', flags=" + std::to_string(c.flags) + ", memory_limit=" + std::to_string(c.memory_limit) + ")";

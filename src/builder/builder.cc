@@ -2,6 +2,7 @@
 #include <chrono>
 
 #include "kiln/builder.h"
+#include "src/backends/backend.h"
 #include "src/builder/lower.h"
 #include "src/common/check.h"
 #include "src/common/strings.h"
@@ -44,6 +45,11 @@ void check_precision(const BuilderConfig& c) {
                "the reference backend runs fp32 only; drop --", c.precision, " or pick --backend cpu/cuda");
     KILN_CHECK(!(host && c.tf32), kUnsupported, "--tf32 is a CUDA option; it has no effect on the '", c.backend,
                "' backend (drop it)");
+    if (c.backend == "cpu") {  // the machine's side (AVX512-BF16 for bf16), before any pass runs
+        std::unique_ptr<backends::Backend> cpu = backends::make_backend("cpu");
+        cpu->check_precision(c.precision);
+        for (const auto& [layer, p] : c.layer_precision) cpu->check_precision(p);
+    }
 }
 
 // Resolves --layer-precision names against the optimised graph: a layer is named by its node's name or by any
@@ -74,9 +80,7 @@ std::string resolve_layer_precision(const plan::PlanModel& plan, const std::map<
 std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const BuilderConfig& config,
                                        BuildReport* report) {
     auto t_start = std::chrono::steady_clock::now();
-    KILN_CHECK(config.opt_level >= 0 && config.opt_level <= 3, kInvalidArgument, "optimisation level ",
-               config.opt_level, " is out of range (0 to 3)");
-    check_precision(config);
+    check_config(config);
     for (const std::string& name : config.disabled_passes) {
         bool known = false;
         for (const auto& p : passes::pipeline()) known |= name == p.name;
@@ -116,6 +120,12 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
     std::shared_ptr<Engine> engine = Engine::create(std::move(plan), logger_, config.timing_cache);
     rep.total_ms = ms_since(t_start);
     return engine;
+}
+
+void Builder::check_config(const BuilderConfig& config) {
+    KILN_CHECK(config.opt_level >= 0 && config.opt_level <= 3, kInvalidArgument, "optimisation level ",
+               config.opt_level, " is out of range (0 to 3)");
+    check_precision(config);
 }
 
 std::vector<uint8_t> Builder::build_serialized(const NetworkDefinition& network, const BuilderConfig& config) {
