@@ -2,11 +2,15 @@
 // a task computes the block's scores S = scale * Q K^T into a small buffer, applies mask and softmax row by row, and
 // multiplies P @ V, so the [seq_q, seq_k] score matrix is never materialised. Both products run through one
 // register-blocked kernel (up to 6 rows x 64 columns of fp32 accumulators, AVX-512; a plain loop elsewhere).
+// With --bf16 both products take bf16 operands (Q, K, V and the softmax numerators P rounded to bf16, K and V
+// re-laid as pairs along the reduction dim for vdpbf16ps) and accumulate in fp32; mask and softmax stay fp32.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
+#include "src/backends/cpu/bf16.h"
 #include "src/backends/cpu/cpu_backend.h"
 #include "src/backends/cpu/thread_pool.h"
 #include "src/backends/cpu/vec_math.h"
@@ -110,6 +114,111 @@ void gemm_block(Gemm g, int64_t rows) {
     }
 }
 
+// --- bf16: C[r, :ncols] = scale[r] * sum_k A[r, k] B[k, :ncols] with A as bf16 rows (an even number of entries,
+// zero padded) and B as pairs: b[k2 * ldb + j] holds B[2 k2, j] (low half) and B[2 k2 + 1, j] (high half).
+struct GemmBf16 {
+    const uint16_t* a;
+    int64_t lda;  // in bf16 entries (even)
+    const uint32_t* b;
+    int64_t ldb;  // in pairs
+    float* c;
+    int64_t ldc;
+    int64_t kdim2, ncols;  // pairs along the reduction, columns
+    const float* scale;
+};
+
+// Round to nearest even (quiet NaN kept), inline so that the packing loops vectorise.
+inline uint16_t to_bf16(float f) {
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    return static_cast<uint16_t>((x & 0x7fffffffu) > 0x7f800000u ? (x >> 16) | 0x40u : rounded);
+}
+
+inline uint32_t pair(float lo, float hi) { return uint32_t{to_bf16(lo)} | (uint32_t{to_bf16(hi)} << 16); }
+
+// rows x n floats (row stride ld) -> rows x n2 bf16 with n2 = n rounded up to even, zero padded
+KILN_CPU_MULTIVERSION void rows_to_bf16(const float* x, int64_t ld, int64_t rows, int64_t n, uint16_t* out,
+                                        int64_t n2) {
+    for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t j = 0; j < n; ++j) out[r * n2 + j] = to_bf16(x[r * ld + j]);
+        for (int64_t j = n; j < n2; ++j) out[r * n2 + j] = 0;
+    }
+}
+
+// K^T as pairs: out[c2 * sk + j] = (K[j, 2 c2], K[j, 2 c2 + 1]); K is [sk, d] or, when `kt`, already [d, sk].
+KILN_CPU_MULTIVERSION void pack_k(const float* k, bool kt, int64_t sk, int64_t d, uint32_t* out) {
+    for (int64_t c2 = 0; c2 < (d + 1) / 2; ++c2) {
+        const int64_t c = 2 * c2;
+        for (int64_t j = 0; j < sk; ++j) {
+            float lo = kt ? k[c * sk + j] : k[j * d + c];
+            float hi = c + 1 >= d ? 0.f : kt ? k[(c + 1) * sk + j] : k[j * d + c + 1];
+            out[c2 * sk + j] = pair(lo, hi);
+        }
+    }
+}
+
+// V as pairs of rows: out[j2 * dv + c] = (V[2 j2, c], V[2 j2 + 1, c]).
+KILN_CPU_MULTIVERSION void pack_v(const float* v, int64_t sk, int64_t dv, uint32_t* out) {
+    for (int64_t j2 = 0; j2 < (sk + 1) / 2; ++j2) {
+        const float* lo = v + 2 * j2 * dv;
+        const float* hi = 2 * j2 + 1 < sk ? lo + dv : nullptr;
+        for (int64_t c = 0; c < dv; ++c) out[j2 * dv + c] = pair(lo[c], hi ? hi[c] : 0.f);
+    }
+}
+
+#ifdef KILN_ATTN_AVX512
+template <int R>
+__attribute__((target("avx512f,avx512bf16"))) void gemm_rows_bf16(const GemmBf16& g) {
+    for (int64_t j0 = 0; j0 < g.ncols; j0 += 64) {
+        __mmask16 m[4];
+        for (int t = 0; t < 4; ++t) m[t] = tail_mask(g.ncols - j0 - 16 * t);
+        __m512 acc[R][4];
+        for (int r = 0; r < R; ++r)
+            for (int t = 0; t < 4; ++t) acc[r][t] = _mm512_setzero_ps();
+        const uint32_t* bp = g.b + j0;
+        for (int64_t k2 = 0; k2 < g.kdim2; ++k2, bp += g.ldb) {
+            __m512i bv[4];
+            for (int t = 0; t < 4; ++t) bv[t] = _mm512_maskz_loadu_epi32(m[t], bp + 16 * t);
+            for (int r = 0; r < R; ++r) {
+                uint32_t ap;
+                std::memcpy(&ap, g.a + r * g.lda + 2 * k2, 4);
+                const __m512bh av = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(ap)));
+                for (int t = 0; t < 4; ++t)
+                    acc[r][t] = _mm512_dpbf16_ps(acc[r][t], av, reinterpret_cast<__m512bh>(bv[t]));
+            }
+        }
+        for (int r = 0; r < R; ++r) {
+            const __m512 sc = _mm512_set1_ps(g.scale[r]);
+            for (int t = 0; t < 4; ++t)
+                _mm512_mask_storeu_ps(g.c + r * g.ldc + j0 + 16 * t, m[t], _mm512_mul_ps(acc[r][t], sc));
+        }
+    }
+}
+#endif
+
+// Only reached when cpu_has_bf16() (the plan's precision check guarantees it).
+void gemm_block_bf16(GemmBf16 g, int64_t rows) {
+#ifdef KILN_ATTN_AVX512
+    for (int64_t r0 = 0; r0 < rows; r0 += kMaxRows) {
+        GemmBf16 h = g;
+        h.a = g.a + r0 * g.lda;
+        h.c = g.c + r0 * g.ldc;
+        h.scale = g.scale + r0;
+        switch (std::min<int64_t>(kMaxRows, rows - r0)) {
+            case 1: gemm_rows_bf16<1>(h); break;
+            case 2: gemm_rows_bf16<2>(h); break;
+            case 3: gemm_rows_bf16<3>(h); break;
+            case 4: gemm_rows_bf16<4>(h); break;
+            case 5: gemm_rows_bf16<5>(h); break;
+            default: gemm_rows_bf16<6>(h); break;
+        }
+    }
+#else
+    KILN_FAIL(kUnsupported, "bf16 attention needs AVX512-BF16");
+#endif
+}
+
 // s[:sk] += mask, then s = exp(s - max(s)); returns 1 / sum (the row's normalisation, applied after P @ V).
 KILN_CPU_MULTIVERSION float softmax_row(float* s, int64_t sk, const float* mask_f, const uint8_t* mask_b,
                                         int64_t mask_stride) {
@@ -148,6 +257,7 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
     const bool kt = node.attrs.get_int("k_transposed", 0) != 0;
     const bool mask_bool = node.attrs.get_int("mask_is_bool", 0) != 0;
     const float scale_attr = node.attrs.get_float("scale", 0.f);
+    const bool bf16 = node.precision == "bf16" && cpu_has_bf16();
     return make_kernel(
         [=](const KernelArgs& a) {
             const Tensor& q = *a.inputs[0];
@@ -172,8 +282,10 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
             const int64_t nb = shape_numel(batch), nblk = (sq + kQueryBlock - 1) / kQueryBlock;
             parallel_for(nb * nblk, a.num_threads, [&](int64_t begin, int64_t end) {
                 thread_local std::vector<float> kt_buf, s_buf;
+                thread_local std::vector<uint32_t> k2_buf, v2_buf;
+                thread_local std::vector<uint16_t> a16_buf;
                 s_buf.resize(kQueryBlock * (sk + 1));
-                int64_t cached_ko = -1;
+                int64_t cached_ko = -1, cached_vo = -1;
                 for (int64_t t = begin; t < end; ++t) {
                     int64_t b = t / nblk, blk = t % nblk;
                     int64_t qo = 0, ko = 0, vo = 0, mo = 0, rem = b;
@@ -185,20 +297,35 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
                         vo += idx * vs[i];
                         if (mask) mo += idx * ms[i];
                     }
-                    const float* kp = k.data<float>() + ko * sk * d;
-                    const float* ktp = kp;
-                    if (!kt) {
-                        kt_buf.resize(sk * d);
-                        if (cached_ko != ko) transpose(kp, kt_buf.data(), sk, d);
-                        cached_ko = ko;
-                        ktp = kt_buf.data();
-                    }
                     const int64_t i0 = blk * kQueryBlock, rows = std::min(sq, i0 + kQueryBlock) - i0;
                     float* sb = s_buf.data();
                     float* inv = s_buf.data() + kQueryBlock * sk;
                     for (int64_t row = 0; row < rows; ++row) inv[row] = scale;
                     const float* qp = q.data<float>() + qo * sq * d + i0 * d;
-                    gemm_block({qp, d, ktp, sk, sb, sk, d, sk, inv}, rows);  // S = scale * Q K^T
+                    const float* kp = k.data<float>() + ko * sk * d;
+                    const float* vp = v.data<float>() + vo * sk * dv;
+                    float* op = out.data<float>() + b * sq * dv + i0 * dv;
+                    const int64_t d2 = (d + 1) / 2, sk2 = (sk + 1) / 2;
+                    if (bf16) {  // S = scale * Q K^T
+                        k2_buf.resize(d2 * sk);
+                        v2_buf.resize(sk2 * dv);
+                        a16_buf.resize(kQueryBlock * 2 * std::max(d2, sk2));
+                        if (cached_ko != ko) pack_k(kp, kt, sk, d, k2_buf.data());
+                        if (cached_vo != vo) pack_v(vp, sk, dv, v2_buf.data());
+                        cached_ko = ko;
+                        cached_vo = vo;
+                        rows_to_bf16(qp, d, rows, d, a16_buf.data(), 2 * d2);
+                        gemm_block_bf16({a16_buf.data(), 2 * d2, k2_buf.data(), sk, sb, sk, d2, sk, inv}, rows);
+                    } else {
+                        const float* ktp = kp;
+                        if (!kt) {
+                            kt_buf.resize(sk * d);
+                            if (cached_ko != ko) transpose(kp, kt_buf.data(), sk, d);
+                            cached_ko = ko;
+                            ktp = kt_buf.data();
+                        }
+                        gemm_block({qp, d, ktp, sk, sb, sk, d, sk, inv}, rows);
+                    }
                     const int64_t mask_stride = mask ? ms[nbd + 1] : 0;
                     for (int64_t row = 0; row < rows; ++row) {
                         const int64_t m = mask ? mo + (i0 + row) * ms[nbd] : 0;
@@ -206,13 +333,16 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
                         const uint8_t* mb = mask && mask_bool ? mask->data<uint8_t>() + m : nullptr;
                         inv[row] = softmax_row(sb + row * sk, sk, mf, mb, mask_stride);
                     }
-                    const float* vp = v.data<float>() + vo * sk * dv;
-                    float* op = out.data<float>() + b * sq * dv + i0 * dv;
-                    gemm_block({sb, sk, vp, dv, op, dv, sk, dv, inv}, rows);  // O = P V / sum
+                    if (bf16) {  // O = P V / sum
+                        rows_to_bf16(sb, sk, rows, sk, a16_buf.data(), 2 * sk2);
+                        gemm_block_bf16({a16_buf.data(), 2 * sk2, v2_buf.data(), dv, op, dv, sk2, dv, inv}, rows);
+                    } else {
+                        gemm_block({sb, sk, vp, dv, op, dv, sk, dv, inv}, rows);
+                    }
                 }
             });
         },
-        "attention_f32_fused_avx512");
+        bf16 ? "attention_bf16f32acc_fused_avx512" : "attention_f32_fused_avx512");
 }
 
 }  // namespace kiln::backends::cpu
