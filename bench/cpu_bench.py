@@ -3,13 +3,16 @@
 
     .venv/bin/python bench/cpu_bench.py [--models resnet50,bert_base] [--tiny] [--batch 1] [--threads 2]
                                         [--rounds 3] [--seconds 2] [--baseline] [--json]
-                                        [--bf16] [--kiln-args "--disable-pass fuse_matmul_transpose"]
+                                        [--bf16 | --also-bf16] [--kiln-baseline OTHER_KILN]
+                                        [--kiln-args "--disable-pass fuse_matmul_transpose"]
 
 For each model, kiln (`kiln bench --backend cpu` with fixed `--shape`s, so the static-shape paths and the memory
 arena are used) and onnxruntime (graph optimisations ON: ORT_ENABLE_ALL, same intra-op threads) run in alternation
 for `--rounds` rounds of `--seconds` each; the table shows medians over all rounds and the ratio kiln/onnxruntime
 (lower is better for kiln). `--baseline` adds kiln's reference backend (slow: one short round). `--bf16` builds
-kiln with --bf16 (onnxruntime stays FP32: the anchor); `--kiln-args` passes more options to `kiln bench`.
+kiln with --bf16 (onnxruntime stays FP32: the anchor); `--also-bf16` times kiln in fp32 and with --bf16 in the same
+rounds; `--kiln-baseline` times a second kiln binary (e.g. main's) in the same rounds; `--kiln-args` passes more
+options to `kiln bench`.
 """
 import argparse
 import json
@@ -80,8 +83,18 @@ def main():
     ap.add_argument("--kiln", default=os.path.join(ROOT, "build", "kiln"))
     ap.add_argument("--bf16", action="store_true", help="build kiln with --bf16 (onnxruntime stays FP32)")
     ap.add_argument("--kiln-args", default="", help="more options for `kiln bench`, one shell-quoted string")
+    ap.add_argument("--also-bf16", action="store_true",
+                    help="time kiln --bf16 too, in the same alternating rounds (extra columns)")
+    ap.add_argument("--kiln-baseline", default="",
+                    help="another kiln binary (e.g. a build of main) timed in the same rounds (extra columns)")
     args = ap.parse_args()
     kiln_extra = (["--bf16"] if args.bf16 else []) + shlex.split(args.kiln_args)
+    # (label, binary, extra args): the first is the main kiln column; the others are timed in the same rounds
+    variants = [("kiln", args.kiln, kiln_extra)]
+    if args.also_bf16 and not args.bf16:
+        variants.append(("bf16", args.kiln, kiln_extra + ["--bf16"]))
+    if args.kiln_baseline:
+        variants.append(("base", args.kiln_baseline, shlex.split(args.kiln_args)))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
@@ -89,17 +102,24 @@ def main():
             onnx.save(make_zoo.make_model(name, args.tiny), path)
             feeds = make_zoo.make_inputs(name, args.tiny, args.batch)
             ort_runner = OrtRunner(path, args.threads)
-            kiln_meds, kiln_p99s, ort_times = [], [], []
+            meds = {label: [] for label, _, _ in variants}
+            p99s = {label: [] for label, _, _ in variants}
+            ort_times = []
             for _ in range(args.rounds):  # alternate so that machine drift hits both sides alike
-                km, kp = kiln_round(args.kiln, path, feeds, tmp, args.threads, args.seconds, "cpu", extra=kiln_extra)
-                kiln_meds.append(km)
-                kiln_p99s.append(kp)
+                for label, binary, extra in variants:
+                    km, kp = kiln_round(binary, path, feeds, tmp, args.threads, args.seconds, "cpu", extra=extra)
+                    meds[label].append(km)
+                    p99s[label].append(kp)
                 ort_times += ort_runner.run(feeds, args.seconds)
             row = {"model": name, "batch": args.batch, "threads": args.threads, "tiny": args.tiny,
                    "kiln_precision": "bf16" if args.bf16 else "fp32", "kiln_args": " ".join(kiln_extra),
-                   "kiln_median_ms": statistics.median(kiln_meds), "kiln_p99_ms": max(kiln_p99s),
+                   "kiln_median_ms": statistics.median(meds["kiln"]), "kiln_p99_ms": max(p99s["kiln"]),
                    "ort_median_ms": statistics.median(ort_times), "ort_p99_ms": p99(ort_times)}
             row["ratio"] = row["kiln_median_ms"] / row["ort_median_ms"]
+            for label, _, _ in variants[1:]:
+                row[f"{label}_median_ms"] = statistics.median(meds[label])
+                row[f"{label}_p99_ms"] = max(p99s[label])
+                row[f"{label}_ratio"] = row[f"{label}_median_ms"] / row["ort_median_ms"]
             if args.baseline:
                 row["reference_median_ms"] = kiln_round(args.kiln, path, feeds, tmp, args.threads, 0, "reference",
                                                         iterations=2)[0]
@@ -109,15 +129,18 @@ def main():
     if args.json:
         return
     ref = " ref med ms" if args.baseline else ""
-    print(f"{'model':<18}{'kiln med ms':>12}{'kiln p99':>10}{'ort med ms':>12}{'ort p99':>10}{'kiln/ort':>10}{ref}")
+    more = "".join(f"{label + ' med':>12}{label + '/ort':>10}" for label, _, _ in variants[1:])
+    print(f"{'model':<18}{'kiln med ms':>12}{'kiln p99':>10}{'ort med ms':>12}{'ort p99':>10}{'kiln/ort':>10}"
+          f"{more}{ref}")
     for r in rows:
-        extra = f"{r['reference_median_ms']:>11.1f}" if args.baseline else ""
+        extra = "".join(f"{r[label + '_median_ms']:>12.3f}{r[label + '_ratio']:>10.2f}" for label, _, _ in variants[1:])
+        extra += f"{r['reference_median_ms']:>11.1f}" if args.baseline else ""
         print(f"{r['model']:<18}{r['kiln_median_ms']:>12.3f}{r['kiln_p99_ms']:>10.3f}{r['ort_median_ms']:>12.3f}"
               f"{r['ort_p99_ms']:>10.3f}{r['ratio']:>10.2f}{extra}")
     print(f"(batch {args.batch}, {args.threads} thread(s), {'tiny' if args.tiny else 'full'} models, "
-          f"{args.rounds} alternating rounds of {args.seconds:g} s, kiln {' '.join(kiln_extra) or 'fp32'}, "
-          f"onnxruntime FP32 ORT_ENABLE_ALL)")
-
+          f"{args.rounds} alternating rounds of {args.seconds:g} s, kiln {' '.join(kiln_extra) or 'fp32'}"
+          f"{', bf16 = kiln --bf16' if args.also_bf16 else ''}"
+          f"{', base = ' + args.kiln_baseline if args.kiln_baseline else ''}, onnxruntime FP32 ORT_ENABLE_ALL)")
 
 if __name__ == "__main__":
     main()

@@ -38,7 +38,8 @@ void make_net(NetworkDefinition& net) {
     std::string f = net.add_layer("Flatten", {p}, flat)[0];
     std::string h = net.add_layer("MatMul", {f, net.add_constant("fc", random_tensor({576, 64}, 4, 0.1f))}, {}, 1,
                                   "fc1")[0];
-    std::string g = net.add_layer("Gelu", {net.add_layer("Add", {h, net.add_constant("fcb", random_tensor({64}, 5))})[0]})[0];
+    std::string hb = net.add_layer("Add", {h, net.add_constant("fcb", random_tensor({64}, 5))})[0];
+    std::string g = net.add_layer("Gelu", {hb})[0];
     AttributeMap tr;
     tr.set("perm", std::vector<int64_t>{1, 0});
     std::string wt = net.add_layer("Transpose", {net.add_constant("head", random_tensor({40, 64}, 6, 0.3f))}, tr)[0];

@@ -29,7 +29,8 @@ void expect_same_on(const NetworkDefinition& net, const std::map<std::string, Te
         double scale = 1e-30;
         for (int64_t i = 0; i < w.numel(); ++i) scale = std::max(scale, std::fabs(w.get_f64(i)));
         for (int64_t i = 0; i < w.numel(); ++i)
-            EXPECT_LE(std::fabs(g.get_f64(i) - w.get_f64(i)), 1e-5 * scale) << backend << " " << name << "[" << i << "]";
+            EXPECT_LE(std::fabs(g.get_f64(i) - w.get_f64(i)), 1e-5 * scale)
+                << backend << " " << name << "[" << i << "]";
     }
 }
 
