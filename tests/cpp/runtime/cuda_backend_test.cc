@@ -100,3 +100,58 @@ TEST(CudaBackend, PrecisionIsValidatedAndStored) {
 }
 
 }  // namespace kiln
+
+namespace kiln {
+
+// FusedMatMul(A, W, bias, trans_b=1) from fuse_matmul_transpose (W shared with a Gather, over constant folding's
+// limit, as GPT-2's tied embedding): cuBLASLt's transposed B, in fp32 and fp16, against the reference backend.
+TEST(CudaBackend, TransposedWeightMatMulMatchesTheReference) {
+    const int64_t vocab = 40000, hidden = 16;
+    Tensor w(DataType::kFloat32, {vocab, hidden}), b(DataType::kFloat32, {vocab});
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = 0.2f * std::sin(0.37f * i);
+    for (int64_t i = 0; i < b.numel(); ++i) b.data<float>()[i] = 0.1f * std::cos(0.11f * i);
+    NetworkDefinition net;
+    std::string x = net.add_input("x", DataType::kFloat32, {Dim("batch"), 3, hidden});
+    std::string ids = net.add_input("ids", DataType::kInt64, {2});
+    std::string wv = net.add_constant("wte", w);
+    net.mark_output(net.add_layer("Gather", {wv, ids})[0]);
+    AttributeMap perm;
+    perm.set("perm", std::vector<int64_t>{1, 0});
+    std::string mm = net.add_layer("MatMul", {x, net.add_layer("Transpose", {wv}, perm)[0]})[0];
+    net.mark_output(net.add_layer("Add", {mm, net.add_constant("b", b)}, {}, 1, "logits")[0]);
+    Tensor xt(DataType::kFloat32, {2, 3, hidden}), it(DataType::kInt64, {2});
+    for (int64_t i = 0; i < xt.numel(); ++i) xt.data<float>()[i] = std::sin(0.7f * i);
+    it.data<int64_t>()[0] = 5;
+    it.data<int64_t>()[1] = vocab - 1;
+    NullLogger logger;
+    BuilderConfig ref;
+    ref.backend = "reference";
+    auto want = Builder(logger).build(net, ref)->create_context()->run({{"x", xt}, {"ids", it}});
+    for (const char* precision : {"fp32", "fp16"}) {
+        BuilderConfig config;
+        config.backend = "cuda";
+        config.precision = precision;
+        std::shared_ptr<Engine> engine;
+        try {
+            engine = Builder(logger).build(net, config);
+        } catch (const Error& e) {
+            GTEST_SKIP() << "no CUDA backend or device here: " << e.what();
+        }
+        bool trans_b = false;
+        for (const LayerInfo& l : engine->layers())
+            for (const auto& [k, v] : l.attributes)
+                trans_b |= l.op_type == "FusedMatMul" && k == "trans_b" && v == "1";
+        EXPECT_TRUE(trans_b);
+        auto got = engine->create_context()->run({{"x", xt}, {"ids", it}});
+        const float tol = std::string(precision) == "fp16" ? 5e-3f : 1e-4f;
+        for (const auto& [name, t] : want) {
+            const Tensor& g = got.at(name);
+            ASSERT_EQ(g.shape(), t.shape()) << name;
+            for (int64_t i = 0; i < t.numel(); ++i)
+                ASSERT_NEAR(g.data<float>()[i], t.data<float>()[i], tol)
+                    << precision << " " << name << "[" << i << "]";
+        }
+    }
+}
+
+}  // namespace kiln
