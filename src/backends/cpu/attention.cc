@@ -146,25 +146,35 @@ KILN_CPU_MULTIVERSION void rows_to_bf16(const float* x, int64_t ld, int64_t rows
     }
 }
 
+// out[j] = (lo[j], hi[j]) for j < n; hi == nullptr reads zeros (the padding row of an odd count).
+KILN_CPU_MULTIVERSION void interleave(const float* lo, const float* hi, int64_t n, uint32_t* out) {
+    if (hi) {
+        for (int64_t j = 0; j < n; ++j) out[j] = pair(lo[j], hi[j]);
+    } else {
+        for (int64_t j = 0; j < n; ++j) out[j] = to_bf16(lo[j]);
+    }
+}
+
 // K^T as pairs: out[c2 * sk + j] = (K[j, 2 c2], K[j, 2 c2 + 1]); K is [sk, d] or, when `kt`, already [d, sk].
 KILN_CPU_MULTIVERSION void pack_k(const float* k, bool kt, int64_t sk, int64_t d, uint32_t* out) {
-    for (int64_t c2 = 0; c2 < (d + 1) / 2; ++c2) {
-        const int64_t c = 2 * c2;
-        for (int64_t j = 0; j < sk; ++j) {
-            float lo = kt ? k[c * sk + j] : k[j * d + c];
-            float hi = c + 1 >= d ? 0.f : kt ? k[(c + 1) * sk + j] : k[j * d + c + 1];
-            out[c2 * sk + j] = pair(lo, hi);
-        }
+    const int64_t d2 = (d + 1) / 2;
+    if (kt) {  // rows 2 c2 and 2 c2 + 1 of K^T are contiguous
+        for (int64_t c2 = 0; c2 < d2; ++c2)
+            interleave(k + 2 * c2 * sk, 2 * c2 + 1 < d ? k + (2 * c2 + 1) * sk : nullptr, sk, out + c2 * sk);
+        return;
+    }
+    // row j of K holds column j of every output row: read it contiguously, write with stride sk
+    for (int64_t j = 0; j < sk; ++j) {
+        const float* row = k + j * d;
+        for (int64_t c2 = 0; c2 < d / 2; ++c2) out[c2 * sk + j] = pair(row[2 * c2], row[2 * c2 + 1]);
+        if (d % 2) out[(d2 - 1) * sk + j] = to_bf16(row[d - 1]);
     }
 }
 
 // V as pairs of rows: out[j2 * dv + c] = (V[2 j2, c], V[2 j2 + 1, c]).
-KILN_CPU_MULTIVERSION void pack_v(const float* v, int64_t sk, int64_t dv, uint32_t* out) {
-    for (int64_t j2 = 0; j2 < (sk + 1) / 2; ++j2) {
-        const float* lo = v + 2 * j2 * dv;
-        const float* hi = 2 * j2 + 1 < sk ? lo + dv : nullptr;
-        for (int64_t c = 0; c < dv; ++c) out[j2 * dv + c] = pair(lo[c], hi ? hi[c] : 0.f);
-    }
+void pack_v(const float* v, int64_t sk, int64_t dv, uint32_t* out) {
+    for (int64_t j2 = 0; j2 < (sk + 1) / 2; ++j2)
+        interleave(v + 2 * j2 * dv, 2 * j2 + 1 < sk ? v + (2 * j2 + 1) * dv : nullptr, dv, out + j2 * dv);
 }
 
 #ifdef KILN_ATTN_AVX512
@@ -219,6 +229,38 @@ void gemm_block_bf16(GemmBf16 g, int64_t rows) {
 #endif
 }
 
+#ifdef KILN_ATTN_AVX512
+// exp_approx (vec_math.h) on 16 lanes: the same range reduction and polynomial.
+__attribute__((target("avx512f"))) inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-87.f), _mm512_min_ps(x, _mm512_set1_ps(88.f)));
+    const __m512 n = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504089f), _mm512_set1_ps(0.5f)),
+                                          _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(0.0013888889f);
+    for (float c : {0.008333337f, 0.041666668f, 0.16666666f, 0.5f, 1.f, 1.f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+// s = exp(s - max(s)) in place; returns 1 / sum.
+__attribute__((target("avx512f"))) float exp_normalise_avx512(float* s, int64_t sk) {
+    const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __m512 vmax = lowest;
+    for (int64_t j = 0; j < sk; j += 16)
+        vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(lowest, tail_mask(sk - j), s + j));
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < sk; j += 16) {
+        const __mmask16 m = tail_mask(sk - j);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), mx));
+        _mm512_mask_storeu_ps(s + j, m, e);
+        sum = _mm512_mask_add_ps(sum, m, sum, e);
+    }
+    return 1.f / _mm512_reduce_add_ps(sum);
+}
+#endif
+
 // s[:sk] += mask, then s = exp(s - max(s)); returns 1 / sum (the row's normalisation, applied after P @ V).
 KILN_CPU_MULTIVERSION float softmax_row(float* s, int64_t sk, const float* mask_f, const uint8_t* mask_b,
                                         int64_t mask_stride) {
@@ -226,6 +268,10 @@ KILN_CPU_MULTIVERSION float softmax_row(float* s, int64_t sk, const float* mask_
         for (int64_t j = 0; j < sk; ++j) s[j] += mask_f[j * mask_stride];
     if (mask_b)
         for (int64_t j = 0; j < sk; ++j) s[j] = mask_b[j * mask_stride] ? s[j] : std::numeric_limits<float>::lowest();
+#ifdef KILN_ATTN_AVX512
+    static const bool kAvx512 = __builtin_cpu_supports("avx512f");
+    if (kAvx512) return exp_normalise_avx512(s, sk);  // the loops below vectorise poorly (max reduction, floor)
+#endif
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < sk; ++j) mx = std::max(mx, s[j]);
     float acc[16] = {};
