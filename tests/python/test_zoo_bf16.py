@@ -75,7 +75,7 @@ def test_bf16_kernels_are_used(zoo_dir):
     proc = run_kiln(["inspect", model_path(zoo_dir, "bert_base"), "--bf16", "--backend", "cpu"])
     assert "matmul_bf16f32acc_dnnl" in proc.stdout, proc.stdout
     proc = run_kiln(["inspect", model_path(zoo_dir, "resnet50"), "--bf16", "--backend", "cpu"])
-    assert "conv2d_bf16f32acc_nchw_dnnl" in proc.stdout, proc.stdout
+    assert "conv2d_bf16f32acc_" in proc.stdout, proc.stdout
 
 
 def test_bf16_without_avx512_bf16_is_unsupported(zoo_dir, tmp_path):
