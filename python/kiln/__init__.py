@@ -83,7 +83,8 @@ _LEVELS = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING, Sev
 
 _PRECISIONS = {"fp32": None, "float32": None, "f32": None, "float": None,
                "fp16": BuilderFlag.FP16, "float16": BuilderFlag.FP16, "half": BuilderFlag.FP16,
-               "bf16": BuilderFlag.BF16, "bfloat16": BuilderFlag.BF16, "int8": BuilderFlag.INT8}
+               "bf16": BuilderFlag.BF16, "bfloat16": BuilderFlag.BF16, "int8": BuilderFlag.INT8,
+               "tf32": "tf32"}
 
 
 class _LoggingLogger(Logger):
@@ -339,9 +340,11 @@ def _make_config(precision: str, device: str, opt_level: int, input_shapes, disa
     config.backend = _backend_for(device)
     key = str(precision).lower()
     if key not in _PRECISIONS:
-        raise InvalidArgumentError(f"unknown precision {precision!r}: use 'fp32', or 'bf16' on a CPU with "
-                                   "AVX512-BF16 ('fp16' comes with the CUDA backend, 'int8' with calibration)")
-    if _PRECISIONS[key] is not None:
+        raise InvalidArgumentError(f"unknown precision {precision!r}: use 'fp32', 'bf16' (cuda; CPUs with "
+                                   "AVX512-BF16), 'fp16' or 'tf32' (cuda)")
+    if _PRECISIONS[key] == "tf32":
+        config.tf32 = True  # fp32 tensors on TF32 tensor cores (CUDA)
+    elif _PRECISIONS[key] is not None:
         config.set_flag(_PRECISIONS[key])
     if isinstance(opt_level, bool) or not isinstance(opt_level, int) or not 0 <= opt_level <= 3:
         raise InvalidArgumentError(f"opt_level must be an int from 0 to 3, got {opt_level!r}")
@@ -376,14 +379,15 @@ def build(model: Any, precision: str = "fp32", device: str = "cpu", opt_level: i
 
     Args:
         model: path to an .onnx file, its bytes, an onnx.ModelProto, or a kiln.NetworkDefinition.
-        precision: "fp32", or "bf16" (matmuls and convolutions in bfloat16 with fp32 accumulation; needs a
-            CPU with AVX512-BF16, else UnsupportedError; accuracy: see docs/PERFORMANCE.md). "fp16" and "int8"
-            raise UnsupportedError: they come with the CUDA backend and calibration.
-        device: "cpu" (or "reference", the readable oracle kernels). "cuda" raises UnsupportedError: the CUDA
-            backend is not available in this build (see kiln.cuda_available()).
+        precision: "fp32"; "bf16" (matmuls and convolutions in bfloat16 with fp32 accumulation: device="cuda",
+            or a CPU with AVX512-BF16, else UnsupportedError; accuracy: see docs/PERFORMANCE.md); "fp16" and
+            "tf32" (device="cuda"). "int8" raises UnsupportedError (it needs calibration).
+        device: "cpu" (or "reference", the readable oracle kernels), or "cuda" when kiln is built with CUDA
+            (kiln.cuda_available()) and a GPU is present.
         opt_level: 0 (import only) to 3 (every optimiser pass, the default).
         threads: default thread count of the engine's execution contexts (None: 1).
-        timing_cache: accepted for TensorRT-style code; the CPU backend has no kernel timing, so it is unused.
+        timing_cache: auto-tuning cache file for device="cuda" (read when present, rewritten with new
+            measurements; rebuilds with a warm cache measure nothing). The CPU backend times no kernels.
         input_shapes: fixes symbolic input dims at build time, e.g. {"input": (1, 3, 224, 224)}.
         disabled_passes: optimiser pass names to skip, for debugging.
         memory_limit: maximum activation bytes per execution context (0: no limit); above it the build raises
@@ -411,6 +415,8 @@ def build(model: Any, precision: str = "fp32", device: str = "cpu", opt_level: i
     if timing_cache is not None and not isinstance(timing_cache, (str, os.PathLike)):
         raise InvalidArgumentError(f"timing_cache must be a path or None, got {type(timing_cache).__name__}")
     config = _make_config(precision, device, opt_level, input_shapes, disabled_passes, memory_limit)
+    if timing_cache is not None:
+        config.timing_cache = os.fspath(timing_cache)
     tracker = BuildProgress(make_reporter(progress))
     build_logger = _LoggingLogger(logger, tracker)
     tracker.report("parse", 0.0)

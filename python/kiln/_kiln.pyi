@@ -213,6 +213,27 @@ class BuilderConfig:
     def disabled_passes(self, arg: Sequence[str], /) -> None: ...
 
     @property
+    def tf32(self) -> bool:
+        """Allow TF32 tensor cores for fp32 matmuls and convolutions (CUDA backend)."""
+
+    @tf32.setter
+    def tf32(self, arg: bool, /) -> None: ...
+
+    @property
+    def timing_cache(self) -> str:
+        """Auto-tuning timing cache file (CUDA backend): read when present, rewritten with new measurements."""
+
+    @timing_cache.setter
+    def timing_cache(self, arg: str, /) -> None: ...
+
+    @property
+    def layer_precision(self) -> dict[str, str]:
+        """Per-layer precision constraints: {layer name: 'fp32' | 'fp16' | 'bf16'} (see Engine.layers())."""
+
+    @layer_precision.setter
+    def layer_precision(self, arg: dict[str, str], /) -> None: ...
+
+    @property
     def memory_limit(self) -> int:
         """
         Maximum activation memory per execution context in bytes (0: no limit). A build whose memory

@@ -22,7 +22,7 @@ void check_build_config(const PyBuilderConfig& config) {
     const char* names[] = {"fp16", "bf16", "int8"};
     for (int i = 0; i < 3; ++i) {
         if (!(config.flags & (1u << i))) continue;
-        if (cuda && i == 0) continue;  // the CUDA backend runs fp16
+        if (cuda && i < 2) continue;  // the CUDA backend runs fp16 and bf16
         if (backend == "cpu" && i == 1) continue;  // bf16 on CPUs with AVX512-BF16: checked below
         std::string msg = std::string("precision ") + names[i] + " is not supported by the '" + backend +
                           "' backend: it runs fp32 only";
@@ -85,8 +85,8 @@ std::shared_ptr<Engine> build_engine(Builder& builder, const NetworkDefinition& 
 
 void bind_config(nb::module_& m) {
     nb::enum_<BuilderFlag>(m, "BuilderFlag", nb::is_flag(), "Precision flags of BuilderConfig (as in TensorRT).")
-        .value("FP16", BuilderFlag::kFP16, "allow float16 kernels (CUDA backend, not in this build)")
-        .value("BF16", BuilderFlag::kBF16, "bfloat16 matmuls and convolutions (cpu backend, CPUs with AVX512-BF16)")
+        .value("FP16", BuilderFlag::kFP16, "float16 matmuls and convolutions (CUDA backend)")
+        .value("BF16", BuilderFlag::kBF16, "bfloat16 matmuls and convolutions (CUDA; cpu backend with AVX512-BF16)")
         .value("INT8", BuilderFlag::kINT8, "allow int8 kernels (needs calibration, not yet supported)");
 
     nb::class_<PyBuilderConfig>(m, "BuilderConfig",
@@ -100,7 +100,7 @@ void bind_config(nb::module_& m) {
         .def_prop_rw(
             "backend", [](const PyBuilderConfig& c) { return c.base.backend; },
             [](PyBuilderConfig& c, const std::string& v) { c.base.backend = v; },
-            "Target backend: 'cpu' (default) or 'reference'; 'cuda' is not available in this build.")
+            "Target backend: 'cpu' (default), 'reference' or 'cuda' (when kiln is built with CUDA).")
         .def_prop_rw(
             "input_shapes", [](const PyBuilderConfig& c) { return c.base.input_shapes; },
             [](PyBuilderConfig& c, nb::dict shapes) {
@@ -116,6 +116,18 @@ void bind_config(nb::module_& m) {
             "disabled_passes", [](const PyBuilderConfig& c) { return c.base.disabled_passes; },
             [](PyBuilderConfig& c, std::vector<std::string> v) { c.base.disabled_passes = std::move(v); },
             "Names of optimiser passes to skip, for debugging.")
+        .def_prop_rw(
+            "tf32", [](const PyBuilderConfig& c) { return c.base.tf32; },
+            [](PyBuilderConfig& c, bool v) { c.base.tf32 = v; },
+            "Allow TF32 tensor cores for fp32 matmuls and convolutions (CUDA backend).")
+        .def_prop_rw(
+            "timing_cache", [](const PyBuilderConfig& c) { return c.base.timing_cache; },
+            [](PyBuilderConfig& c, const std::string& v) { c.base.timing_cache = v; },
+            "Auto-tuning timing cache file (CUDA backend): read when present, rewritten with new measurements.")
+        .def_prop_rw(
+            "layer_precision", [](const PyBuilderConfig& c) { return c.base.layer_precision; },
+            [](PyBuilderConfig& c, std::map<std::string, std::string> v) { c.base.layer_precision = std::move(v); },
+            "Per-layer precision constraints: {layer name: 'fp32' | 'fp16' | 'bf16'} (see Engine.layers()).")
         .def_rw("memory_limit", &PyBuilderConfig::memory_limit,
                 "Maximum activation memory per execution context in bytes (0: no limit). A build whose memory\n"
                 "plan needs more raises OutOfMemoryError.")

@@ -128,6 +128,11 @@ def test_bf16_without_avx512_bf16_is_unsupported(tiny):
 
 
 def test_bad_build_arguments(tiny):
+    with pytest.raises(kiln.UnsupportedError, match="tf32"):
+        kiln.build(tiny[0], precision="tf32")  # a CUDA option; the default device is the CPU
+    config = kiln.BuilderConfig()
+    config.timing_cache, config.layer_precision = "/tmp/tc.txt", {"a": "fp32"}
+    assert config.timing_cache == "/tmp/tc.txt" and config.layer_precision == {"a": "fp32"}
     with pytest.raises(kiln.InvalidArgumentError, match="unknown precision"):
         kiln.build(tiny[0], precision="fp8")
     with pytest.raises(kiln.InvalidArgumentError, match="opt_level"):
