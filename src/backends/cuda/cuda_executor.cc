@@ -204,9 +204,18 @@ void CudaExecutor::tune(Logger& logger) {
         zeros[m_.values[id].name] = std::move(t);
     }
     int before = tactics_.measured();
-    CudaContext ctx(*this);
-    ctx.set_graphs(false);
-    ctx.run(zeros);
+    try {
+        CudaContext ctx(*this);
+        ctx.set_graphs(false);
+        ctx.run(zeros);
+    } catch (const Error& e) {
+        // zeros are not valid input for every model (e.g. a value that must be positive); the real first run of
+        // each shape tunes instead
+        if (e.code() == ErrorCode::kOutOfMemory) throw;
+        logger.log(Severity::kWarning, cat("cuda: build-time tuning on zero inputs failed (", e.what(),
+                                           "); layers are tuned on their first run instead"));
+        return;
+    }
     logger.log(Severity::kVerbose, cat("cuda: auto-tuning measured ", tactics_.measured() - before, " problems, ",
                                        tactics_.all().size(), " tactics known"));
 }
