@@ -28,7 +28,7 @@ ops::TensorInfo info_of(const ir::Value* v) {
 
 }  // namespace
 
-void plan_activation_memory(plan::PlanModel& m) {
+void plan_activation_memory(plan::PlanModel& m, const std::vector<LayoutCaps>& caps) {
     // Activations = node outputs that are neither graph outputs (returned to the caller) nor constants.
     std::vector<char> is_output(m.values.size(), 0);
     for (int32_t id : m.outputs) is_output[id] = 1;
@@ -50,7 +50,10 @@ void plan_activation_memory(plan::PlanModel& m) {
         bytes[id] = static_cast<uint64_t>(layout_numel(v.layout, ops::to_concrete(v.dims))) * dtype_size(v.dtype);
         naive += (bytes[id] + planner::kArenaAlignment - 1) / planner::kArenaAlignment * planner::kArenaAlignment;
     }
-    // In place: a reshape-like op whose input dies at it writes its output over the input (same bytes, no copy).
+    // In place, in node order (so chains of them share one buffer): a reshape-like op whose input dies at it writes
+    // its output over the input (same bytes, no copy); so does a kernel that accumulates onto one of its inputs (a
+    // convolution's residual, LayoutCaps::overwrite_input) when that input dies there, has the output's layout and
+    // is read through no other port of the node.
     std::vector<int32_t> buffer_of(m.values.size());
     for (size_t id = 0; id < m.values.size(); ++id) buffer_of[id] = static_cast<int32_t>(id);
     for (size_t i = 0; i < m.nodes.size(); ++i) {
@@ -58,9 +61,15 @@ void plan_activation_memory(plan::PlanModel& m) {
         static const char* kAliasing[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
         bool aliasing = false;
         for (const char* op : kAliasing) aliasing |= n.op_type == op;
-        if (!aliasing || n.inputs.empty() || n.outputs.empty()) continue;
-        int32_t in = n.inputs[0], out = n.outputs[0];
-        if (is_activation(in) && is_activation(out) && last[in] == static_cast<int>(i) && bytes[in] == bytes[out])
+        int k = aliasing ? 0 : i < caps.size() ? caps[i].overwrite_input : -1;
+        if (k < 0 || k >= static_cast<int>(n.inputs.size()) || n.outputs.empty()) continue;
+        int32_t in = n.inputs[k], out = n.outputs[0];
+        if (!is_activation(in) || !is_activation(out) || last[in] != static_cast<int>(i) || bytes[in] != bytes[out])
+            continue;
+        bool read_elsewhere = false;
+        for (size_t j = 0; j < n.inputs.size(); ++j)
+            read_elsewhere |= static_cast<int>(j) != k && n.inputs[j] >= 0 && buffer_of[n.inputs[j]] == buffer_of[in];
+        if (aliasing || (m.values[in].layout == m.values[out].layout && !read_elsewhere))
             buffer_of[out] = buffer_of[in];
     }
     std::vector<planner::BufferRequest> requests;
@@ -143,7 +152,7 @@ plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_nam
     }
     for (const ir::Value* v : g.outputs()) m.outputs.push_back(id_of(v));
     planner::plan_layouts(m, caps);
-    plan_activation_memory(m);
+    plan_activation_memory(m, caps);
     return m;
 }
 

@@ -1,13 +1,17 @@
 #pragma once
 // Lowering: an optimised IR graph becomes a plan::PlanModel (values numbered, constants become weights, each node
 // placed on a backend).
+#include <vector>
+
+#include "src/common/layout.h"
 #include "src/ir/graph.h"
 #include "src/plan/plan_model.h"
 
 namespace kiln::builder {
 
-/// Fills m.memory (arena offsets) when every activation shape is static.
-void plan_activation_memory(plan::PlanModel& m);
+/// Fills m.memory (arena offsets) when every activation shape is static. `caps` (per node, optional) lets an output
+/// share its buffer with the input named by LayoutCaps::overwrite_input.
+void plan_activation_memory(plan::PlanModel& m, const std::vector<LayoutCaps>& caps = {});
 
 plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend);
 

@@ -44,6 +44,9 @@ struct LayoutCaps {
     /// The node runs faster on blocked values (convolutions). A chain of values becomes blocked only if it touches
     /// such a node: blocking values that only flow between layout-neutral ops would gain nothing.
     bool prefers_blocked = false;
+    /// An input port the output may be written over when that input dies at this node and has the output's layout
+    /// and bytes (a convolution's residual Z, which its sum post-op accumulates onto in place); -1: none.
+    int overwrite_input = -1;
 };
 
 }  // namespace kiln

@@ -98,7 +98,9 @@ public:
             KILN_CHECK(z->shape() == y.shape(), kInvalidArgument, where_, ": residual of shape ", shape_str(z->shape()),
                        " differs from the output ", shape_str(y.shape()));
             if (p->direct_z) {
-                std::memcpy(dst.get_data_handle(), z->raw(), p->dst_md.get_size());
+                // the plan usually puts Y over a Z that dies here (LayoutCaps::overwrite_input): nothing to copy
+                if (dst.get_data_handle() != z->raw())
+                    std::memcpy(dst.get_data_handle(), z->raw(), p->dst_md.get_size());
             } else {
                 memory zm(p->user_z_md, eng, const_cast<void*>(z->raw()));
                 dnnl_execute(p->z_to_prim, memory::desc(), *reorder_args(zm, dst), threads);
@@ -260,6 +262,7 @@ LayoutCaps layout_caps_conv(const KernelNode& node) {
     if (node.inputs.size() > 3) c.inputs[3] = true;
     c.outputs = {true};
     c.prefers_blocked = true;
+    if (node.inputs.size() > 3 && node.inputs[3].present) c.overwrite_input = 3;  // the sum post-op works in place
     return c;
 }
 
