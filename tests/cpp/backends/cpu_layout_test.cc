@@ -92,6 +92,13 @@ TEST_P(CpuLayout, BlockedChainsMatchTheReference) {
     // all but the input, the SE values and the output (unless the padding would exceed half the channels)
     EXPECT_GE(blocked_values(*cpu), 2 * padded_channels(c.channels) > 3 * c.channels ? 0 : 7);
     EXPECT_EQ(blocked_values(*ref), 0);
+    // the residual 1x1 convolution writes its output over the pool value it accumulates onto (which dies there)
+    const plan::PlanModel& m = cpu->plan_model();
+    int in_place = 0;
+    for (const plan::PlanNode& n : m.nodes)
+        if (n.op_type == "FusedConv" && n.inputs.size() > 3 && n.inputs[3] >= 0)
+            in_place += m.memory.offsets[n.inputs[3]] == m.memory.offsets[n.outputs[0]];
+    EXPECT_EQ(in_place, 1);
     for (int threads : {1, 2}) {
         auto ctx = cpu->create_context();
         ctx->set_num_threads(threads);
