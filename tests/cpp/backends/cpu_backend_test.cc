@@ -7,19 +7,13 @@
 #include <thread>
 
 #include "kiln/kiln.h"
+#include "tests/cpp/backends/random_tensor.h"
 
 namespace kiln {
 
 namespace {
 
-Tensor random_tensor(Shape shape, uint32_t seed) {
-    Tensor t(DataType::kFloat32, std::move(shape));
-    for (int64_t i = 0; i < t.numel(); ++i) {
-        seed = seed * 1664525u + 1013904223u;
-        t.data<float>()[i] = static_cast<float>(seed >> 8) / static_cast<float>(1u << 24) - 0.5f;
-    }
-    return t;
-}
+using test_util::random_tensor;
 
 // y = relu(conv3x3(x) + b + x) -> global average pool -> gemm; x [batch, 24, 10, 9]
 void make_cnn(NetworkDefinition& net) {

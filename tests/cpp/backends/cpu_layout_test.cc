@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kiln/kiln.h"
+#include "tests/cpp/backends/random_tensor.h"
 #include "src/common/strings.h"
 #include "src/plan/plan_model.h"
 
@@ -14,14 +15,7 @@ namespace kiln {
 
 namespace {
 
-Tensor random_tensor(Shape shape, uint32_t seed) {
-    Tensor t(DataType::kFloat32, std::move(shape));
-    for (int64_t i = 0; i < t.numel(); ++i) {
-        seed = seed * 1664525u + 1013904223u;
-        t.data<float>()[i] = static_cast<float>(seed >> 8) / static_cast<float>(1u << 24) - 0.5f;
-    }
-    return t;
-}
+using test_util::random_tensor;
 
 struct Case {
     int64_t batch, channels, height, width, stride, dilation;
