@@ -45,7 +45,7 @@ ONNX_PROTO=$($PY -c "import onnx,os;print(os.path.join(os.path.dirname(onnx.__fi
 # ---------------------------------------------------------------- build
 if [ "$STEP" = all ] || [ "$STEP" = build ]; then
     cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKILN_BUILD_PYTHON=OFF -DKILN_WITH_CUDA=ON \
-        -DCUDNN_ROOT=$CUDNN -DFLATC="$PREFIX/usr/bin/flatc" -DCMAKE_CXX_FLAGS="-I$PREFIX/usr/include" \
+        -DCUDNN_ROOT=$CUDNN -DFLATC="$PREFIX/usr/bin/flatc" -DCMAKE_CXX_FLAGS="-I$PREFIX/usr/include ${KILN_EXTRA_CXX_FLAGS:-}" \
         -DCMAKE_PREFIX_PATH="$PREFIX/usr" -DKILN_ONNX_PROTO="$ONNX_PROTO" 2>&1 | tail -15 | tee "$OUT/configure.txt"
     ninja -C "$BUILD" -j"$(nproc)" kiln_cli kiln_tests > "$OUT/build.txt" 2>&1
     rc=$?

@@ -29,34 +29,7 @@ if "OMP_WAIT_POLICY" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
-
-def _load_extension():
-    """Imports kiln._kiln with RTLD_DEEPBIND on Linux: `import torch` first puts torch's own (older) protobuf symbols
-    in the global scope, and kiln's ONNX parser would otherwise bind to them and crash. With DEEPBIND the extension
-    and its libprotobuf resolve their own symbols first. KILN_NO_DEEPBIND=1 (or a sanitizer runtime, which refuses
-    DEEPBIND) turns it off."""
-    import sys
-    deep = getattr(os, "RTLD_DEEPBIND", 0)
-    if not deep or not sys.platform.startswith("linux") or os.environ.get("KILN_NO_DEEPBIND") == "1":
-        from . import _kiln
-        return _kiln
-    try:
-        with open("/proc/self/maps") as f:
-            if any(("libasan" in line or "libtsan" in line) for line in f):
-                from . import _kiln
-                return _kiln
-    except OSError:
-        pass
-    flags = sys.getdlopenflags()
-    sys.setdlopenflags(flags | deep)
-    try:
-        from . import _kiln
-    finally:
-        sys.setdlopenflags(flags)
-    return _kiln
-
-
-_kiln = _load_extension()
+from . import _kiln  # noqa: E402  (after the OpenMP environment above)
 from ._errors import (FileError, InternalError, InvalidArgumentError, InvalidModelError, InvalidPlanError, KilnError,
                       OutOfMemoryError, UnsupportedError, VersionMismatchError)
 from ._kiln import (BuilderConfig, BuilderFlag, BuildReport, DataType, Logger, NetworkDefinition, NullLogger,

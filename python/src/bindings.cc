@@ -389,7 +389,11 @@ NB_MODULE(_kiln, m) {
         []() {
             nb::dict d;
             d["version"] = kiln::kVersionString;
+#ifdef KILN_NO_CPU_BACKEND
+            std::vector<std::string> backends = {"reference"};  // built without oneDNN
+#else
             std::vector<std::string> backends = {"cpu", "reference"};
+#endif
             if (KILN_PY_HAS_CUDA) backends.push_back("cuda");
             d["backends"] = backends;
             d["cuda"] = static_cast<bool>(KILN_PY_HAS_CUDA);

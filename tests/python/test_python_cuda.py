@@ -17,7 +17,8 @@ def test_torch_cuda_in_and_out_zero_copy(tmp_path):
     import onnx
     onnx.save(make_zoo.make_model("resnet50", True), path)
     x = make_zoo.make_inputs("resnet50", True, 2)["input"]
-    want = kiln.build(str(path), input_shapes={"input": x.shape})(x)
+    host = "cpu" if "cpu" in kiln.build_info()["backends"] else "reference"  # GPU boxes may lack oneDNN
+    want = kiln.build(str(path), device=host, input_shapes={"input": x.shape})(x)
     engine = kiln.build(str(path), device="cuda", input_shapes={"input": x.shape})
     ctx = engine.create_context()
     xt = torch.from_numpy(x).cuda()

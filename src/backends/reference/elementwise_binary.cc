@@ -1,4 +1,4 @@
-// Reference kernels for broadcasting binary/ternary elementwise ops: Add Sub Mul Div Pow, variadic Min/Max,
+// Reference kernels for broadcasting binary/ternary elementwise ops: Add Sub Mul Div Pow Mod, variadic Min/Max,
 // comparisons, And/Or, PRelu and Where.
 #include <cmath>
 #include <type_traits>
@@ -83,6 +83,29 @@ TX power(TX x, TY y) {
     }
 }
 
+// Mod(a, b). fmod=1: C's fmod / %, the result has the sign of a. fmod=0: the result has the sign of b (Python's
+// %), which ONNX defines for integers; kiln also accepts it for floats (onnxruntime does too). An integer x mod 0
+// is defined as 0 here, like integer division by zero.
+template <typename T>
+T modulo(T a, T b, bool c_style) {
+    if constexpr (std::is_integral_v<T>) {
+        if (b == 0) return 0;
+        if constexpr (std::is_signed_v<T>) {
+            if (b == -1) return 0;  // also avoids INT_MIN % -1
+            T r = static_cast<T>(a % b);
+            if (!c_style && r != 0 && ((r < 0) != (b < 0))) r = static_cast<T>(r + b);
+            return r;
+        } else {
+            return static_cast<T>(a % b);
+        }
+    } else {
+        using C = std::conditional_t<std::is_same_v<T, double>, double, float>;
+        C r = std::fmod(static_cast<C>(a), static_cast<C>(b));
+        if (!c_style && r != 0 && ((r < 0) != (static_cast<C>(b) < 0))) r += static_cast<C>(b);
+        return static_cast<T>(r);
+    }
+}
+
 // Min/Max propagate NaN (like numpy and onnxruntime).
 template <typename T>
 T min_of(T a, T b) {
@@ -157,6 +180,11 @@ std::unique_ptr<Kernel> make_ref_Pow(const KernelNode& node) {
             });
         },
         kernel_name("pow", node.inputs[0].dtype));
+}
+
+std::unique_ptr<Kernel> make_ref_Mod(const KernelNode& node) {
+    bool c_style = node.attrs.get_int("fmod", 0) != 0;
+    return binary_kernel(node, "mod", kNumeric, [c_style](auto a, auto b) { return modulo(a, b, c_style); });
 }
 
 std::unique_ptr<Kernel> make_ref_Min(const KernelNode& node) { return min_max_kernel<false>(node, "min"); }
