@@ -91,7 +91,7 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
     apply_input_shapes(*g, config.input_shapes);
     g->verify();
     g->topological_sort();
-    g->infer_shapes();
+    g->infer_shapes(/*lenient=*/true);  // shape arithmetic may need constant folding first
 
     BuildReport local;
     BuildReport& rep = report ? *report : local;
@@ -106,10 +106,17 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
         int before = static_cast<int>(g->num_nodes());
         if (p.run(*g, pctx)) {
             g->topological_sort();
-            g->infer_shapes();
+            g->infer_shapes(/*lenient=*/true);
         }
         rep.passes.push_back({p.name, before, static_cast<int>(g->num_nodes()), ms_since(t0)});
         logger_.log(Severity::kVerbose, cat("pass ", p.name, ": ", before, " -> ", g->num_nodes(), " nodes"));
+    }
+    try {
+        g->infer_shapes();  // strict: every rank must be known now
+    } catch (const Error& e) {
+        if (e.code() != ErrorCode::kUnsupported || config.opt_level >= 1) throw;
+        throw Error(e.code(), cat(e.what(), " (opt level 0 does not fold shape arithmetic: build with opt level 1 ",
+                                  "or higher)"));
     }
     rep.final_nodes = static_cast<int>(g->num_nodes());
     plan::PlanModel plan = builder::lower_to_plan(*g, config.backend);

@@ -198,12 +198,22 @@ void Graph::topological_sort() {
     });
 }
 
-void Graph::infer_shapes() {
-    for (auto& n : nodes_) infer_node(n.get());
+void Graph::infer_shapes(bool lenient) {
+    for (auto& n : nodes_) infer_node(n.get(), lenient);
 }
 
-void Graph::infer_node(Node* n) {
-    {
+bool Graph::infer_node(Node* n, bool lenient) {
+    auto unknown_rank = [&] {
+        for (Value* o : n->outputs) {
+            o->shape_known = false;
+            o->dims.clear();
+        }
+        return false;
+    };
+    if (lenient)
+        for (Value* in : n->inputs)
+            if (in && !in->shape_known && !in->is_constant() && in->producer) return unknown_rank();
+    try {
         std::vector<ops::TensorInfo> infos;
         for (Value* in : n->inputs) {
             ops::TensorInfo t;
@@ -228,7 +238,11 @@ void Graph::infer_node(Node* n) {
             o->dims = outs[i].dims;
             o->shape_known = true;
         }
+    } catch (const Error& e) {
+        if (!lenient || e.code() != ErrorCode::kUnsupported) throw;
+        return unknown_rank();
     }
+    return true;
 }
 
 void Graph::verify() const {

@@ -77,9 +77,13 @@ public:
     /// reading a value that nothing produces.
     void topological_sort();
     /// Runs every node's shape/dtype inference in order (constant values feed shape arithmetic).
-    void infer_shapes();
-    /// Inference for one node (its inputs' infos must be current).
-    void infer_node(Node* n);
+    /// `lenient`: a node whose output rank depends on values not known yet (a Reshape whose shape is computed by
+    /// ops that constant folding has not evaluated yet) gets outputs of unknown rank instead of an error, and so do
+    /// its consumers; the builder infers leniently until the optimizer has run, then strictly.
+    void infer_shapes(bool lenient = false);
+    /// Inference for one node (its inputs' infos must be current). Returns false when `lenient` left its outputs
+    /// of unknown rank.
+    bool infer_node(Node* n, bool lenient = false);
     /// Structural checks: unique names, defined inputs, single producer, known op types (kUnsupported lists every
     /// unknown node at once), outputs reachable.
     void verify() const;

@@ -145,7 +145,7 @@ bool constant_folding(ir::Graph& g, PassContext& ctx) {
         // Topological order: a folded node's consumers see constants in the same sweep.
         for (ir::Node* n : g.nodes()) {
             if (!is_onnx_domain(n)) continue;
-            g.infer_node(n);  // inputs folded earlier in this sweep may make this node's dims static now
+            g.infer_node(n, /*lenient=*/true);  // inputs folded earlier in this sweep may make this node's dims static now
             if (n->op_type == "Shape" || n->op_type == "Size") {
                 if (n->input(0) && n->input(0)->is_constant() ? fold_constant_node(g, n, *ref, ctx.logger)
                                                              : fold_shape_query(g, n))
@@ -158,7 +158,7 @@ bool constant_folding(ir::Graph& g, PassContext& ctx) {
         changed = true;
         // New constants can make more dims static (a Reshape whose shape input just folded), so re-infer and sweep
         // again until nothing changes.
-        g.infer_shapes();
+        g.infer_shapes(/*lenient=*/true);
     }
     if (changed) g.remove_unused_values();
     return changed;
