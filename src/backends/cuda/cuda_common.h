@@ -172,10 +172,12 @@ std::unique_ptr<DeviceKernel> make_simple(const KernelRequest& r);
 struct LtAlgoCache;
 std::shared_ptr<LtAlgoCache> make_lt_algo_cache();
 std::string lt_algo_last(LtAlgoCache& cache);  ///< the last algorithm used, readable (for describe())
-/// Row-major D[m,n] = A[m,k] B[n,k]^T with A, B and D of the reduced type `t` and fp32 accumulation (auto-tuned and
-/// recorded like every matmul).
+/// Row-major D[m,n] = relu?(A[m,k] B[n,k]^T + bias[n] + R[m,n]) with A, B, D, the bias and the residual R of the
+/// reduced type `t` and fp32 accumulation (auto-tuned and recorded like every matmul). bias and residual may be null;
+/// the bias, the residual (as C with beta = 1) and the ReLU run in cuBLASLt's epilogue.
 void lt_gemm_nt_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, const void* a, const void* b_nk, LowType t,
-                    void* d, LtAlgoCache& cache, TacticTable* tactics);
+                    void* d, LtAlgoCache& cache, TacticTable* tactics, const void* bias = nullptr,
+                    const void* residual = nullptr, bool relu = false);
 
 /// The tensor's values as int64s (axes, starts, shapes): from the host copy, else copied from the device.
 std::vector<int64_t> host_ints(const DevTensor& t, cudaStream_t stream, const std::string& what);

@@ -116,6 +116,25 @@ struct ConvDescs {
     ConvDescs& operator=(const ConvDescs&) = delete;
 };
 
+// The bias of cudnnConvolutionBiasActivationForward: [1, K, 1, 1] of the data type.
+struct BiasDesc {
+    cudnnTensorDescriptor_t desc = nullptr;
+    BiasDesc(LowType low, int64_t k, const std::string& what) {
+        KILN_DNN_CHECK(cudnnCreateTensorDescriptor(&desc), what);
+        cudnnDataType_t dt = low == LowType::kBF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
+        KILN_DNN_CHECK(cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, dt, 1, static_cast<int>(k), 1, 1), what);
+    }
+    ~BiasDesc() { cudnnDestroyTensorDescriptor(desc); }
+    BiasDesc(const BiasDesc&) = delete;
+    BiasDesc& operator=(const BiasDesc&) = delete;
+};
+
+// KILN_CUDA_CONV_FUSED=0 runs a separate epilogue kernel after cuDNN's convolution instead of the fused call.
+bool fused_conv_enabled() {
+    const char* v = std::getenv("KILN_CUDA_CONV_FUSED");
+    return !(v && std::string(v) == "0");
+}
+
 }  // namespace
 
 bool uses_nhwc_chain(const KernelNode& n, LowType low) {
@@ -148,6 +167,20 @@ public:
             for (int64_t v : attrs_.get_ints("strides", {1, 1})) unit &= v == 1;
             for (int64_t v : attrs_.get_ints("pads", {0, 0, 0, 0})) unit &= v == 0;
             if (unit) pointwise_ = make_lt_algo_cache();
+            // bias + residual + ReLU in cuBLASLt's epilogue when everything stays in the chain (no epilogue kernel)
+            bool fusable_act = act_.kind == backends::ActivationKind::kNone || act_.kind == backends::ActivationKind::kRelu;
+            bool has_z = n.inputs.size() > 3 && n.inputs[3].present;
+            bool has_bias = n.inputs.size() > 2 && n.inputs[2].present;
+            bool bias_ok = !has_bias || (r.weights.size() > 2 && r.weights[2].host);
+            if (pointwise_ && y_low_ && (!has_z || z_low_) && fusable_act && bias_ok) {
+                fused_epilogue_ = true;
+            } else if (!pointwise_ && y_low_ && (!has_z || z_low_) && has_bias && bias_ok &&
+                       act_.kind == backends::ActivationKind::kRelu && fused_conv_enabled()) {
+                // cudnnConvolutionBiasActivationForward: conv + bias + z + ReLU (cuDNN allows only ReLU here
+                // with any algorithm)
+                dnn_fused_ = true;
+            }
+            if ((fused_epilogue_ || dnn_fused_) && has_bias) bias_low_ = upload_low(*r.weights[2].host, low_, where_);
         }
         if (low_ != LowType::kF32 && r.weights[1].host) {
             if (nhwc_) {  // KCRS -> KRSC, as the NHWC filter descriptor reads it
@@ -203,20 +236,23 @@ public:
     }
     ~ConvKernel() override {
         if (w_low_) cudaFree(w_low_);
+        if (bias_low_) cudaFree(bias_low_);
     }
 
     std::string describe() const override {
         std::string algo;
         if (pointwise_) {
             std::string last = lt_algo_last(*pointwise_);
-            algo = cat("_1x1_as_cublaslt_gemm", last.empty() ? "" : " [" + last + "]");
+            algo = cat("_1x1_as_cublaslt_gemm", fused_epilogue_ ? "_epilogue_fused" : "",
+                       last.empty() ? "" : " [" + last + "]");
         } else {
             std::lock_guard<std::mutex> lock(mu_);
             if (!algos_.empty()) algo = cat(" [algo ", static_cast<int>(algos_.begin()->second.algo), "]");
         }
         return cat("conv_", low_ != LowType::kF32 ? cat(low_name(low_), "f32acc") : tf32_ ? "tf32" : "f32",
                    nhwc_ ? cat("_nhwc", x_low_ ? "_in" : "", y_low_ ? "_out" : "", "_cudnn_") : "_nchw_cudnn_", tuned_,
-                   act_.kind != backends::ActivationKind::kNone ? "+act" : "", "+epilogue", algo);
+                   act_.kind != backends::ActivationKind::kNone ? "+act" : "",
+                   fused_epilogue_ ? "" : dnn_fused_ ? "_bias_act_fused" : "+epilogue", algo);
     }
 
     void run(const RunCtx& ctx, const std::vector<const DevTensor*>& in,
@@ -236,6 +272,11 @@ public:
                 void* xl = scratch.get(x.numel() * 2);
                 launch_nchw_f32_to_nhwc_low(x.as<float>(), xl, low_, n, c, hw, ctx.stream);
                 xp = xl;
+            }
+            if (fused_epilogue_) {  // y = relu?(x W^T + bias + z), all fp16/bf16 NHWC, in one cuBLASLt call
+                lt_gemm_nt_low(ctx, n * hw, k, c, xp, w_low_, low_, y.data, *pointwise_, tactics_, bias_low_,
+                               z ? z->data : nullptr, act_.kind == backends::ActivationKind::kRelu);
+                return;
             }
             void* conv_out = y_low_ ? y.data : scratch.get(y.numel() * 2);
             lt_gemm_nt_low(ctx, n * hw, k, c, xp, w_low_, low_, conv_out, *pointwise_, tactics_);
@@ -263,6 +304,19 @@ public:
             }
             wp = w_low_;
             // the convolution writes the low-precision NHWC result in place when y stays in the chain
+            if (dnn_fused_) {  // y = relu(conv(x) + z + bias) in one cuDNN call, fp16/bf16 NHWC
+                BiasDesc b(low_, y.shape[1], where_);
+                cudnnActivationDescriptor_t relu = nullptr;
+                KILN_DNN_CHECK(cudnnCreateActivationDescriptor(&relu), where_);
+                cudnnSetActivationDescriptor(relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0);
+                const float alpha2 = z ? 1.f : 0.f;
+                cudnnStatus_t st = cudnnConvolutionBiasActivationForward(
+                    ctx.dnn, &one, d.x, xp, d.w, wp, d.conv, algo.algo, ws, algo.workspace, &alpha2, d.y,
+                    z ? z->data : y.data, b.desc, bias_low_, relu, d.y, y.data);
+                cudnnDestroyActivationDescriptor(relu);
+                KILN_DNN_CHECK(st, where_);
+                return;
+            }
             void* conv_out = y_low_ ? y.data : scratch.get(y.numel() * 2);
             KILN_DNN_CHECK(cudnnConvolutionForward(ctx.dnn, &one, d.x, xp, d.w, wp, d.conv, algo.algo, ws,
                                                    algo.workspace, &zero, d.y, conv_out), where_);
@@ -320,6 +374,9 @@ private:
     bool tf32_ = false;
     bool nhwc_ = false;                          // reduced-precision 2-D convolution, channels-last
     std::shared_ptr<LtAlgoCache> pointwise_;     // set: a 1x1 NHWC convolution run as a cuBLASLt GEMM
+    bool fused_epilogue_ = false;                // pointwise_ with bias/residual/ReLU in cuBLASLt's epilogue
+    bool dnn_fused_ = false;                     // cudnnConvolutionBiasActivationForward (bias, z, ReLU)
+    void* bias_low_ = nullptr;                   // the bias in fp16/bf16 for that epilogue
     TacticTable* tactics_ = nullptr;
     bool x_low_ = false, z_low_ = false, y_low_ = false;  // chained tensors (NHWC fp16/bf16) instead of fp32 NCHW
     AttributeMap attrs_;

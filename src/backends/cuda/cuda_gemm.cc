@@ -41,7 +41,8 @@ struct LtGemm {
     bool trans_a = false, trans_b = false;
     int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
     float alpha = 1.f, beta = 0.f;
-    const float* bias = nullptr;
+    const void* bias = nullptr;
+    cudaDataType bias_type = CUDA_R_32F;
     ActivationKind act = ActivationKind::kNone;  // only kNone / kRelu / kGeluTanh here
 };
 
@@ -123,7 +124,7 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
     else if (g.bias) epi = CUBLASLT_EPILOGUE_BIAS;
     KILN_BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)), what);
     if (g.bias) {
-        cudaDataType bt = CUDA_R_32F;
+        cudaDataType bt = g.bias_type;
         KILN_BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)),
                         what);
         KILN_BLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)),
@@ -237,12 +238,17 @@ std::string lt_algo_last(LtAlgoCache& cache) {
 }
 
 void lt_gemm_nt_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, const void* a, const void* b_nk, LowType t,
-                    void* d, LtAlgoCache& cache, TacticTable* tactics) {
+                    void* d, LtAlgoCache& cache, TacticTable* tactics, const void* bias, const void* residual,
+                    bool relu) {
     LtGemm g;
     g.m = m, g.n = n, g.k = k;
     g.trans_b = true;
     cudaDataType dt = t == LowType::kBF16 ? CUDA_R_16BF : CUDA_R_16F;
-    lt_matmul(ctx, g, a, b_nk, dt, false, nullptr, d, cache, tactics, dt);
+    g.bias = bias;
+    g.bias_type = dt;
+    g.beta = residual ? 1.f : 0.f;
+    g.act = relu ? ActivationKind::kRelu : ActivationKind::kNone;
+    lt_matmul(ctx, g, a, b_nk, dt, false, residual, d, cache, tactics, dt);
 }
 
 namespace {
