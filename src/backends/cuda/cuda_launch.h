@@ -40,7 +40,7 @@ void launch_bias_act_epilogue(const void* x, LowType xt, float* y, const float* 
 
 // elementwise.cu: unary op codes and binary op codes
 enum class UnaryOp : int { kRelu, kSigmoid, kTanh, kGelu, kErf, kExp, kLog, kSqrt, kNeg, kAbs, kReciprocal,
-                           kLeakyRelu, kElu, kHardSigmoid, kHardSwish, kSoftplus, kClip, kSelu };
+                           kLeakyRelu, kElu, kHardSigmoid, kHardSwish, kSoftplus, kClip, kSelu, kGeluTanh };
 enum class BinaryOp : int { kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kPRelu };
 void launch_unary_f32(UnaryOp op, const float* x, float* y, int64_t n, float alpha, float beta, cudaStream_t s);
 /// out[i] = op(a[bcast], b[bcast]); strides in elements (0 on broadcast dims), rank <= kMaxDims.
@@ -48,6 +48,14 @@ void launch_binary_f32(BinaryOp op, const float* a, const float* b, float* y, co
                        const int64_t* b_strides, int64_t n, cudaStream_t s);
 void launch_where_f32(const uint8_t* c, const float* a, const float* b, float* y, const StridedDims& d,
                       const int64_t* a_strides, const int64_t* b_strides, int64_t n, cudaStream_t s);
+
+// mask_ops.cu: Cast between f32/f64/int8/uint8/int32/int64/bool (dtype codes = kiln::DataType), and logical /
+// comparison ops with a bool output (a and b of `dtype`; b broadcast with b_strides, a with da.src_strides).
+enum LogicOp : int { kLogicAnd, kLogicOr, kLogicXor, kLogicNot, kLogicEqual, kLogicLess, kLogicGreater,
+                     kLogicLessOrEqual, kLogicGreaterOrEqual };
+void launch_cast(const void* x, int src_dtype, void* y, int dst_dtype, int64_t n, cudaStream_t s);
+void launch_logic(int op, const void* a, const void* b, int dtype, uint8_t* y, const StridedDims& da,
+                  const int64_t* b_strides, int64_t n, cudaStream_t s);
 
 // norm.cu
 void launch_layer_norm_f32_rowwise(const float* x, const float* scale, const float* bias, float* y, int64_t rows,

@@ -53,6 +53,18 @@ const std::map<std::string, BinaryOp>& binary_ops() {
     return k;
 }
 
+const std::map<std::string, int>& logic_ops() {
+    static const std::map<std::string, int> k = {
+        {"And", kLogicAnd},     {"Or", kLogicOr},           {"Xor", kLogicXor},
+        {"Not", kLogicNot},     {"Equal", kLogicEqual},     {"Less", kLogicLess},
+        {"Greater", kLogicGreater}, {"LessOrEqual", kLogicLessOrEqual}, {"GreaterOrEqual", kLogicGreaterOrEqual},
+    };
+    return k;
+}
+
+// dtypes the cast / comparison kernels read and write (mask_ops.cu); f16/bf16 only through the fp32 paths
+bool castable(DataType t) { return t != DataType::kFloat16 && t != DataType::kBFloat16; }
+
 bool is_copy_op(const std::string& op) {
     return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" ||
            op == "Dropout";
@@ -95,6 +107,7 @@ std::unique_ptr<DeviceKernel> fn(RunFn f, std::string name) {
 
 std::unique_ptr<DeviceKernel> make_unary(const KernelNode& n) {
     UnaryOp op = unary_ops().at(n.op_type);
+    if (op == UnaryOp::kGelu && n.attrs.get_string("approximate", "none") == "tanh") op = UnaryOp::kGeluTanh;
     float alpha = 0.f, beta = 0.f;
     if (op == UnaryOp::kLeakyRelu) alpha = n.attrs.get_float("alpha", 0.01f);
     if (op == UnaryOp::kElu) alpha = n.attrs.get_float("alpha", 1.f);
@@ -110,7 +123,7 @@ std::unique_ptr<DeviceKernel> make_unary(const KernelNode& n) {
     }
     return fn([=](const RunCtx& c, const In& in, const Out& out) {
         launch_unary_f32(op, in[0]->as<float>(), out[0]->as<float>(), out[0]->numel(), alpha, beta, c.stream);
-    }, "unary_" + n.op_type + "_f32");
+    }, "unary_" + n.op_type + (op == UnaryOp::kGeluTanh ? "_tanh" : "") + "_f32");
 }
 
 std::unique_ptr<DeviceKernel> make_binary(const KernelNode& n) {
@@ -124,6 +137,19 @@ std::unique_ptr<DeviceKernel> make_binary(const KernelNode& n) {
         launch_binary_f32(op, in[0]->as<float>(), in[1]->as<float>(), out[0]->as<float>(), d, bs, out[0]->numel(),
                           c.stream);
     }, "binary_" + n.op_type + "_f32_bcast");
+}
+
+std::unique_ptr<DeviceKernel> make_logic(const KernelNode& n) {
+    const int op = logic_ops().at(n.op_type);
+    return fn([=](const RunCtx& c, const In& in, const Out& out) {
+        const Shape& os = out[0]->shape;
+        StridedDims d = dims_for(os);
+        int64_t bs[kMaxDims] = {};
+        fill_bcast(in[0]->shape, os, d.src_strides);
+        if (in.size() > 1) fill_bcast(in[1]->shape, os, bs);
+        launch_logic(op, in[0]->data, in.size() > 1 ? in[1]->data : nullptr, static_cast<int>(in[0]->dtype),
+                     out[0]->as<uint8_t>(), d, bs, out[0]->numel(), c.stream);
+    }, "logic_" + n.op_type + "_" + dtype_name(n.inputs[0].dtype) + "_bcast");
 }
 
 std::unique_ptr<DeviceKernel> make_where(const KernelNode& n) {
@@ -363,16 +389,49 @@ std::unique_ptr<DeviceKernel> make_pool(const KernelNode& n) {
 
 bool supports_simple(const KernelNode& n) {
     const std::string& op = n.op_type;
-    for (const auto& o : n.outputs)
-        if (o.dtype != DataType::kFloat32 || !rank_ok(o)) return false;
     if (n.inputs.empty() || !rank_ok(n.inputs[0])) return false;
+    for (const auto& o : n.outputs)
+        if (!rank_ok(o)) return false;
+    // data movement copies elements of any dtype by size, but int32/int64 tensors (shapes, indices) stay on the host
+    // like TensorRT's shape tensors: their consumers (Reshape, Slice ...) read them there without a device sync
+    const DataType dt = n.inputs[0].dtype;
+    const bool int_data = dt == DataType::kInt64 || dt == DataType::kInt32;
+    auto same_dtype_out = [&] {
+        for (const auto& o : n.outputs)
+            if (o.dtype != dt) return false;
+        return true;
+    };
+    if (is_copy_op(op)) return !int_data && n.outputs.size() == 1 && same_dtype_out() && all_int_tail(n);
+    if (op == "Transpose" || op == "Expand" || op == "Split" || op == "Slice")
+        return !int_data && same_dtype_out() && all_int_tail(n);
+    if (op == "Concat") {
+        if (int_data) return false;
+        for (const auto& t : n.inputs)
+            if (t.present && (t.dtype != dt || !rank_ok(t))) return false;
+        return same_dtype_out();
+    }
+    if (op == "Gather") return !int_data && same_dtype_out() && n.inputs[1].dtype == DataType::kInt64;
+    if (logic_ops().count(op)) {
+        bool logical = op == "And" || op == "Or" || op == "Xor" || op == "Not";
+        for (const auto& t : n.inputs)
+            if (!t.present || t.dtype != dt || !rank_ok(t) || !castable(t.dtype)) return false;
+        return n.outputs[0].dtype == DataType::kBool && (!logical || dt == DataType::kBool);
+    }
+    if (op == "Cast") {
+        DataType to = n.outputs[0].dtype;
+        if (to == DataType::kFloat32) return dt != DataType::kBFloat16;
+        return castable(dt) && castable(to);
+    }
+    for (const auto& o : n.outputs)
+        if (o.dtype != DataType::kFloat32) return false;
     auto all_f32 = [&](size_t from, size_t to) {
         for (size_t i = from; i < n.inputs.size() && i < to; ++i)
             if (!is_f32(n.inputs[i]) || !rank_ok(n.inputs[i])) return false;
         return true;
     };
     if (unary_ops().count(op)) {
-        if (op == "Gelu" && n.attrs.get_string("approximate", "none") != "none") return false;
+        std::string approx = op == "Gelu" ? n.attrs.get_string("approximate", "none") : "none";
+        if (approx != "none" && approx != "tanh") return false;
         if (op == "Clip")
             for (size_t i = 1; i < n.inputs.size(); ++i)
                 if (n.inputs[i].present && !n.inputs[i].value) return false;  // min/max must be constants
@@ -390,17 +449,11 @@ bool supports_simple(const KernelNode& n) {
         }
         return true;
     }
-    if (is_copy_op(op)) return is_f32(n.inputs[0]) && n.outputs.size() == 1 && all_int_tail(n);
-    if (op == "Transpose" || op == "Expand") return is_f32(n.inputs[0]) && all_int_tail(n);
-    if (op == "Concat") return all_f32(0, n.inputs.size());
-    if (op == "Split" || op == "Slice") return is_f32(n.inputs[0]) && all_int_tail(n);
-    if (op == "Gather") return is_f32(n.inputs[0]) && n.inputs[1].dtype == DataType::kInt64;
     if (op == "MaxPool" || op == "AveragePool")
         return is_f32(n.inputs[0]) && n.inputs[0].rank() == 4 && n.outputs.size() == 1 &&
                n.attrs.get_int("storage_order", 0) == 0 && n.attrs.get_ints("kernel_shape").size() == 2;
     if (op == "GlobalAveragePool") return is_f32(n.inputs[0]) && n.inputs[0].rank() >= 3;
     if (op == "FusedElementwise") return supports_fused_elementwise(n);
-    if (op == "Cast") return n.inputs[0].dtype != DataType::kBFloat16;  // any other dtype -> float32
     return false;
 }
 
@@ -421,11 +474,17 @@ std::unique_ptr<DeviceKernel> make_simple(const KernelRequest& r) {
     if (op == "Gather") return make_gather(n);
     if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool") return make_pool(n);
     if (op == "FusedElementwise") return make_fused_elementwise(n);
-    if (op == "Cast")
+    if (logic_ops().count(op)) return make_logic(n);
+    if (op == "Cast" && n.outputs[0].dtype == DataType::kFloat32)
         return fn([](const RunCtx& c, const In& in, const Out& out) {
             launch_cast_to_f32(in[0]->data, static_cast<int>(in[0]->dtype), out[0]->as<float>(), out[0]->numel(),
                                c.stream);
         }, "cast_to_f32");
+    if (op == "Cast")
+        return fn([](const RunCtx& c, const In& in, const Out& out) {
+            launch_cast(in[0]->data, static_cast<int>(in[0]->dtype), out[0]->data, static_cast<int>(out[0]->dtype),
+                        out[0]->numel(), c.stream);
+        }, cat("cast_", dtype_name(n.inputs[0].dtype), "_to_", dtype_name(n.outputs[0].dtype)));
     KILN_FAIL(kUnsupported, n.where(), ": no CUDA kernel");
 }
 

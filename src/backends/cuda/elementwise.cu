@@ -38,6 +38,7 @@ __device__ __forceinline__ float apply_unary(int op, float x, float alpha, float
         case UnaryOp::kSoftplus: return x > 20.f ? x : log1pf(expf(x));
         case UnaryOp::kClip: return fminf(fmaxf(x, alpha), beta);
         case UnaryOp::kSelu: return x > 0.f ? beta * x : beta * alpha * (expf(x) - 1.f);
+        case UnaryOp::kGeluTanh: return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
     }
     return x;
 }

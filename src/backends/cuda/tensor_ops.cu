@@ -76,6 +76,14 @@ void launch_gather(const void* x, const int64_t* idx, void* y, int64_t outer, in
         gather_axis<uint64_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint64_t*>(x), idx,
                                                                   static_cast<uint64_t*>(y), outer, axis_len, n_idx,
                                                                   inner);
+    else if (elem_size == 2)
+        gather_axis<uint16_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint16_t*>(x), idx,
+                                                                  static_cast<uint16_t*>(y), outer, axis_len, n_idx,
+                                                                  inner);
+    else if (elem_size == 1)
+        gather_axis<uint8_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint8_t*>(x), idx,
+                                                                 static_cast<uint8_t*>(y), outer, axis_len, n_idx,
+                                                                 inner);
     else
         gather_axis<uint32_t><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const uint32_t*>(x), idx,
                                                                   static_cast<uint32_t*>(y), outer, axis_len, n_idx,
