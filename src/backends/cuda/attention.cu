@@ -4,7 +4,11 @@
 // one key, and an online softmax (running max and sum per row) rescales the output accumulators, so the scores are
 // never stored. attention_f32_rowmajor (any head dim): one block per (batch*head, 8 query rows) with one row's
 // scores in shared memory (sk floats).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cfloat>
+#include <type_traits>
 
 #include "src/backends/cuda/cuda_launch.h"
 
@@ -193,7 +197,57 @@ __global__ void __launch_bounds__(kWarps * 32) attention_f32_tiled(const float* 
     }
 }
 
+// Row softmax of the scaled scores S [batch, sq, sk] (fp32, from the Q K^T GEMM) plus the mask, written as the
+// probabilities P in fp16/bf16 for the P V GEMM: one warp per row, statistics in fp32. A row whose keys are all
+// masked gets zeros.
+template <typename T>
+__global__ void attention_softmax_low(const float* __restrict__ s, const void* __restrict__ mask, T* __restrict__ p,
+                                      AttentionDims d, int64_t rows) {
+    int64_t row = blockIdx.x * int64_t(blockDim.x / 32) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    int64_t b = row / d.sq, i = row % d.sq;
+    int64_t qo, ko, vo, mo;
+    batch_offsets(d, b, &qo, &ko, &vo, &mo);
+    const float* sr = s + row * d.sk;
+    T* pr = p + row * d.sk;
+    auto score = [&](int64_t j) {
+        float a = sr[j];
+        if (d.has_mask) {
+            int64_t m = mo + i * d.m_row_stride + j * d.m_col_stride;
+            if (d.mask_bool) a = static_cast<const uint8_t*>(mask)[m] ? a : -INFINITY;
+            else a += static_cast<const float*>(mask)[m];
+        }
+        return a;
+    };
+    float mx = -INFINITY;
+    for (int64_t j = lane; j < d.sk; j += 32) mx = fmaxf(mx, score(j));
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.f;
+    for (int64_t j = lane; j < d.sk; j += 32) sum += mx == -INFINITY ? 0.f : __expf(score(j) - mx);
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    float inv = sum > 0.f ? 1.f / sum : 0.f;
+    for (int64_t j = lane; j < d.sk; j += 32) {
+        float e = mx == -INFINITY ? 0.f : __expf(score(j) - mx) * inv;
+        if constexpr (sizeof(T) == 2 && std::is_same_v<T, __half>) pr[j] = __float2half(e);
+        else pr[j] = __float2bfloat16(e);
+    }
+}
+
 }  // namespace
+
+void launch_attention_softmax_low(const float* scores, const void* mask, void* probs, LowType t,
+                                  const AttentionDims& d, int64_t rows, cudaStream_t s) {
+    if (rows == 0 || d.sk == 0) return;
+    constexpr int kRowsPerSoftmaxBlock = 4;
+    unsigned grid = static_cast<unsigned>((rows + kRowsPerSoftmaxBlock - 1) / kRowsPerSoftmaxBlock);
+    if (t == LowType::kBF16)
+        attention_softmax_low<__nv_bfloat16><<<grid, 32 * kRowsPerSoftmaxBlock, 0, s>>>(
+            scores, mask, static_cast<__nv_bfloat16*>(probs), d, rows);
+    else
+        attention_softmax_low<__half><<<grid, 32 * kRowsPerSoftmaxBlock, 0, s>>>(
+            scores, mask, static_cast<__half*>(probs), d, rows);
+}
 
 void launch_attention_f32(const float* q, const float* k, const float* v, const void* mask, float* out,
                           const AttentionDims& d, cudaStream_t s) {

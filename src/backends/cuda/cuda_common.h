@@ -179,6 +179,12 @@ void lt_gemm_nt_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, const vo
                     void* d, LtAlgoCache& cache, TacticTable* tactics, const void* bias = nullptr,
                     const void* residual = nullptr, bool relu = false);
 
+/// Strided-batched row-major D_i[m,n] = alpha * A_i[m,k] B_i[k,n] (B_i given as [n,k] when trans_b), A and B of
+/// the reduced type `t`, D fp32, fp32 accumulation (the reduced-precision attention's two products).
+void lt_gemm_strided_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, int64_t batch, const void* a,
+                         int64_t stride_a, const void* b, int64_t stride_b, bool trans_b, LowType t, float* d,
+                         int64_t stride_d, float alpha, LtAlgoCache& cache, TacticTable* tactics);
+
 /// The tensor's values as int64s (axes, starts, shapes): from the host copy, else copied from the device.
 std::vector<int64_t> host_ints(const DevTensor& t, cudaStream_t stream, const std::string& what);
 /// Strides of a contiguous row-major shape.

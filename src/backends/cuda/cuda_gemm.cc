@@ -251,6 +251,18 @@ void lt_gemm_nt_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, const vo
     lt_matmul(ctx, g, a, b_nk, dt, false, residual, d, cache, tactics, dt);
 }
 
+void lt_gemm_strided_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, int64_t batch, const void* a,
+                         int64_t stride_a, const void* b, int64_t stride_b, bool trans_b, LowType t, float* d,
+                         int64_t stride_d, float alpha, LtAlgoCache& cache, TacticTable* tactics) {
+    LtGemm g;
+    g.m = m, g.n = n, g.k = k;
+    g.trans_b = trans_b;
+    g.batch = batch, g.stride_a = stride_a, g.stride_b = stride_b, g.stride_c = stride_d;
+    g.alpha = alpha;
+    cudaDataType ab = t == LowType::kBF16 ? CUDA_R_16BF : CUDA_R_16F;
+    lt_matmul(ctx, g, a, b, ab, false, nullptr, d, cache, tactics, CUDA_R_32F);
+}
+
 namespace {
 
 // Copies `src` (broadcastable to `shape`) into the contiguous fp32 tensor `dst`.

@@ -73,6 +73,10 @@ struct AttentionDims {
     bool k_transposed = false, mask_bool = false, has_mask = false;
     float scale = 1.f;
 };
+/// Softmax over the last axis of scaled scores [rows = batch * sq, sk] (fp32) plus the mask of `d`, written as
+/// fp16/bf16 probabilities (the reduced-precision attention: Q K^T GEMM -> this -> P V GEMM).
+void launch_attention_softmax_low(const float* scores, const void* mask, void* probs, LowType t,
+                                  const AttentionDims& d, int64_t rows, cudaStream_t s);
 void launch_attention_f32(const float* q, const float* k, const float* v, const void* mask, float* out,
                           const AttentionDims& d, cudaStream_t s);
 

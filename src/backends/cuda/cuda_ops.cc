@@ -210,7 +210,44 @@ std::unique_ptr<DeviceKernel> make_softmax(const KernelNode& n) {
     }, log ? "log_softmax_f32" : "softmax_f32");
 }
 
-std::unique_ptr<DeviceKernel> make_attention(const KernelNode& n) {
+// Reduced precision (fp16/bf16 builds): Q K^T and P V on tensor cores as two strided-batched cuBLASLt GEMMs around
+// a row softmax, when Q, K and V have the full batch (no broadcast heads). The fp32 tiled kernel otherwise.
+void attention_gemm_low(const RunCtx& c, const DevTensor& q, const DevTensor& k, const DevTensor& v,
+                        const DevTensor* mask, float* out, const AttentionDims& d, LowType low, LtAlgoCache& qk,
+                        LtAlgoCache& pv, TacticTable* tactics) {
+    int64_t nb = 1;
+    for (int i = 0; i < d.batch_rank; ++i) nb *= d.batch[i];
+    Scratch scratch(c.stream, *c.node);
+    void* ql = scratch.get(q.numel() * 2);
+    void* kl = scratch.get(k.numel() * 2);
+    void* vl = scratch.get(v.numel() * 2);
+    launch_f32_to_low(q.as<float>(), ql, low, q.numel(), c.stream);
+    launch_f32_to_low(k.as<float>(), kl, low, k.numel(), c.stream);
+    launch_f32_to_low(v.as<float>(), vl, low, v.numel(), c.stream);
+    float* scores = static_cast<float*>(scratch.get(static_cast<size_t>(nb * d.sq * d.sk) * sizeof(float)));
+    lt_gemm_strided_low(c, d.sq, d.sk, d.d, nb, ql, d.sq * d.d, kl, d.sk * d.d, !d.k_transposed, low, scores,
+                        d.sq * d.sk, d.scale, qk, tactics);
+    void* probs = scratch.get(static_cast<size_t>(nb * d.sq * d.sk) * 2);
+    launch_attention_softmax_low(scores, mask ? mask->data : nullptr, probs, low, d, nb * d.sq, c.stream);
+    lt_gemm_strided_low(c, d.sq, d.dv, d.sk, nb, probs, d.sq * d.sk, vl, d.sk * d.dv, false, low, out, d.sq * d.dv,
+                        1.f, pv, tactics);
+}
+
+// True when every batch dim of Q, K and V is the output's (strides of a contiguous tensor, no broadcast).
+bool full_batch(const AttentionDims& d) {
+    int64_t st = 1;
+    for (int i = d.batch_rank - 1; i >= 0; --i) {
+        if (d.batch[i] > 1 && (d.q_bstride[i] != st || d.k_bstride[i] != st || d.v_bstride[i] != st)) return false;
+        st *= d.batch[i];
+    }
+    return true;
+}
+
+std::unique_ptr<DeviceKernel> make_attention(const KernelRequest& r) {
+    const KernelNode& n = r.node;
+    const LowType low = r.low;
+    TacticTable* tactics = r.tactics;
+    auto qk = make_lt_algo_cache(), pv = make_lt_algo_cache();
     const bool kt = n.attrs.get_int("k_transposed", 0) != 0;
     const bool mask_bool = n.attrs.get_int("mask_is_bool", 0) != 0;
     const float scale_attr = n.attrs.get_float("scale", 0.f);
@@ -248,9 +285,14 @@ std::unique_ptr<DeviceKernel> make_attention(const KernelNode& n) {
             d.has_mask = true;
             d.mask_bool = mask_bool;
         }
+        if (low != LowType::kF32 && full_batch(d) && d.sk > 0 && d.sq > 0) {
+            attention_gemm_low(c, q, k, v, mask, out[0]->as<float>(), d, low, *qk, *pv, tactics);
+            return;
+        }
         launch_attention_f32(q.as<float>(), k.as<float>(), v.as<float>(), mask ? mask->data : nullptr,
                              out[0]->as<float>(), d, c.stream);
-    }, "attention_f32_tiled_online_softmax");
+    }, low != LowType::kF32 ? cat("attention_", low_name(low), "_cublaslt_qk_softmax_pv")
+                            : "attention_f32_tiled_online_softmax");
 }
 
 std::unique_ptr<DeviceKernel> make_copy(const KernelNode& n) {
@@ -465,7 +507,7 @@ std::unique_ptr<DeviceKernel> make_simple(const KernelRequest& r) {
     if (op == "Where") return make_where(n);
     if (op == "LayerNormalization" || op == "RMSNormalization") return make_norm(n);
     if (op == "Softmax" || op == "LogSoftmax") return make_softmax(n);
-    if (op == "Attention") return make_attention(n);
+    if (op == "Attention") return make_attention(r);
     if (is_copy_op(op)) return make_copy(n);
     if (op == "Transpose") return make_transpose(n);
     if (op == "Expand") return make_expand(n);
