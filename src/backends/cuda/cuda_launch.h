@@ -30,7 +30,7 @@ void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaSt
 void launch_f16_to_f32(const void* src, float* dst, int64_t n, cudaStream_t s);
 // conv_layout.cu: the fp16/bf16 NHWC convolution chain (see cuda_conv.cc)
 void launch_nchw_f32_to_nhwc_low(const float* src, void* dst, LowType t, int64_t n, int64_t c, int64_t hw,
-                                 cudaStream_t s);
+                                 cudaStream_t s, int64_t c_dst = 0);  // c_dst > c: zero-padded channels
 /// y = act(conv + bias[c] + z): conv NHWC of type t; z / y NHWC of type t when z_low / y_low, else fp32 NCHW.
 void launch_conv_epilogue_nhwc(const void* conv, LowType t, const float* bias, const void* z, bool z_low, void* y,
                                bool y_low, int64_t n, int64_t c, int64_t hw, DevAct act, cudaStream_t s);
@@ -51,7 +51,7 @@ void launch_where_f32(const uint8_t* c, const float* a, const float* b, float* y
 
 // mask_ops.cu: Cast between f32/f64/int8/uint8/int32/int64/bool (dtype codes = kiln::DataType), and logical /
 // comparison ops with a bool output (a and b of `dtype`; b broadcast with b_strides, a with da.src_strides).
-enum LogicOp : int { kLogicAnd, kLogicOr, kLogicXor, kLogicNot, kLogicEqual, kLogicLess, kLogicGreater,
+enum LogicOp : int { kLogicAnd, kLogicOr, kLogicNot, kLogicEqual, kLogicLess, kLogicGreater,
                      kLogicLessOrEqual, kLogicGreaterOrEqual };
 void launch_cast(const void* x, int src_dtype, void* y, int dst_dtype, int64_t n, cudaStream_t s);
 void launch_logic(int op, const void* a, const void* b, int dtype, uint8_t* y, const StridedDims& da,

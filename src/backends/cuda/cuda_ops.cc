@@ -55,7 +55,7 @@ const std::map<std::string, BinaryOp>& binary_ops() {
 
 const std::map<std::string, int>& logic_ops() {
     static const std::map<std::string, int> k = {
-        {"And", kLogicAnd},     {"Or", kLogicOr},           {"Xor", kLogicXor},
+        {"And", kLogicAnd},     {"Or", kLogicOr},
         {"Not", kLogicNot},     {"Equal", kLogicEqual},     {"Less", kLogicLess},
         {"Greater", kLogicGreater}, {"LessOrEqual", kLogicLessOrEqual}, {"GreaterOrEqual", kLogicGreaterOrEqual},
     };
@@ -454,7 +454,7 @@ bool supports_simple(const KernelNode& n) {
     }
     if (op == "Gather") return !int_data && same_dtype_out() && n.inputs[1].dtype == DataType::kInt64;
     if (logic_ops().count(op)) {
-        bool logical = op == "And" || op == "Or" || op == "Xor" || op == "Not";
+        bool logical = op == "And" || op == "Or" || op == "Not";
         for (const auto& t : n.inputs)
             if (!t.present || t.dtype != dt || !rank_ok(t) || !castable(t.dtype)) return false;
         return n.outputs[0].dtype == DataType::kBool && (!logical || dt == DataType::kBool);

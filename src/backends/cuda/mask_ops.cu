@@ -81,9 +81,9 @@ __global__ void logic_bcast(int op, const void* __restrict__ a, const void* __re
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         int64_t ia = bcast_offset(i, d, d.src_strides), ib = op == kLogicNot ? 0 : bcast_offset(i, d, bs.s);
         bool r = false;
-        if (op == kLogicAnd || op == kLogicOr || op == kLogicXor || op == kLogicNot) {
+        if (op == kLogicAnd || op == kLogicOr || op == kLogicNot) {
             bool u = load_i(a, 8, ia) != 0, v = op == kLogicNot ? false : load_i(b, 8, ib) != 0;
-            r = op == kLogicAnd ? (u && v) : op == kLogicOr ? (u || v) : op == kLogicXor ? (u != v) : !u;
+            r = op == kLogicAnd ? (u && v) : op == kLogicOr ? (u || v) : !u;
         } else if (ff) {
             double u = load_f(a, dt, ia), v = load_f(b, dt, ib);
             r = op == kLogicEqual ? u == v : op == kLogicLess ? u < v : op == kLogicGreater ? u > v
