@@ -24,14 +24,13 @@ __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float
 __device__ __forceinline__ void from_f(__half* p, float v) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void from_f(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
-// dst[n, h, w, c] = src[n, c, h, w], converted; i walks dst (NHWC, cd >= c channels: the extra ones are zero
-// padding that tensor cores need) so the writes are coalesced.
+// dst[n, h, w, c] = src[n, c, h, w], converted; i walks dst (NHWC) so the writes are coalesced.
 template <typename T>
 __global__ void nchw_f32_to_nhwc(const float* __restrict__ src, T* __restrict__ dst, int64_t total, int64_t c,
-                                 int64_t cd, int64_t hw) {
+                                 int64_t hw) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-        int64_t ch = i % cd, rest = i / cd, p = rest % hw, n = rest / hw;
-        from_f(dst + i, ch < c ? src[(n * c + ch) * hw + p] : 0.f);
+        int64_t ch = i % c, rest = i / c, p = rest % hw, n = rest / hw;
+        from_f(dst + i, src[(n * c + ch) * hw + p]);
     }
 }
 
@@ -55,15 +54,13 @@ __global__ void conv_epilogue_nhwc(const T* __restrict__ conv, const float* __re
 }  // namespace
 
 void launch_nchw_f32_to_nhwc_low(const float* src, void* dst, LowType t, int64_t n, int64_t c, int64_t hw,
-                                 cudaStream_t s, int64_t c_dst) {
-    if (c_dst < c) c_dst = c;
-    int64_t total = n * c_dst * hw;
+                                 cudaStream_t s) {
+    int64_t total = n * c * hw;
     if (total == 0) return;
     if (t == LowType::kBF16)
-        nchw_f32_to_nhwc<<<blocks_for(total), kThreads, 0, s>>>(src, static_cast<__nv_bfloat16*>(dst), total, c, c_dst,
-                                                                hw);
+        nchw_f32_to_nhwc<<<blocks_for(total), kThreads, 0, s>>>(src, static_cast<__nv_bfloat16*>(dst), total, c, hw);
     else
-        nchw_f32_to_nhwc<<<blocks_for(total), kThreads, 0, s>>>(src, static_cast<__half*>(dst), total, c, c_dst, hw);
+        nchw_f32_to_nhwc<<<blocks_for(total), kThreads, 0, s>>>(src, static_cast<__half*>(dst), total, c, hw);
 }
 
 void launch_conv_epilogue_nhwc(const void* conv, LowType t, const float* bias, const void* z, bool z_low, void* y,

@@ -7,7 +7,6 @@
 // cudnnConvolutionFwdAlgo_t number), so plans and timing caches reload it without searching again.
 #include <cudnn.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -183,21 +182,15 @@ public:
             }
             if ((fused_epilogue_ || dnn_fused_) && has_bias) bias_low_ = upload_low(*r.weights[2].host, low_, where_);
         }
-        // An input converted into the chain here (x not chained) with channels not a multiple of 8 (an RGB image
-        // into ResNet's first or ViT's patch convolution) is padded with zero channels to 8: cuDNN's fp16 NHWC
-        // tensor-core kernels want that, and without it ViT-B/16's patch convolution took 0.28 ms on an H200.
-        if (nhwc_ && !pointwise_ && !x_low_ && n.inputs[1].dims[1].is_static() && n.inputs[1].dims[1].value % 8)
-            c_pad_ = (n.inputs[1].dims[1].value + 7) / 8 * 8;
         if (low_ != LowType::kF32 && r.weights[1].host) {
-            if (nhwc_) {  // KCRS -> KRSC (C zero-padded to c_pad_), as the NHWC filter descriptor reads it
+            if (nhwc_) {  // KCRS -> KRSC, as the NHWC filter descriptor reads it
                 const Tensor& w = *r.weights[1].host;
-                int64_t k = w.dim(0), c = w.dim(1), rs = w.dim(2) * w.dim(3), cp = c_pad_ ? c_pad_ : c;
-                Tensor t(DataType::kFloat32, {k, cp, w.dim(2), w.dim(3)});
-                std::fill(t.data<float>(), t.data<float>() + t.numel(), 0.f);
+                int64_t k = w.dim(0), c = w.dim(1), rs = w.dim(2) * w.dim(3);
+                Tensor t(DataType::kFloat32, w.shape());
                 for (int64_t a = 0; a < k; ++a)
                     for (int64_t b = 0; b < c; ++b)
                         for (int64_t p = 0; p < rs; ++p)
-                            t.data<float>()[(a * rs + p) * cp + b] = w.data<float>()[(a * c + b) * rs + p];
+                            t.data<float>()[(a * rs + p) * c + b] = w.data<float>()[(a * c + b) * rs + p];
                 w_low_ = upload_low(t, low_, where_);
             } else {
                 w_low_ = upload_low(*r.weights[1].host, low_, where_);
@@ -207,7 +200,6 @@ public:
         const auto &x = n.inputs[0], &w = n.inputs[1], &y = n.outputs[0];
         if (pointwise_ || !is_static(x.dims) || !is_static(w.dims) || !is_static(y.dims)) return;
         Shape xs = ops::to_concrete(x.dims), ws = ops::to_concrete(w.dims), ys = ops::to_concrete(y.dims);
-        if (c_pad_) xs[1] = ws[1] = c_pad_;
         std::string key = cat("conv|", shape_str(xs), "|", shape_str(ws), "|", shape_str(ys), "|", low_name(low_),
                               tf32_ ? "|tf32" : "", nhwc_ ? "|nhwc" : "");
         for (const auto& [name, a] : attrs_.items()) key += cat("|", name, "=", attribute_str(a));
@@ -258,10 +250,7 @@ public:
             if (!algos_.empty()) algo = cat(" [algo ", static_cast<int>(algos_.begin()->second.algo), "]");
         }
         return cat("conv_", low_ != LowType::kF32 ? cat(low_name(low_), "f32acc") : tf32_ ? "tf32" : "f32",
-                   nhwc_ ? cat("_nhwc", x_low_ ? "_in" : "", y_low_ ? "_out" : "", c_pad_ ? cat("_cpad", c_pad_) : "",
-                               "_cudnn_")
-                         : "_nchw_cudnn_",
-                   tuned_,
+                   nhwc_ ? cat("_nhwc", x_low_ ? "_in" : "", y_low_ ? "_out" : "", "_cudnn_") : "_nchw_cudnn_", tuned_,
                    act_.kind != backends::ActivationKind::kNone ? "+act" : "",
                    fused_epilogue_ ? "" : dnn_fused_ ? "_bias_act_fused" : "+epilogue", algo);
     }
@@ -297,10 +286,8 @@ public:
                                           z_low_, y.data, y_low_, n, k, hw, da, ctx.stream);
             return;
         }
-        Shape xs = x.shape, wshape = w.shape;
-        if (c_pad_) xs[1] = wshape[1] = c_pad_;
-        ConvDescs d(attrs_, xs, wshape, y.shape, low_, tf32_, nhwc_, where_);
-        Algo algo = algo_for(ctx, d, xs);
+        ConvDescs d(attrs_, x.shape, w.shape, y.shape, low_, tf32_, nhwc_, where_);
+        Algo algo = algo_for(ctx, d, x.shape);
         void* ws = ctx.workspace;
         if (algo.workspace > ctx.workspace_bytes) ws = scratch.get(algo.workspace);
         const void* xp = x.data;
@@ -311,9 +298,8 @@ public:
         if (nhwc_) {  // reduced precision, channels-last: chained inputs/outputs are already NHWC fp16/bf16
             const int64_t n = x.shape[0], c = x.shape[1], hw = x.numel() / (n * c);
             if (!x_low_) {
-                const int64_t cp = c_pad_ ? c_pad_ : c;
-                void* xl = scratch.get(static_cast<size_t>(n * cp * hw) * 2);
-                launch_nchw_f32_to_nhwc_low(x.as<float>(), xl, low_, n, c, hw, ctx.stream, cp);
+                void* xl = scratch.get(x.numel() * 2);
+                launch_nchw_f32_to_nhwc_low(x.as<float>(), xl, low_, n, c, hw, ctx.stream);
                 xp = xl;
             }
             wp = w_low_;
@@ -391,7 +377,6 @@ private:
     bool fused_epilogue_ = false;                // pointwise_ with bias/residual/ReLU in cuBLASLt's epilogue
     bool dnn_fused_ = false;                     // cudnnConvolutionBiasActivationForward (bias, z, ReLU)
     void* bias_low_ = nullptr;                   // the bias in fp16/bf16 for that epilogue
-    int64_t c_pad_ = 0;                          // input channels zero-padded to this (a converted RGB input)
     TacticTable* tactics_ = nullptr;
     bool x_low_ = false, z_low_ = false, y_low_ = false;  // chained tensors (NHWC fp16/bf16) instead of fp32 NCHW
     AttributeMap attrs_;

@@ -30,7 +30,7 @@ void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaSt
 void launch_f16_to_f32(const void* src, float* dst, int64_t n, cudaStream_t s);
 // conv_layout.cu: the fp16/bf16 NHWC convolution chain (see cuda_conv.cc)
 void launch_nchw_f32_to_nhwc_low(const float* src, void* dst, LowType t, int64_t n, int64_t c, int64_t hw,
-                                 cudaStream_t s, int64_t c_dst = 0);  // c_dst > c: zero-padded channels
+                                 cudaStream_t s);
 /// y = act(conv + bias[c] + z): conv NHWC of type t; z / y NHWC of type t when z_low / y_low, else fp32 NCHW.
 void launch_conv_epilogue_nhwc(const void* conv, LowType t, const float* bias, const void* z, bool z_low, void* y,
                                bool y_low, int64_t n, int64_t c, int64_t hw, DevAct act, cudaStream_t s);
