@@ -3,10 +3,11 @@
 #
 # Made for the `run` device tool's image (cmake/ninja/python in /opt/torch/.venv/bin, g++ 13, nvcc 13, protobuf,
 # CLI11, nlohmann-json, GoogleTest; cuDNN in the venv's site-packages/nvidia/cudnn; no flatbuffers, no oneDNN).
-# flatbuffers comes as Debian .debs carried in .gpu_deps/ (ignored by git). On this (GPU-less) machine:
+# flatbuffers and oneDNN (for the cpu backend) come as Debian .debs carried in .gpu_deps/ (ignored by git). On this
+# (GPU-less) machine:
 #     mkdir -p .gpu_deps && echo /.gpu_deps/ >> .git/info/exclude
 #     (cd .gpu_deps && apt-get download libflatbuffers-dev flatbuffers-compiler \
-#                        flatbuffers-compiler-dev libflatbuffers2)
+#                        flatbuffers-compiler-dev libflatbuffers2 libdnnl-dev libdnnl2)
 # then, through the device tool: run(command="bash bench/gpu/device_build_and_test.sh", carry=[".gpu_deps"]).
 # Results (logs, junit xml, bench json) go to $OUT (or ./gpu_out when OUT is unset).
 #
@@ -79,6 +80,8 @@ if [ "$STEP" = python ]; then
         tests/python/test_python_cuda.py 2>&1 | tail -15 | tee "$OUT/pytest_python_cuda.txt"
     PYTHONPATH=/tmp/kiln_py $PY examples/pytorch_to_kiln.py --device cuda --iterations 50 2>&1 | tail -15 |
         tee "$OUT/example_cuda.txt"
+    PYTHONPATH=/tmp/kiln_py $PY examples/pytorch_to_kiln.py --device cpu --iterations 20 2>&1 | tail -15 |
+        tee "$OUT/example_cpu.txt"
 fi
 
 # ---------------------------------------------------------------- per-kernel GPU time (Nsight Systems)

@@ -66,6 +66,8 @@ def test_fp16_convolutions_chain_in_nhwc(zoo_dir):  # noqa: F811
     convs = [k for k in kernels if k.startswith("conv_")]
     assert all("_nhwc" in k for k in convs), convs
     assert sum("_nhwc_in_out" in k for k in convs) >= len(convs) // 2, convs
+    pools = [k for k in kernels if "_pool2d_" in k]  # the stem's MaxPool stays in the chain too
+    assert pools and all("f16_chain_in_out" in k for k in pools), pools
 
 
 def test_inspect_shows_the_tactic_per_layer(zoo_dir):  # noqa: F811

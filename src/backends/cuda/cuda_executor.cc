@@ -33,6 +33,11 @@ std::string meta(const std::map<std::string, std::string>& m, const std::string&
     return it == m.end() ? def : it->second;
 }
 
+// A 2-D Max/AveragePool the device runs: it may sit inside the fp16/bf16 NHWC convolution chain (ResNet's stem).
+bool is_chain_pool(const backends::KernelNode& kn) {
+    return (kn.op_type == "MaxPool" || kn.op_type == "AveragePool") && supports_simple(kn);
+}
+
 LowType low_of(const std::string& precision) {
     return precision == "fp16" ? LowType::kF16 : precision == "bf16" ? LowType::kBF16 : LowType::kF32;
 }
@@ -118,12 +123,13 @@ void CudaExecutor::build(Logger& logger) {
         lows[i] = low_of(p);
         tf32s[i] = tf32 && p == "fp32" && pin == pinned.end();
         std::string backend = n.backend.empty() ? m_.target_backend : n.backend;
-        chain[i] = backend == "cuda" && supports_conv(kn) && uses_nhwc_chain(kn, lows[i]);
+        chain[i] = backend == "cuda" && ((supports_conv(kn) && uses_nhwc_chain(kn, lows[i])) ||
+                                         (lows[i] != LowType::kF32 && is_chain_pool(kn)));
         kns.push_back(std::move(kn));
     }
-    // Values kept in fp16/bf16 NHWC between convolutions: output 0 of a chain convolution whose every reader is a
-    // chain convolution of the same precision reading it as x (input 0) or as the residual (input 3); never a graph
-    // output. Such a value needs half its planned bytes, so it fits the arena slot planned for fp32.
+    // Values kept in fp16/bf16 NHWC between convolutions: output 0 of a chain convolution (or 2-D Max/AveragePool)
+    // whose every reader is a chain node of the same precision reading it as x (input 0) or as the residual (input 3);
+    // never a graph output. Such a value needs half its planned bytes, so it fits the arena slot planned for fp32.
     std::vector<int> producer(m_.values.size(), -1);
     for (size_t i = 0; i < nn; ++i)
         for (int32_t id : m_.nodes[i].outputs) producer[id] = static_cast<int>(i);

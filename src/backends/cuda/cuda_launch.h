@@ -89,6 +89,9 @@ struct PoolDims {
     bool max = true, count_include_pad = false;
 };
 void launch_pool2d_f32_nchw(const float* x, float* y, const PoolDims& p, cudaStream_t s);
+/// conv_layout.cu: a pool inside the fp16/bf16 NHWC chain (x / y in the chain's layout when x_low / y_low).
+void launch_pool2d_chain(const void* x, bool x_low, void* y, bool y_low, LowType t, const PoolDims& p,
+                         cudaStream_t s);
 void launch_global_avg_pool_f32_nchw(const float* x, float* y, int64_t nc, int64_t hw, cudaStream_t s);
 
 

@@ -389,7 +389,10 @@ std::unique_ptr<DeviceKernel> make_gather(const KernelNode& n) {
     }, "gather_axis");
 }
 
-std::unique_ptr<DeviceKernel> make_pool(const KernelNode& n) {
+std::unique_ptr<DeviceKernel> make_pool(const KernelRequest& r) {
+    const KernelNode& n = r.node;
+    const bool x_low = r.x_low_nhwc, y_low = r.y_low_nhwc;
+    const LowType low = r.low;
     if (n.op_type == "GlobalAveragePool")
         return fn([](const RunCtx& c, const In& in, const Out& out) {
             const Shape& s = in[0]->shape;
@@ -423,8 +426,11 @@ std::unique_ptr<DeviceKernel> make_pool(const KernelNode& n) {
         }
         p.max = is_max;
         p.count_include_pad = cip;
-        launch_pool2d_f32_nchw(in[0]->as<float>(), out[0]->as<float>(), p, c.stream);
-    }, is_max ? "max_pool2d_f32_nchw" : "avg_pool2d_f32_nchw");
+        if (x_low || y_low) launch_pool2d_chain(in[0]->data, x_low, out[0]->data, y_low, low, p, c.stream);
+        else launch_pool2d_f32_nchw(in[0]->as<float>(), out[0]->as<float>(), p, c.stream);
+    }, cat(is_max ? "max" : "avg", "_pool2d_", x_low || y_low ? cat(low_name(low), "_chain", x_low ? "_in" : "",
+                                                                     y_low ? "_out" : "")
+                                                            : std::string("f32_nchw")));
 }
 
 }  // namespace
@@ -514,7 +520,7 @@ std::unique_ptr<DeviceKernel> make_simple(const KernelRequest& r) {
     if (op == "Concat" || op == "Split") return make_concat_split(n);
     if (op == "Slice") return make_slice(n);
     if (op == "Gather") return make_gather(n);
-    if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool") return make_pool(n);
+    if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool") return make_pool(r);
     if (op == "FusedElementwise") return make_fused_elementwise(n);
     if (logic_ops().count(op)) return make_logic(n);
     if (op == "Cast" && n.outputs[0].dtype == DataType::kFloat32)
