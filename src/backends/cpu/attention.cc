@@ -61,28 +61,49 @@ __attribute__((target("avx512f"))) inline __mmask16 tail_mask(int64_t rem) {
     return rem >= 16 ? static_cast<__mmask16>(0xFFFF) : rem <= 0 ? 0 : static_cast<__mmask16>((1u << rem) - 1);
 }
 
-template <int R>
-__attribute__((target("avx512f"))) void gemm_rows_avx512(const Gemm& g) {
-    for (int64_t j0 = 0; j0 < g.ncols; j0 += 64) {
-        __mmask16 m[4];
-        for (int t = 0; t < 4; ++t) m[t] = tail_mask(g.ncols - j0 - 16 * t);
-        __m512 acc[R][4];
+// Columns [j_begin, ncols) of R rows, 16 NV at a time (vectors past ncols masked). The same shape as the kernel
+// before it took NV: written differently (one tile per call), GCC stored the accumulators on every step of k.
+template <int R, int NV>
+__attribute__((target("avx512f"))) void gemm_cols_avx512(const Gemm& g, int64_t j_begin) {
+    for (int64_t j0 = j_begin; j0 < g.ncols; j0 += 16 * NV) {
+        __mmask16 m[NV];
+        for (int t = 0; t < NV; ++t) m[t] = tail_mask(g.ncols - j0 - 16 * t);
+        __m512 acc[R][NV];
         for (int r = 0; r < R; ++r)
-            for (int t = 0; t < 4; ++t) acc[r][t] = _mm512_setzero_ps();
+            for (int t = 0; t < NV; ++t) acc[r][t] = _mm512_setzero_ps();
         const float* bp = g.b + j0;
         for (int64_t k = 0; k < g.kdim; ++k, bp += g.ldb) {
-            __m512 bv[4];
-            for (int t = 0; t < 4; ++t) bv[t] = _mm512_maskz_loadu_ps(m[t], bp + 16 * t);
+            __m512 bv[NV];
+            for (int t = 0; t < NV; ++t) bv[t] = _mm512_maskz_loadu_ps(m[t], bp + 16 * t);
             for (int r = 0; r < R; ++r) {
                 const __m512 av = _mm512_set1_ps(g.a[r * g.lda + k]);
-                for (int t = 0; t < 4; ++t) acc[r][t] = _mm512_fmadd_ps(av, bv[t], acc[r][t]);
+                for (int t = 0; t < NV; ++t) acc[r][t] = _mm512_fmadd_ps(av, bv[t], acc[r][t]);
             }
         }
         for (int r = 0; r < R; ++r) {
             const __m512 sc = _mm512_set1_ps(g.scale[r]);
-            for (int t = 0; t < 4; ++t)
+            for (int t = 0; t < NV; ++t)
                 _mm512_mask_storeu_ps(g.c + r * g.ldc + j0 + 16 * t, m[t], _mm512_mul_ps(acc[r][t], sc));
         }
+    }
+}
+
+// 64 columns at a time, then the rest with only as many vectors as columns remain (a key length of 197 ends in
+// one of 5 columns: one masked vector instead of four).
+template <int R>
+__attribute__((target("avx512f"))) void gemm_rows_avx512(const Gemm& g) {
+    const int64_t full = g.ncols / 64 * 64;
+    if (full > 0) {
+        Gemm h = g;
+        h.ncols = full;
+        gemm_cols_avx512<R, 4>(h, 0);
+    }
+    switch ((g.ncols - full + 15) / 16) {
+        case 0: break;
+        case 1: gemm_cols_avx512<R, 1>(g, full); break;
+        case 2: gemm_cols_avx512<R, 2>(g, full); break;
+        case 3: gemm_cols_avx512<R, 3>(g, full); break;
+        default: gemm_cols_avx512<R, 4>(g, full); break;
     }
 }
 #endif
@@ -288,6 +309,11 @@ KILN_CPU_MULTIVERSION float softmax_row(float* s, int64_t sk, const float* mask_
     return 1.f / sum;
 }
 
+// out[r, :n] = x[r * ld, :n] for r < rows.
+void copy_rows(const float* x, int64_t ld, int64_t rows, int64_t n, float* out) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * n, x + r * ld, n * sizeof(float));
+}
+
 // kt[c, j] = k[j, c] for a [sk, d] K with rows `ld` apart.
 KILN_CPU_MULTIVERSION void transpose(const float* k, int64_t ld, float* kt, int64_t sk, int64_t d) {
     for (int64_t j = 0; j < sk; ++j)
@@ -325,7 +351,7 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
             const size_t nbd = g.batch.size();
             const int64_t nb = g.count(), nblk = (sq + kQueryBlock - 1) / kQueryBlock;
             parallel_for(nb * nblk, a.num_threads, [&](int64_t begin, int64_t end) {
-                thread_local std::vector<float> kt_buf, s_buf;
+                thread_local std::vector<float> kt_buf, s_buf, q_buf, v_buf;
                 thread_local std::vector<uint32_t> k2_buf, v2_buf;
                 thread_local std::vector<uint16_t> a16_buf;
                 s_buf.resize(kQueryBlock * (sk + 1));
@@ -360,7 +386,20 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
                             cached_ko = o.k;
                             ktp = kt_buf.data();
                         }
-                        gemm_block({qp, g.q_row, ktp, kt ? g.k_row : sk, sb, sk, d, sk, inv}, rows);
+                        // rows of the head-packed layout are [h*d] floats apart: a multiple of 4 KB or close to it
+                        // maps them onto a few L1 sets, so copy Q's block and V to contiguous buffers first
+                        if (g.q_row != d) {
+                            q_buf.resize(kQueryBlock * d);
+                            copy_rows(qp, g.q_row, rows, d, q_buf.data());
+                            qp = q_buf.data();
+                        }
+                        if (g.v_row != dv) {
+                            v_buf.resize(sk * dv);
+                            if (cached_vo != o.v) copy_rows(vp, g.v_row, sk, dv, v_buf.data());
+                            cached_vo = o.v;
+                            vp = v_buf.data();
+                        }
+                        gemm_block({qp, d, ktp, kt ? g.k_row : sk, sb, sk, d, sk, inv}, rows);
                     }
                     const int64_t mask_stride = mask ? g.m_str[nbd + 1] : 0;
                     for (int64_t row = 0; row < rows; ++row) {
@@ -374,7 +413,7 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
                         gemm_block_bf16({a16_buf.data(), 2 * sk2, v2_buf.data(), dv, op, g.o_row, sk2, dv, inv},
                                         rows);
                     } else {
-                        gemm_block({sb, sk, vp, g.v_row, op, g.o_row, sk, dv, inv}, rows);
+                        gemm_block({sb, sk, vp, dv, op, g.o_row, sk, dv, inv}, rows);  // V contiguous here
                     }
                 }
             });
