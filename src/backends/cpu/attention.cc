@@ -418,7 +418,7 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
                 }
             });
         },
-        bf16 ? "attention_bf16f32acc_fused_avx512" : "attention_f32_fused_avx512");
+        bf16 ? "attention_bf16f32acc_fused_avx512" : "attention_f32_fused_avx512", true);
 }
 
 }  // namespace kiln::backends::cpu
