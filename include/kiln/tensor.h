@@ -63,6 +63,9 @@ public:
     Tensor(DataType dtype, Shape shape);
     /// Wraps caller-owned memory without copying; the caller keeps it alive while the tensor is used.
     static Tensor wrap(DataType dtype, Shape shape, void* data);
+    /// Allocates like the constructor but leaves the contents unspecified (no zeroing): for a buffer that is
+    /// about to be overwritten completely.
+    static Tensor uninitialized(DataType dtype, Shape shape);
 
     DataType dtype() const { return dtype_; }
     const Shape& shape() const { return shape_; }
@@ -91,6 +94,8 @@ public:
     std::vector<int64_t> to_i64_vector() const;
 
 private:
+    void allocate();  // 64-byte aligned storage for shape_ and dtype_, contents unspecified
+
     DataType dtype_ = DataType::kFloat32;
     Shape shape_;
     std::shared_ptr<void> storage_;

@@ -82,16 +82,27 @@ bool is_static(const SymShape& s) {
 
 SymShape to_sym(const Shape& s) { return SymShape(s.begin(), s.end()); }
 
-Tensor::Tensor(DataType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+Tensor::Tensor(DataType dtype, Shape shape) : Tensor(uninitialized(dtype, std::move(shape))) {
+    std::memset(data_, 0, (bytes() + 63) / 64 * 64);
+}
+
+Tensor Tensor::uninitialized(DataType dtype, Shape shape) {
+    Tensor t;
+    t.dtype_ = dtype;
+    t.shape_ = std::move(shape);
+    t.allocate();
+    return t;
+}
+
+void Tensor::allocate() {
     for (int64_t d : shape_)
         KILN_CHECK(d >= 0, kInvalidArgument, "negative dimension in tensor shape ", shape_str(shape_));
     size_t n = bytes();
     size_t alloc = (n + 63) / 64 * 64;
     if (alloc == 0) alloc = 64;
     void* p = std::aligned_alloc(64, alloc);
-    if (!p) KILN_FAIL(kOutOfMemory, "cannot allocate ", n, " bytes for a ", shape_str(shape_), " ", dtype_name(dtype),
+    if (!p) KILN_FAIL(kOutOfMemory, "cannot allocate ", n, " bytes for a ", shape_str(shape_), " ", dtype_name(dtype_),
                       " tensor; reduce the batch size or free memory");
-    std::memset(p, 0, alloc);
     storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
     data_ = p;
     has_storage_ = true;

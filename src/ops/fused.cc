@@ -26,6 +26,47 @@ void infer_fused_matmul(InferContext& ctx) {
     }
 }
 
+namespace {
+
+// Attention with `num_heads` (head-packed rows, see op_list.def).
+void infer_attention_packed(InferContext& ctx) {
+    const TensorInfo& q = ctx.input(0);
+    const TensorInfo& k = ctx.input(1);
+    const TensorInfo& v = ctx.input(2);
+    const int r = q.rank();
+    const int64_t h = ctx.attrs().get_int("num_heads", 0);
+    const int64_t d = ctx.attrs().get_int("head_dim", 0);
+    const int64_t dv = ctx.attrs().get_int("v_head_dim", d);
+    const std::vector<int64_t> off = ctx.attrs().get_ints("qkv_offsets", {0, 0, 0});
+    ctx.check(d > 0 && dv > 0 && off.size() == 3, "num_heads needs head_dim > 0 and three qkv_offsets");
+    ctx.check(ctx.attrs().get_int("k_transposed", 0) == 0, "num_heads needs k_transposed=0");
+    const TensorInfo* qkv[3] = {&q, &k, &v};
+    for (int i = 0; i < 3; ++i) {
+        const Dim& w = qkv[i]->dims[r - 1];
+        const int64_t need = off[i] + h * (i == 2 ? dv : d);
+        ctx.check(off[i] >= 0 && (!w.is_static() || need <= w.value), "input ", i, " of shape ",
+                  shape_str(qkv[i]->dims), " has no room for ", h, " heads from column ", off[i]);
+    }
+    ctx.check(k.dims[r - 2] == v.dims[r - 2] || !k.dims[r - 2].is_static() || !v.dims[r - 2].is_static(),
+              "K and V have different lengths: ", shape_str(k.dims), ", ", shape_str(v.dims));
+    SymShape out = broadcast_shapes(ctx, SymShape(q.dims.begin(), q.dims.end() - 2),
+                                    SymShape(k.dims.begin(), k.dims.end() - 2));
+    if (ctx.has_input(3)) {  // the mask must broadcast into the scores [..., h, seq_q, seq_k]
+        SymShape scores = out;
+        scores.push_back(Dim(h));
+        scores.push_back(q.dims[r - 2]);
+        scores.push_back(k.dims[r - 2]);
+        SymShape b = broadcast_shapes(ctx, scores, ctx.input(3).dims);
+        ctx.check(b.size() == scores.size(), "mask of shape ", shape_str(ctx.input(3).dims),
+                  " does not broadcast to the scores ", shape_str(scores));
+    }
+    out.push_back(q.dims[r - 2]);
+    out.push_back(Dim(h * dv));
+    ctx.set_output(0, q.dtype, out);
+}
+
+}  // namespace
+
 void infer_attention(InferContext& ctx) {
     const TensorInfo& q = ctx.input(0);
     const TensorInfo& k = ctx.input(1);
@@ -35,6 +76,10 @@ void infer_attention(InferContext& ctx) {
     ctx.check(q.dtype == k.dtype && q.dtype == v.dtype, "Q, K and V must have the same dtype");
     int r = q.rank();
     bool kt = ctx.attrs().get_int("k_transposed", 0) != 0;
+    if (ctx.attrs().get_int("num_heads", 0) > 0) {
+        infer_attention_packed(ctx);
+        return;
+    }
     const Dim& qd = q.dims[r - 1];
     const Dim& kd = kt ? k.dims[r - 2] : k.dims[r - 1];
     ctx.check(!qd.is_static() || !kd.is_static() || qd.value == kd.value, "Q head size ", qd.str(),

@@ -13,6 +13,7 @@ namespace kiln::passes {
 struct PassContext {
     Logger& logger;
     int opt_level = 3;
+    std::string backend = "cpu";  ///< the target backend: a pass may produce a form only some backends run well
 };
 
 struct PassInfo {
@@ -32,6 +33,7 @@ bool fold_batch_norm(ir::Graph& g, PassContext& ctx);
 bool fuse_gelu(ir::Graph& g, PassContext& ctx);
 bool fuse_layer_norm(ir::Graph& g, PassContext& ctx);
 bool fuse_attention(ir::Graph& g, PassContext& ctx);
+bool fuse_attention_heads(ir::Graph& g, PassContext& ctx);
 bool fuse_conv_epilogue(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_transpose(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_epilogue(ir::Graph& g, PassContext& ctx);

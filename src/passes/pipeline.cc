@@ -16,6 +16,7 @@ const std::vector<PassInfo>& pipeline() {
         {"fuse_layer_norm", 2, &fuse_layer_norm},
         // O3: + layer and kernel fusion
         {"fuse_attention", 3, &fuse_attention},
+        {"fuse_attention_heads", 3, &fuse_attention_heads},  // cpu / reference: heads read in place
         {"fuse_conv_epilogue", 3, &fuse_conv_epilogue},
         {"fuse_matmul_transpose", 3, &fuse_matmul_transpose},  // before fuse_matmul_epilogue, which extends it
         {"fuse_matmul_epilogue", 3, &fuse_matmul_epilogue},

@@ -16,7 +16,9 @@ namespace kiln::plan {
 ///   1 — first format: values, nodes, attributes, weights section, memory plan, FNV-1a-64 checksum.
 ///   2 — Value.layout: the memory layout of each activation (plain, or nChw16c between cpu convolutions); the
 ///       memory plan's sizes include the channel padding of blocked values.
-inline constexpr uint32_t kFormatVersion = 2;
+///   3 — Attention nodes may use the head-packed layout (attributes `num_heads`, `head_dim`, `v_head_dim`,
+///       `qkv_offsets`): a format-2 runtime would read such a node in the classic layout.
+inline constexpr uint32_t kFormatVersion = 3;
 
 struct PlanValue {
     std::string name;

@@ -171,7 +171,10 @@ std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, 
                 } else {
                     KILN_CHECK(layout == Layout::kPlain, kInvalidPlan, "node '", n.name, "': output ", k, " has layout ",
                                layout_name(layout), " but no place in the plan's memory layout");
-                    slots[id] = Tensor(o.dtype, ops::to_concrete(o.dims));
+                    // a graph output (or an unplanned value): no zeroing when the kernel writes all of it (GPT-2's
+                    // logits are 26 MB per run)
+                    slots[id] = e.zero_outputs[i] ? Tensor(o.dtype, ops::to_concrete(o.dims))
+                                                  : Tensor::uninitialized(o.dtype, ops::to_concrete(o.dims));
                 }
                 args.outputs[k] = &slots[n.outputs[k]];
             }

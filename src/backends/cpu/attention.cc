@@ -2,6 +2,8 @@
 // a task computes the block's scores S = scale * Q K^T into a small buffer, applies mask and softmax row by row, and
 // multiplies P @ V, so the [seq_q, seq_k] score matrix is never materialised. Both products run through one
 // register-blocked kernel (up to 6 rows x 64 columns of fp32 accumulators, AVX-512; a plain loop elsewhere).
+// Q, K, V and the output are addressed through attention_geometry.h, so the head-packed layout (`num_heads`: heads
+// read in place from [b, s, h*d] rows, e.g. straight from the projection MatMuls) costs nothing extra.
 // With --bf16 both products take bf16 operands (Q, K, V and the softmax numerators P rounded to bf16, K and V
 // re-laid as pairs along the reduction dim for vdpbf16ps) and accumulate in fp32; mask and softmax stay fp32.
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "src/backends/attention_geometry.h"
 #include "src/backends/cpu/bf16.h"
 #include "src/backends/cpu/cpu_backend.h"
 #include "src/backends/cpu/thread_pool.h"
@@ -58,28 +61,49 @@ __attribute__((target("avx512f"))) inline __mmask16 tail_mask(int64_t rem) {
     return rem >= 16 ? static_cast<__mmask16>(0xFFFF) : rem <= 0 ? 0 : static_cast<__mmask16>((1u << rem) - 1);
 }
 
-template <int R>
-__attribute__((target("avx512f"))) void gemm_rows_avx512(const Gemm& g) {
-    for (int64_t j0 = 0; j0 < g.ncols; j0 += 64) {
-        __mmask16 m[4];
-        for (int t = 0; t < 4; ++t) m[t] = tail_mask(g.ncols - j0 - 16 * t);
-        __m512 acc[R][4];
+// Columns [j_begin, ncols) of R rows, 16 NV at a time (vectors past ncols masked). The same shape as the kernel
+// before it took NV: written differently (one tile per call), GCC stored the accumulators on every step of k.
+template <int R, int NV>
+__attribute__((target("avx512f"))) void gemm_cols_avx512(const Gemm& g, int64_t j_begin) {
+    for (int64_t j0 = j_begin; j0 < g.ncols; j0 += 16 * NV) {
+        __mmask16 m[NV];
+        for (int t = 0; t < NV; ++t) m[t] = tail_mask(g.ncols - j0 - 16 * t);
+        __m512 acc[R][NV];
         for (int r = 0; r < R; ++r)
-            for (int t = 0; t < 4; ++t) acc[r][t] = _mm512_setzero_ps();
+            for (int t = 0; t < NV; ++t) acc[r][t] = _mm512_setzero_ps();
         const float* bp = g.b + j0;
         for (int64_t k = 0; k < g.kdim; ++k, bp += g.ldb) {
-            __m512 bv[4];
-            for (int t = 0; t < 4; ++t) bv[t] = _mm512_maskz_loadu_ps(m[t], bp + 16 * t);
+            __m512 bv[NV];
+            for (int t = 0; t < NV; ++t) bv[t] = _mm512_maskz_loadu_ps(m[t], bp + 16 * t);
             for (int r = 0; r < R; ++r) {
                 const __m512 av = _mm512_set1_ps(g.a[r * g.lda + k]);
-                for (int t = 0; t < 4; ++t) acc[r][t] = _mm512_fmadd_ps(av, bv[t], acc[r][t]);
+                for (int t = 0; t < NV; ++t) acc[r][t] = _mm512_fmadd_ps(av, bv[t], acc[r][t]);
             }
         }
         for (int r = 0; r < R; ++r) {
             const __m512 sc = _mm512_set1_ps(g.scale[r]);
-            for (int t = 0; t < 4; ++t)
+            for (int t = 0; t < NV; ++t)
                 _mm512_mask_storeu_ps(g.c + r * g.ldc + j0 + 16 * t, m[t], _mm512_mul_ps(acc[r][t], sc));
         }
+    }
+}
+
+// 64 columns at a time, then the rest with only as many vectors as columns remain (a key length of 197 ends in
+// one of 5 columns: one masked vector instead of four).
+template <int R>
+__attribute__((target("avx512f"))) void gemm_rows_avx512(const Gemm& g) {
+    const int64_t full = g.ncols / 64 * 64;
+    if (full > 0) {
+        Gemm h = g;
+        h.ncols = full;
+        gemm_cols_avx512<R, 4>(h, 0);
+    }
+    switch ((g.ncols - full + 15) / 16) {
+        case 0: break;
+        case 1: gemm_cols_avx512<R, 1>(g, full); break;
+        case 2: gemm_cols_avx512<R, 2>(g, full); break;
+        case 3: gemm_cols_avx512<R, 3>(g, full); break;
+        default: gemm_cols_avx512<R, 4>(g, full); break;
     }
 }
 #endif
@@ -155,26 +179,27 @@ KILN_CPU_MULTIVERSION void interleave(const float* lo, const float* hi, int64_t 
     }
 }
 
-// K^T as pairs: out[c2 * sk + j] = (K[j, 2 c2], K[j, 2 c2 + 1]); K is [sk, d] or, when `kt`, already [d, sk].
-KILN_CPU_MULTIVERSION void pack_k(const float* k, bool kt, int64_t sk, int64_t d, uint32_t* out) {
+// K^T as pairs: out[c2 * sk + j] = (K[j, 2 c2], K[j, 2 c2 + 1]); K is [sk, d] or, when `kt`, already [d, sk]
+// (rows `ld` apart either way).
+KILN_CPU_MULTIVERSION void pack_k(const float* k, int64_t ld, bool kt, int64_t sk, int64_t d, uint32_t* out) {
     const int64_t d2 = (d + 1) / 2;
     if (kt) {  // rows 2 c2 and 2 c2 + 1 of K^T are contiguous
         for (int64_t c2 = 0; c2 < d2; ++c2)
-            interleave(k + 2 * c2 * sk, 2 * c2 + 1 < d ? k + (2 * c2 + 1) * sk : nullptr, sk, out + c2 * sk);
+            interleave(k + 2 * c2 * ld, 2 * c2 + 1 < d ? k + (2 * c2 + 1) * ld : nullptr, sk, out + c2 * sk);
         return;
     }
     // row j of K holds column j of every output row: read it contiguously, write with stride sk
     for (int64_t j = 0; j < sk; ++j) {
-        const float* row = k + j * d;
+        const float* row = k + j * ld;
         for (int64_t c2 = 0; c2 < d / 2; ++c2) out[c2 * sk + j] = pair(row[2 * c2], row[2 * c2 + 1]);
         if (d % 2) out[(d2 - 1) * sk + j] = to_bf16(row[d - 1]);
     }
 }
 
-// V as pairs of rows: out[j2 * dv + c] = (V[2 j2, c], V[2 j2 + 1, c]).
-void pack_v(const float* v, int64_t sk, int64_t dv, uint32_t* out) {
+// V as pairs of rows: out[j2 * dv + c] = (V[2 j2, c], V[2 j2 + 1, c]); V's rows are `ld` apart.
+void pack_v(const float* v, int64_t ld, int64_t sk, int64_t dv, uint32_t* out) {
     for (int64_t j2 = 0; j2 < (sk + 1) / 2; ++j2)
-        interleave(v + 2 * j2 * dv, 2 * j2 + 1 < sk ? v + (2 * j2 + 1) * dv : nullptr, dv, out + j2 * dv);
+        interleave(v + 2 * j2 * ld, 2 * j2 + 1 < sk ? v + (2 * j2 + 1) * ld : nullptr, dv, out + j2 * dv);
 }
 
 #ifdef KILN_ATTN_AVX512
@@ -284,9 +309,15 @@ KILN_CPU_MULTIVERSION float softmax_row(float* s, int64_t sk, const float* mask_
     return 1.f / sum;
 }
 
-KILN_CPU_MULTIVERSION void transpose(const float* k, float* kt, int64_t sk, int64_t d) {
+// out[r, :n] = x[r * ld, :n] for r < rows.
+void copy_rows(const float* x, int64_t ld, int64_t rows, int64_t n, float* out) {
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * n, x + r * ld, n * sizeof(float));
+}
+
+// kt[c, j] = k[j, c] for a [sk, d] K with rows `ld` apart.
+KILN_CPU_MULTIVERSION void transpose(const float* k, int64_t ld, float* kt, int64_t sk, int64_t d) {
     for (int64_t j = 0; j < sk; ++j)
-        for (int64_t c = 0; c < d; ++c) kt[c * sk + j] = k[j * d + c];
+        for (int64_t c = 0; c < d; ++c) kt[c * sk + j] = k[j * ld + c];
 }
 
 }  // namespace
@@ -300,10 +331,11 @@ bool supports_attention(const KernelNode& node) {
 }
 
 std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
-    const bool kt = node.attrs.get_int("k_transposed", 0) != 0;
     const bool mask_bool = node.attrs.get_int("mask_is_bool", 0) != 0;
     const float scale_attr = node.attrs.get_float("scale", 0.f);
     const bool bf16 = node.precision == "bf16" && cpu_has_bf16();
+    const AttributeMap attrs = node.attrs;
+    const std::string where = node.where();
     return make_kernel(
         [=](const KernelArgs& a) {
             const Tensor& q = *a.inputs[0];
@@ -311,84 +343,82 @@ std::unique_ptr<Kernel> make_cpu_attention(const KernelNode& node) {
             const Tensor& v = *a.inputs[2];
             const Tensor* mask = a.inputs.size() > 3 ? a.inputs[3] : nullptr;
             Tensor& out = *a.outputs[0];
-            const int r = q.rank();
-            const int64_t sq = q.dim(r - 2), d = q.dim(r - 1), sk = kt ? k.dim(r - 1) : k.dim(r - 2),
-                          dv = v.dim(r - 1);
+            const AttentionGeometry g =
+                attention_geometry(attrs, q.shape(), k.shape(), v.shape(), mask ? &mask->shape() : nullptr, where);
+            const int64_t sq = g.sq, d = g.d, sk = g.sk, dv = g.dv;
+            const bool kt = g.kt;
             const float scale = scale_attr != 0.f ? scale_attr : 1.f / std::sqrt(static_cast<float>(d));
-            Shape batch(out.shape().begin(), out.shape().end() - 2);
-            const size_t nbd = batch.size();
-            std::vector<int64_t> qs = ops::broadcast_strides(Shape(q.shape().begin(), q.shape().end() - 2), batch);
-            std::vector<int64_t> ks = ops::broadcast_strides(Shape(k.shape().begin(), k.shape().end() - 2), batch);
-            std::vector<int64_t> vs = ops::broadcast_strides(Shape(v.shape().begin(), v.shape().end() - 2), batch);
-            Shape score_shape = batch;
-            score_shape.push_back(sq);
-            score_shape.push_back(sk);
-            std::vector<int64_t> ms;
-            if (mask) ms = ops::broadcast_strides(mask->shape(), score_shape);
-            const int64_t nb = shape_numel(batch), nblk = (sq + kQueryBlock - 1) / kQueryBlock;
+            const size_t nbd = g.batch.size();
+            const int64_t nb = g.count(), nblk = (sq + kQueryBlock - 1) / kQueryBlock;
             parallel_for(nb * nblk, a.num_threads, [&](int64_t begin, int64_t end) {
-                thread_local std::vector<float> kt_buf, s_buf;
+                thread_local std::vector<float> kt_buf, s_buf, q_buf, v_buf;
                 thread_local std::vector<uint32_t> k2_buf, v2_buf;
                 thread_local std::vector<uint16_t> a16_buf;
                 s_buf.resize(kQueryBlock * (sk + 1));
                 int64_t cached_ko = -1, cached_vo = -1;
                 for (int64_t t = begin; t < end; ++t) {
-                    int64_t b = t / nblk, blk = t % nblk;
-                    int64_t qo = 0, ko = 0, vo = 0, mo = 0, rem = b;
-                    for (int i = static_cast<int>(nbd) - 1; i >= 0; --i) {
-                        int64_t idx = rem % batch[i];
-                        rem /= batch[i];
-                        qo += idx * qs[i];
-                        ko += idx * ks[i];
-                        vo += idx * vs[i];
-                        if (mask) mo += idx * ms[i];
-                    }
+                    const int64_t b = t / nblk, blk = t % nblk;
+                    const AttentionGeometry::Offsets o = g.offsets(b);
                     const int64_t i0 = blk * kQueryBlock, rows = std::min(sq, i0 + kQueryBlock) - i0;
                     float* sb = s_buf.data();
                     float* inv = s_buf.data() + kQueryBlock * sk;
                     for (int64_t row = 0; row < rows; ++row) inv[row] = scale;
-                    const float* qp = q.data<float>() + qo * sq * d + i0 * d;
-                    const float* kp = k.data<float>() + ko * sk * d;
-                    const float* vp = v.data<float>() + vo * sk * dv;
-                    float* op = out.data<float>() + b * sq * dv + i0 * dv;
+                    const float* qp = q.data<float>() + o.q + i0 * g.q_row;
+                    const float* kp = k.data<float>() + o.k;
+                    const float* vp = v.data<float>() + o.v;
+                    float* op = out.data<float>() + o.o + i0 * g.o_row;
                     const int64_t d2 = (d + 1) / 2, sk2 = (sk + 1) / 2;
                     if (bf16) {  // S = scale * Q K^T
                         k2_buf.resize(d2 * sk);
                         v2_buf.resize(sk2 * dv);
                         a16_buf.resize(kQueryBlock * 2 * std::max(d2, sk2));
-                        if (cached_ko != ko) pack_k(kp, kt, sk, d, k2_buf.data());
-                        if (cached_vo != vo) pack_v(vp, sk, dv, v2_buf.data());
-                        cached_ko = ko;
-                        cached_vo = vo;
-                        rows_to_bf16(qp, d, rows, d, a16_buf.data(), 2 * d2);
+                        if (cached_ko != o.k) pack_k(kp, g.k_row, kt, sk, d, k2_buf.data());
+                        if (cached_vo != o.v) pack_v(vp, g.v_row, sk, dv, v2_buf.data());
+                        cached_ko = o.k;
+                        cached_vo = o.v;
+                        rows_to_bf16(qp, g.q_row, rows, d, a16_buf.data(), 2 * d2);
                         gemm_block_bf16({a16_buf.data(), 2 * d2, k2_buf.data(), sk, sb, sk, d2, sk, inv}, rows);
                     } else {
                         const float* ktp = kp;
                         if (!kt) {
                             kt_buf.resize(sk * d);
-                            if (cached_ko != ko) transpose(kp, kt_buf.data(), sk, d);
-                            cached_ko = ko;
+                            if (cached_ko != o.k) transpose(kp, g.k_row, kt_buf.data(), sk, d);
+                            cached_ko = o.k;
                             ktp = kt_buf.data();
                         }
-                        gemm_block({qp, d, ktp, sk, sb, sk, d, sk, inv}, rows);
+                        // rows of the head-packed layout are [h*d] floats apart: a multiple of 4 KB or close to it
+                        // maps them onto a few L1 sets, so copy Q's block and V to contiguous buffers first
+                        if (g.q_row != d) {
+                            q_buf.resize(kQueryBlock * d);
+                            copy_rows(qp, g.q_row, rows, d, q_buf.data());
+                            qp = q_buf.data();
+                        }
+                        if (g.v_row != dv) {
+                            v_buf.resize(sk * dv);
+                            if (cached_vo != o.v) copy_rows(vp, g.v_row, sk, dv, v_buf.data());
+                            cached_vo = o.v;
+                            vp = v_buf.data();
+                        }
+                        gemm_block({qp, d, ktp, kt ? g.k_row : sk, sb, sk, d, sk, inv}, rows);
                     }
-                    const int64_t mask_stride = mask ? ms[nbd + 1] : 0;
+                    const int64_t mask_stride = mask ? g.m_str[nbd + 1] : 0;
                     for (int64_t row = 0; row < rows; ++row) {
-                        const int64_t m = mask ? mo + (i0 + row) * ms[nbd] : 0;
+                        const int64_t m = mask ? o.m + (i0 + row) * g.m_str[nbd] : 0;
                         const float* mf = mask && !mask_bool ? mask->data<float>() + m : nullptr;
                         const uint8_t* mb = mask && mask_bool ? mask->data<uint8_t>() + m : nullptr;
                         inv[row] = softmax_row(sb + row * sk, sk, mf, mb, mask_stride);
                     }
                     if (bf16) {  // O = P V / sum
                         rows_to_bf16(sb, sk, rows, sk, a16_buf.data(), 2 * sk2);
-                        gemm_block_bf16({a16_buf.data(), 2 * sk2, v2_buf.data(), dv, op, dv, sk2, dv, inv}, rows);
+                        gemm_block_bf16({a16_buf.data(), 2 * sk2, v2_buf.data(), dv, op, g.o_row, sk2, dv, inv},
+                                        rows);
                     } else {
-                        gemm_block({sb, sk, vp, dv, op, dv, sk, dv, inv}, rows);
+                        gemm_block({sb, sk, vp, dv, op, g.o_row, sk, dv, inv}, rows);  // V contiguous here
                     }
                 }
             });
         },
-        bf16 ? "attention_bf16f32acc_fused_avx512" : "attention_f32_fused_avx512");
+        bf16 ? "attention_bf16f32acc_fused_avx512" : "attention_f32_fused_avx512", true);
 }
 
 }  // namespace kiln::backends::cpu

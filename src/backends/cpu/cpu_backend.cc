@@ -21,7 +21,7 @@ const std::map<std::string, Family>& families() {
         {"Conv", {supports_conv, make_cpu_conv, layout_caps_conv}},
         {"FusedConv", {supports_conv, make_cpu_conv, layout_caps_conv}},
         {"MatMul", {supports_matmul, make_cpu_matmul}},
-        {"FusedMatMul", {supports_matmul, make_cpu_matmul}},
+        {"FusedMatMul", {supports_matmul, make_cpu_matmul, layout_caps_matmul}},
         {"Gemm", {supports_gemm, make_cpu_gemm}},
         {"MaxPool", {supports_pool, make_cpu_pool, layout_caps_pool}},
         {"GlobalAveragePool", {supports_pool, make_cpu_pool, layout_caps_pool}},

@@ -21,6 +21,7 @@ std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node);
 LayoutCaps layout_caps_conv(const KernelNode& node);
 bool supports_matmul(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node);
+LayoutCaps layout_caps_matmul(const KernelNode& node);
 bool supports_gemm(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_gemm(const KernelNode& node);
 bool supports_pool(const KernelNode& node);

@@ -78,7 +78,8 @@ public:
             const Tensor* z = a.inputs[3];
             KILN_CHECK(z->shape() == y.shape(), kInvalidArgument, where_, ": residual of shape ", shape_str(z->shape()),
                        " differs from the output ", shape_str(y.shape()));
-            std::memcpy(y.raw(), z->raw(), y.bytes());
+            // the plan usually puts Y over a Z that dies here (LayoutCaps::overwrite_input): nothing to copy
+            if (y.raw() != z->raw()) std::memcpy(y.raw(), z->raw(), y.bytes());
         }
         dnnl::engine& eng = dnnl_engine();
         std::unordered_map<int, memory> args;
@@ -233,6 +234,12 @@ bool supports_gemm(const KernelNode& node) {
 }
 
 std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node) { return std::make_unique<MatMulKernel>(node, false); }
+
+LayoutCaps layout_caps_matmul(const KernelNode& node) {
+    LayoutCaps c;  // plain values; the residual's sum post-op accumulates onto Y in place
+    if (node.op_type == "FusedMatMul" && node.inputs.size() > 3 && node.inputs[3].present) c.overwrite_input = 3;
+    return c;
+}
 std::unique_ptr<Kernel> make_cpu_gemm(const KernelNode& node) { return std::make_unique<MatMulKernel>(node, true); }
 
 }  // namespace kiln::backends::cpu

@@ -93,7 +93,7 @@ std::unique_ptr<Kernel> make_cpu_norm(const KernelNode& node) {
                 norm_rows(xp + r0 * inner, yp + r0 * inner, g, b, r1 - r0, inner, eps, rms);
             }, grain_rows(inner));
         },
-        rms ? "rms_norm_f32_avx512" : "layer_norm_f32_avx512");
+        rms ? "rms_norm_f32_avx512" : "layer_norm_f32_avx512", true);
 }
 
 bool supports_softmax(const KernelNode& node) {
@@ -113,7 +113,7 @@ std::unique_ptr<Kernel> make_cpu_softmax(const KernelNode& node) {
                 softmax_rows(xp + r0 * n, yp + r0 * n, r1 - r0, n);
             }, grain_rows(n));
         },
-        "softmax_f32_lastaxis_avx512");
+        "softmax_f32_lastaxis_avx512", true);
 }
 
 }  // namespace kiln::backends::cpu

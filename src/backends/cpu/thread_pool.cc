@@ -1,10 +1,16 @@
-// The process-wide worker pool behind parallel_for: workers spin briefly on a generation counter, then sleep on a
-// condition variable. One job at a time; a second concurrent caller runs its job inline.
+// parallel_for on OpenMP (the default), or on kiln's own process-wide worker pool (KILN_CPU_POOL=kiln): workers spin
+// briefly on a generation counter, then sleep on a condition variable; one job at a time, a second concurrent
+// caller runs its job inline.
 #include "src/backends/cpu/thread_pool.h"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -119,11 +125,45 @@ ThreadPool& pool() {
 
 }  // namespace
 
+// OpenMP (the default): kiln's kernels run on the same threads as oneDNN's primitives, which between two layers
+// are still spinning (GOMP_SPINCOUNT) instead of asleep in a futex. KILN_CPU_POOL=kiln selects kiln's own pool.
+static bool use_openmp() {
+    static const bool kOmp = [] {
+        const char* e = std::getenv("KILN_CPU_POOL");
+        return !(e && std::strcmp(e, "kiln") == 0);
+    }();
+    return kOmp;
+}
+
 void parallel_for(int64_t n, int num_threads, const RangeFn& fn, int64_t grain) {
     if (n <= 0) return;
     int64_t max_tasks = std::max<int64_t>(1, n / std::max<int64_t>(grain, 1));
     int tasks = static_cast<int>(std::min<int64_t>(std::max(num_threads, 1), max_tasks));
-    if (tasks <= 1 || !pool().try_run(n, tasks, fn)) fn(0, n);
+    if (tasks <= 1) {
+        fn(0, n);
+        return;
+    }
+    if (use_openmp()) {
+        if (omp_in_parallel()) {  // called from inside a parallel region: no nested team
+            fn(0, n);
+            return;
+        }
+        std::exception_ptr error;  // an exception must not leave an OpenMP region: rethrown here
+        std::atomic<bool> failed{false};
+#pragma omp parallel num_threads(tasks)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            const int64_t b = n * t / nt, e = n * (t + 1) / nt;
+            try {
+                if (b < e) fn(b, e);
+            } catch (...) {
+                if (!failed.exchange(true)) error = std::current_exception();
+            }
+        }
+        if (error) std::rethrow_exception(error);
+        return;
+    }
+    if (!pool().try_run(n, tasks, fn)) fn(0, n);
 }
 
 int physical_cores() {

@@ -1,7 +1,8 @@
 #pragma once
-// One fixed pool of worker threads per process, shared by kiln's own CPU kernels. parallel_for splits [0, n) into
-// `num_threads` contiguous ranges; the calling thread runs one of them. oneDNN primitives use their own (OpenMP)
-// threads, see dnnl_util.h.
+// parallel_for for kiln's own CPU kernels: splits [0, n) into `num_threads` contiguous ranges and runs them on the
+// OpenMP threads that also run oneDNN's primitives (dnnl_util.h), so the two never hold separate spinning or
+// sleeping sets of threads on the same cores; the calling thread runs one range. KILN_CPU_POOL=kiln selects the
+// earlier pool of kiln's own worker threads instead.
 #include <cstdint>
 #include <functional>
 

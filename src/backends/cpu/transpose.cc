@@ -143,14 +143,14 @@ std::unique_ptr<Kernel> make_cpu_transpose(const KernelNode& node) {
                     std::memcpy(out + b, src + b, (e - b) * 4);
                 }, grain_rows(1));
             },
-            "transpose_f32_constant_folded");
+            "transpose_f32_constant_folded", true);
     }
     return make_kernel(
         [perm](const KernelArgs& a) {
             const Tensor& x = *a.inputs[0];
             transpose(x.data<float>(), a.outputs[0]->data<float>(), x.shape(), perm, a.num_threads);
         },
-        "transpose_f32_tiled");
+        "transpose_f32_tiled", true);
 }
 
 }  // namespace kiln::backends::cpu

@@ -491,6 +491,7 @@ bool supports_simple(const KernelNode& n) {
     if (op == "Softmax" || op == "LogSoftmax") return all_f32(0, 1);
     if (op == "Attention") {
         if (!all_f32(0, 3) || n.inputs[0].rank() < 2 || n.inputs[0].rank() > 6) return false;
+        if (n.attrs.get_int("num_heads", 0) > 0) return false;  // head-packed layout: not implemented here
         if (n.inputs.size() > 3 && n.inputs[3].present) {
             bool mb = n.attrs.get_int("mask_is_bool", 0) != 0;
             if (n.inputs[3].dtype != (mb ? DataType::kBool : DataType::kFloat32)) return false;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "src/backends/activation.h"
+#include "src/backends/attention_geometry.h"
 #include "src/backends/reference/reference_backend.h"
 #include "src/ops/shape_utils.h"
 
@@ -109,15 +110,17 @@ std::unique_ptr<Kernel> make_ref_FusedMatMul(const KernelNode& node) {
         "fused_matmul_f32_ref");
 }
 
-// out[b, i, :] = sum_j softmax_j(scale * q[b,i,:] . k[b,j,:] + mask[b,i,j]) v[b,j,:]
+// out[b, i, :] = sum_j softmax_j(scale * q[b,i,:] . k[b,j,:] + mask[b,i,j]) v[b,j,:] for every head b of the head
+// batch; where each head's rows live (classic or head-packed layout) comes from attention_geometry.h.
 std::unique_ptr<Kernel> make_ref_Attention(const KernelNode& node) {
     check_f32(node, 3);
-    const bool kt = node.attrs.get_int("k_transposed", 0) != 0;
     const bool mask_bool = node.attrs.get_int("mask_is_bool", 0) != 0;
     const float scale_attr = node.attrs.get_float("scale", 0.f);
     if (node.inputs.size() > 3 && node.inputs[3].present)
         KILN_CHECK(node.inputs[3].dtype == (mask_bool ? DataType::kBool : DataType::kFloat32), kUnsupported,
                    node.where(), ": mask dtype ", dtype_name(node.inputs[3].dtype), " does not match mask_is_bool");
+    const AttributeMap attrs = node.attrs;
+    const std::string where = node.where();
     return make_kernel(
         [=](const KernelArgs& a) {
             const Tensor& q = *a.inputs[0];
@@ -125,42 +128,27 @@ std::unique_ptr<Kernel> make_ref_Attention(const KernelNode& node) {
             const Tensor& v = *a.inputs[2];
             const Tensor* mask = a.inputs.size() > 3 ? a.inputs[3] : nullptr;
             Tensor& out = *a.outputs[0];
-            int r = q.rank();
-            int64_t sq = q.dim(r - 2), d = q.dim(r - 1), sk = kt ? k.dim(r - 1) : k.dim(r - 2), dv = v.dim(r - 1);
-            float scale = scale_attr != 0.f ? scale_attr : 1.f / std::sqrt(static_cast<float>(d));
-            Shape batch(out.shape().begin(), out.shape().end() - 2);
-            Shape qb(q.shape().begin(), q.shape().end() - 2), kb(k.shape().begin(), k.shape().end() - 2),
-                vb(v.shape().begin(), v.shape().end() - 2);
-            std::vector<int64_t> qs = ops::broadcast_strides(qb, batch), ks = ops::broadcast_strides(kb, batch),
-                                 vs = ops::broadcast_strides(vb, batch);
-            Shape score_shape = batch;
-            score_shape.push_back(sq);
-            score_shape.push_back(sk);
-            std::vector<int64_t> ms;
-            if (mask) ms = ops::broadcast_strides(mask->shape(), score_shape);
-            int64_t nb = shape_numel(batch);
+            const AttentionGeometry g =
+                attention_geometry(attrs, q.shape(), k.shape(), v.shape(), mask ? &mask->shape() : nullptr, where);
+            const int64_t sq = g.sq, sk = g.sk, d = g.d, dv = g.dv;
+            const float scale = scale_attr != 0.f ? scale_attr : 1.f / std::sqrt(static_cast<float>(d));
+            const size_t nbd = g.batch.size();
             std::vector<float> s(sk);
-            std::vector<int64_t> idx(batch.size(), 0);
-            for (int64_t b = 0; b < nb; ++b) {
-                int64_t qo = 0, ko = 0, vo = 0, mo = 0;
-                for (size_t i = 0; i < batch.size(); ++i) {
-                    qo += idx[i] * qs[i];
-                    ko += idx[i] * ks[i];
-                    vo += idx[i] * vs[i];
-                    if (mask) mo += idx[i] * ms[i];
-                }
-                const float* qp = q.data<float>() + qo * sq * d;
-                const float* kp = k.data<float>() + ko * sk * d;
-                const float* vp = v.data<float>() + vo * sk * dv;
-                float* op = out.data<float>() + b * sq * dv;
+            for (int64_t b = 0; b < g.count(); ++b) {
+                const AttentionGeometry::Offsets o = g.offsets(b);
+                const float* qp = q.data<float>() + o.q;
+                const float* kp = k.data<float>() + o.k;
+                const float* vp = v.data<float>() + o.v;
+                float* op = out.data<float>() + o.o;
                 for (int64_t i = 0; i < sq; ++i) {
                     float mx = -std::numeric_limits<float>::infinity();
                     for (int64_t j = 0; j < sk; ++j) {
                         float acc = 0.f;
-                        for (int64_t c = 0; c < d; ++c) acc += qp[i * d + c] * (kt ? kp[c * sk + j] : kp[j * d + c]);
+                        for (int64_t c = 0; c < d; ++c)
+                            acc += qp[i * g.q_row + c] * (g.kt ? kp[c * g.k_row + j] : kp[j * g.k_row + c]);
                         acc *= scale;
                         if (mask) {
-                            int64_t m = mo + i * ms[batch.size()] + j * ms[batch.size() + 1];
+                            int64_t m = o.m + i * g.m_str[nbd] + j * g.m_str[nbd + 1];
                             if (mask_bool) {
                                 if (!mask->data<uint8_t>()[m]) acc = std::numeric_limits<float>::lowest();
                             } else {
@@ -172,15 +160,11 @@ std::unique_ptr<Kernel> make_ref_Attention(const KernelNode& node) {
                     }
                     float sum = 0.f;
                     for (int64_t j = 0; j < sk; ++j) sum += (s[j] = std::exp(s[j] - mx));
-                    for (int64_t c = 0; c < dv; ++c) op[i * dv + c] = 0.f;
+                    for (int64_t c = 0; c < dv; ++c) op[i * g.o_row + c] = 0.f;
                     for (int64_t j = 0; j < sk; ++j) {
                         float p = s[j] / sum;
-                        for (int64_t c = 0; c < dv; ++c) op[i * dv + c] += p * vp[j * dv + c];
+                        for (int64_t c = 0; c < dv; ++c) op[i * g.o_row + c] += p * vp[j * g.v_row + c];
                     }
-                }
-                for (int i = static_cast<int>(batch.size()) - 1; i >= 0; --i) {
-                    if (++idx[i] < batch[i]) break;
-                    idx[i] = 0;
                 }
             }
         },

@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "kiln/kiln.h"
+#include "src/common/strings.h"
+#include "src/plan/plan_model.h"
 #include "tests/cpp/backends/random_tensor.h"
 
 namespace kiln {
@@ -66,6 +68,44 @@ TEST(CpuBackend, ConcurrentContextsMatchTheReference) {
         });
     for (auto& th : threads) th.join();
     for (float err : max_err) EXPECT_LT(err, 1e-4f);
+}
+
+TEST(CpuBackend, ResidualMatMulWritesOverItsResidualWhenItDies) {
+    // h = x W1 + b1; g = h W2 + b2; y = g W3 + b3 + h (h dies there: in place); z = y W4 + b4 + y (y is also
+    // the MatMul's A and is read again by the Mul: a copy)
+    NetworkDefinition net;
+    std::string x = net.add_input("x", DataType::kFloat32, {2, 5, 16});
+    auto dense = [&](const std::string& in, int seed) {
+        return net.add_layer("Add", {net.add_layer("MatMul", {in, net.add_constant(cat("w", seed),
+                                                               random_tensor({16, 16}, seed))})[0],
+                                     net.add_constant(cat("b", seed), random_tensor({16}, seed + 1))})[0];
+    };
+    std::string h = dense(x, 1);
+    std::string y = net.add_layer("Add", {dense(dense(h, 3), 5), h})[0];
+    std::string z = net.add_layer("Add", {dense(y, 7), y})[0];
+    net.mark_output(net.add_layer("Mul", {z, y})[0]);
+    std::shared_ptr<Engine> cpu = build(net, "cpu");
+    std::shared_ptr<Engine> ref = build(net, "reference");
+    const plan::PlanModel& m = cpu->plan_model();
+    int residual = 0, in_place = 0;
+    for (const plan::PlanNode& n : m.nodes) {
+        if (n.op_type != "FusedMatMul" || n.inputs.size() < 4 || n.inputs[3] < 0) continue;
+        ++residual;
+        in_place += m.memory.offsets[n.inputs[3]] == m.memory.offsets[n.outputs[0]];
+    }
+    EXPECT_EQ(residual, 2);
+    EXPECT_EQ(in_place, 1);  // y over h
+    Tensor in = random_tensor({2, 5, 16}, 9);
+    Tensor want = ref->create_context()->run({{"x", in}}).begin()->second;
+    for (int threads : {1, 2}) {
+        auto ctx = cpu->create_context();
+        ctx->set_num_threads(threads);
+        for (int it = 0; it < 2; ++it) {  // twice: the arena is reused
+            Tensor got = ctx->run({{"x", in}}).begin()->second;
+            for (int64_t i = 0; i < want.numel(); ++i)
+                ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i], 1e-4f) << i;
+        }
+    }
 }
 
 TEST(CpuBackend, UnknownBackendNameIsAnInvalidArgument) {

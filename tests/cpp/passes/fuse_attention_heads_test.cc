@@ -1,0 +1,133 @@
+// fuse_attention_heads: the head split (Reshape + Transpose) and merge (Transpose + Reshape) around an Attention
+// fold into it (num_heads); with a Split of a fused QKV projection the Split goes too.
+#include "tests/cpp/passes/pass_test_util.h"
+
+namespace kiln::passes::test {
+
+namespace {
+
+AttributeMap perm(std::vector<int64_t> p) {
+    AttributeMap a;
+    a.set("perm", p);
+    return a;
+}
+
+std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
+    Tensor t(DataType::kFloat32, {});
+    *t.data<float>() = v;
+    return net.add_constant(name, t);
+}
+
+// Transpose(Reshape(x, [b, s, h, d]), perm)
+std::string heads(NetworkDefinition& net, const std::string& x, std::vector<int64_t> shape, std::vector<int64_t> p) {
+    static int n = 0;
+    std::string r = net.add_layer("Reshape", {x, net.add_constant("shape" + std::to_string(n++), ints(shape))})[0];
+    return net.add_layer("Transpose", {r}, perm(p))[0];
+}
+
+// The BERT / GPT-2 block around softmax(q k^T / c + mask) v, exported from PyTorch: K as Transpose(0, 2, 3, 1).
+// `fused`: q, k, v = Split(x, 3, axis=-1) of one [b, s, 3 h d] input. Adds it to `net`, with output y.
+void attention_block(NetworkDefinition& net, int64_t b, int64_t s, int64_t h, int64_t d, bool fused, bool causal) {
+    std::string xq, xk, xv;
+    if (fused) {
+        std::string x = net.add_input("x", DataType::kFloat32, {b, s, 3 * h * d});
+        AttributeMap ax;
+        ax.set("axis", int64_t{-1});
+        std::vector<std::string> qkv =
+            net.add_layer("Split", {x, net.add_constant("sizes", ints({h * d, h * d, h * d}))}, ax, 3);
+        xq = qkv[0], xk = qkv[1], xv = qkv[2];
+    } else {
+        xq = net.add_input("xq", DataType::kFloat32, {b, s, h * d});
+        xk = net.add_input("xk", DataType::kFloat32, {b, s, h * d});
+        xv = net.add_input("xv", DataType::kFloat32, {b, s, h * d});
+    }
+    std::string q = heads(net, xq, {b, s, h, d}, {0, 2, 1, 3});
+    std::string kt = heads(net, xk, {b, s, h, d}, {0, 2, 3, 1});
+    std::string v = heads(net, xv, {b, s, h, d}, {0, 2, 1, 3});
+    std::string sc = net.add_layer("Div", {net.add_layer("MatMul", {q, kt})[0], scalar(net, "c", 3.f)})[0];
+    if (causal) {
+        Tensor m(DataType::kBool, {1, 1, s, s});
+        for (int64_t i = 0; i < s; ++i)
+            for (int64_t j = 0; j < s; ++j) m.data<uint8_t>()[i * s + j] = j <= i;
+        sc = net.add_layer("Where", {net.add_constant("causal", m), sc, scalar(net, "neg", -3.4e38f)})[0];
+    } else {
+        sc = net.add_layer("Add", {sc, net.add_input("mask", DataType::kFloat32, {b, 1, 1, s})})[0];
+    }
+    std::string o = net.add_layer("MatMul", {net.add_layer("Softmax", {sc})[0], v})[0];
+    std::string t = net.add_layer("Transpose", {o}, perm({0, 2, 1, 3}))[0];
+    std::string y = net.add_layer("Reshape", {t, net.add_constant("y_shape", ints({b, s, h * d}))})[0];
+    net.mark_output(y);
+}
+
+bool attention_then_heads(ir::Graph& g, PassContext& ctx) {
+    bool a = fuse_attention(g, ctx);
+    g.topological_sort();
+    g.infer_shapes();
+    return fuse_attention_heads(g, ctx) && a;
+}
+
+}  // namespace
+
+TEST(FuseAttentionHeads, SeparateProjectionsWithAdditiveMask) {
+    NetworkDefinition net;
+    attention_block(net, 2, 5, 3, 4, false, false);
+    bool changed = false;
+    auto g = run_pass(net, &attention_then_heads, &changed);
+    EXPECT_TRUE(changed);
+    EXPECT_EQ(count_op(*g, "Transpose"), 0);
+    EXPECT_EQ(count_op(*g, "Reshape"), 0);
+    ASSERT_EQ(count_op(*g, "Attention"), 1);
+    const ir::Node* a = g->nodes().back();
+    EXPECT_EQ(a->attrs.get_int("num_heads", 0), 3);
+    EXPECT_EQ(a->attrs.get_int("head_dim", 0), 4);
+    EXPECT_EQ(a->attrs.get_int("k_transposed", -1), 0);
+    EXPECT_EQ(a->attrs.get_ints("qkv_offsets"), (std::vector<int64_t>{0, 0, 0}));
+    Tensor mask = filled({2, 1, 1, 5}, 0.f, 0.f);
+    mask.data<float>()[3] = -10000.f;
+    expect_same_outputs(net, {{"xq", filled({2, 5, 12}, 0.1f)}, {"xk", filled({2, 5, 12}, 0.5f)},
+                              {"xv", filled({2, 5, 12}, 0.9f)}, {"mask", mask}});
+    EXPECT_EQ(layer_ops(net, 3), std::vector<std::string>{"Attention"});
+}
+
+TEST(FuseAttentionHeads, FusedQkvSplitAndCausalMask) {
+    NetworkDefinition net;
+    attention_block(net, 1, 7, 2, 8, true, true);
+    auto g = run_pass(net, &attention_then_heads);
+    EXPECT_EQ(count_op(*g, "Split"), 0);
+    EXPECT_EQ(count_op(*g, "Transpose"), 0);
+    ASSERT_EQ(count_op(*g, "Attention"), 1);
+    const ir::Node* a = g->nodes().back();
+    EXPECT_EQ(a->attrs.get_ints("qkv_offsets"), (std::vector<int64_t>{0, 16, 32}));
+    EXPECT_EQ(a->input(0), a->input(1));
+    EXPECT_EQ(a->attrs.get_int("mask_is_bool", 0), 1);
+    expect_same_outputs(net, {{"x", filled({1, 7, 48}, 0.3f)}});
+}
+
+TEST(FuseAttentionHeads, OtherPermutationsAndOtherBackendsAreLeftAlone) {
+    // the output merged with another permutation: not the [b, s, h*d] rows the packed layout writes
+    NetworkDefinition net;
+    std::string xq = net.add_input("xq", DataType::kFloat32, {1, 4, 6});
+    std::string q = heads(net, xq, {1, 4, 2, 3}, {0, 2, 1, 3});
+    std::string kt = heads(net, xq, {1, 4, 2, 3}, {0, 2, 3, 1});
+    std::string v = heads(net, xq, {1, 4, 2, 3}, {0, 2, 1, 3});
+    std::string o = net.add_layer("MatMul", {net.add_layer("Softmax", {net.add_layer("MatMul", {q, kt})[0]})[0], v})[0];
+    net.mark_output(net.add_layer("Transpose", {o}, perm({0, 1, 3, 2}))[0]);
+    bool changed = true;
+    auto g = run_pass(net, &attention_then_heads, &changed);
+    EXPECT_FALSE(changed);
+    EXPECT_EQ(g->nodes().size(), 8u);  // 3 x (Reshape, Transpose), Attention, Transpose
+
+    NetworkDefinition block;
+    attention_block(block, 1, 4, 2, 4, false, false);
+    std::unique_ptr<ir::Graph> cg = block.graph().clone();
+    cg->topological_sort();
+    cg->infer_shapes();
+    NullLogger logger;
+    PassContext cuda{logger, 3, "cuda"};
+    EXPECT_TRUE(fuse_attention(*cg, cuda));
+    cg->topological_sort();
+    cg->infer_shapes();
+    EXPECT_FALSE(fuse_attention_heads(*cg, cuda));
+}
+
+}  // namespace kiln::passes::test
