@@ -273,7 +273,11 @@ bool supports_conv(const KernelNode& node) {
     return true;
 }
 
-std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node) { return std::make_unique<ConvKernel>(node); }
+std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node) {
+    // the squeeze-excite convolutions (1x1 on a 1x1 image): a matrix-vector product beats a oneDNN call + reorders
+    if (conv_is_matvec(node)) return make_cpu_conv_matvec(node);
+    return std::make_unique<ConvKernel>(node);
+}
 
 LayoutCaps layout_caps_conv(const KernelNode& node) {
     // X, Z and Y each in either layout (the kernel reorders whichever differs from the primitive's)

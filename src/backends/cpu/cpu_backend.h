@@ -19,6 +19,9 @@ namespace cpu {
 bool supports_conv(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node);
 LayoutCaps layout_caps_conv(const KernelNode& node);
+/// A 1x1 convolution of a 1x1 image (squeeze-excite): a matrix-vector product per image (conv_matvec.cc).
+bool conv_is_matvec(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_conv_matvec(const KernelNode& node);
 bool supports_matmul(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node);
 bool supports_gemm(const KernelNode& node);
