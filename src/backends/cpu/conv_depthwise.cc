@@ -12,6 +12,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -236,6 +237,13 @@ private:
     RowsFn rows_ = nullptr;
 };
 
+KILN_AVX512 void silu_rows(float* x, int64_t n) {
+    int64_t i = 0;
+    for (; i + kChannelBlock <= n; i += kChannelBlock)
+        _mm512_storeu_ps(x + i, activate<DwAct::kSilu>(_mm512_loadu_ps(x + i), __m512(), __m512()));
+    for (; i < n; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
+}
+
 bool enabled() {
     static const bool kOn = [] {
         const char* e = std::getenv("KILN_CPU_DEPTHWISE");
@@ -244,6 +252,21 @@ bool enabled() {
     return kOn;
 }
 }  // namespace
+
+void silu_inplace(float* x, int64_t n, int threads) {
+    if (threads <= 1) {
+        silu_rows(x, n);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+        // split on 16-float boundaries
+        const int64_t vecs = (n + kChannelBlock - 1) / kChannelBlock;
+        const int64_t b = std::min(n, vecs * t / nt * kChannelBlock), e = std::min(n, vecs * (t + 1) / nt * kChannelBlock);
+        silu_rows(x + b, e - b);
+    }
+}
 
 bool conv_is_depthwise_blocked(const KernelNode& node) {
     if (!enabled() || node.precision != "fp32") return false;

@@ -26,6 +26,8 @@ std::unique_ptr<Kernel> make_cpu_conv_matvec(const KernelNode& node);
 /// KILN_CPU_DEPTHWISE=0 leaves them to oneDNN.
 bool conv_is_depthwise_blocked(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_conv_depthwise(const KernelNode& node);
+/// x = x * sigmoid(x) over n floats, AVX-512, on `threads` OpenMP threads (conv_depthwise.cc).
+void silu_inplace(float* x, int64_t n, int threads);
 bool supports_matmul(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node);
 bool supports_gemm(const KernelNode& node);

@@ -114,3 +114,37 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuDepthwise,
                                            DwCase{1, 16, 3, 2, 5, 1, "sym", "Relu"}));   // image smaller than the window
 
 }  // namespace kiln
+
+namespace kiln {
+
+// A dense convolution with a Silu epilogue takes the activation out of oneDNN (silu_inplace after the primitive):
+// blocked and plain outputs, odd channels, a residual, batch 2.
+TEST(CpuConvSilu, SiluAfterThePrimitiveMatchesTheReference) {
+    for (bool residual : {false, true}) {
+        NetworkDefinition net;
+        std::string x = net.add_input("x", DataType::kFloat32, {2, 5, 9, 11});
+        std::string c = conv(net, x, 5, 21, 3, 1);
+        if (residual) c = net.add_layer("Add", {c, conv(net, x, 5, 21, 1, 7)})[0];
+        std::string s = net.add_layer("Mul", {c, net.add_layer("Sigmoid", {c})[0]})[0];
+        std::string t = conv(net, s, 21, 3, 3, 3);  // plain output (graph output): Silu there too
+        net.mark_output(net.add_layer("Mul", {t, net.add_layer("Sigmoid", {t})[0]})[0]);
+        std::shared_ptr<Engine> cpu = build(net, "cpu");
+        std::shared_ptr<Engine> ref = build(net, "reference");
+        int silu = 0;
+        for (const LayerInfo& l : cpu->layers()) silu += l.kernel.find("silu_avx512") != std::string::npos;
+        EXPECT_EQ(silu, 2);
+        for (int threads : {1, 2}) {
+            auto ctx = cpu->create_context();
+            ctx->set_num_threads(threads);
+            Tensor in = random_tensor({2, 5, 9, 11}, 31);
+            for (int64_t i = 0; i < in.numel(); ++i) in.data<float>()[i] *= 20.f;  // Silu's tails
+            Tensor y = ctx->run({{"x", in}}).begin()->second;
+            Tensor e = ref->create_context()->run({{"x", in}}).begin()->second;
+            for (int64_t i = 0; i < y.numel(); ++i)
+                ASSERT_NEAR(y.data<float>()[i], e.data<float>()[i], 1e-4f * (1.f + std::fabs(e.data<float>()[i])))
+                    << "element " << i << " threads " << threads << " residual " << residual;
+        }
+    }
+}
+
+}  // namespace kiln
