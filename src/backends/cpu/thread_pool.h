@@ -1,7 +1,8 @@
 #pragma once
-// One fixed pool of worker threads per process, shared by kiln's own CPU kernels. parallel_for splits [0, n) into
-// `num_threads` contiguous ranges; the calling thread runs one of them. oneDNN primitives use their own (OpenMP)
-// threads, see dnnl_util.h.
+// parallel_for for kiln's own CPU kernels: splits [0, n) into `num_threads` contiguous ranges, the calling thread
+// runs one of them. They run on the calling thread's OpenMP team, the threads oneDNN's primitives use (see
+// dnnl_util.h), so a kernel between two convolutions wakes no second set of threads; KILN_CPU_POOL=kiln selects
+// kiln's own pool instead (thread_pool.cc).
 #include <cstdint>
 #include <functional>
 
@@ -10,8 +11,9 @@ namespace kiln::backends::cpu {
 using RangeFn = std::function<void(int64_t begin, int64_t end)>;
 
 /// Runs fn(begin, end) over disjoint ranges covering [0, n), on up to `num_threads` threads (caller included).
-/// Ranges hold at least `grain` items. Safe to call from several threads at once: a call that finds the pool busy
-/// runs inline on its own thread.
+/// Ranges hold at least `grain` items. Safe to call from several threads at once (each has its own OpenMP team;
+/// with kiln's pool a call that finds the pool busy runs inline on its own thread); inside an OpenMP parallel
+/// region it runs on the calling thread alone.
 void parallel_for(int64_t n, int num_threads, const RangeFn& fn, int64_t grain = 1);
 
 /// Rows of `row_floats` each that make a task worth a thread (waking a worker costs microseconds).
