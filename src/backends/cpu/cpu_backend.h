@@ -19,6 +19,15 @@ namespace cpu {
 bool supports_conv(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node);
 LayoutCaps layout_caps_conv(const KernelNode& node);
+/// A 1x1 convolution of a 1x1 image (squeeze-excite): a matrix-vector product per image (conv_matvec.cc).
+bool conv_is_matvec(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_conv_matvec(const KernelNode& node);
+/// A 3x3 / 5x5 depthwise convolution on nChw16c values, kiln's AVX-512 kernel (conv_depthwise.cc);
+/// KILN_CPU_DEPTHWISE=0 leaves them to oneDNN.
+bool conv_is_depthwise_blocked(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_conv_depthwise(const KernelNode& node);
+/// x = x * sigmoid(x) over n floats, AVX-512, on `threads` OpenMP threads (conv_depthwise.cc).
+void silu_inplace(float* x, int64_t n, int threads);
 bool supports_matmul(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node);
 LayoutCaps layout_caps_matmul(const KernelNode& node);

@@ -127,6 +127,8 @@ ThreadPool& pool() {
 
 // OpenMP (the default): kiln's kernels run on the same threads as oneDNN's primitives, which between two layers
 // are still spinning (GOMP_SPINCOUNT) instead of asleep in a futex. KILN_CPU_POOL=kiln selects kiln's own pool.
+// EfficientNet-B0, batch 1, 2 threads, alternating (load 1.4): 7.49 ms with kiln's pool for its 33 pooling /
+// squeeze-excite kernels, 6.62 ms on the OpenMP team.
 static bool use_openmp() {
     static const bool kOmp = [] {
         const char* e = std::getenv("KILN_CPU_POOL");

@@ -128,3 +128,31 @@ TEST(CpuLayout, SymbolicShapesStayPlain) {
 }
 
 }  // namespace kiln
+
+namespace kiln {
+
+// A static-shaped engine reuses the shapes it inferred on its first run (ExecutionContext): later runs with new data
+// still match the reference, and an input of another shape is still rejected.
+TEST(CpuLayout, StaticShapesAreInferredOnceAndStillChecked) {
+    NetworkDefinition net;
+    make_net(net, Case{1, 24, 13, 10, 2, 1});
+    std::shared_ptr<Engine> cpu = build(net, "cpu");
+    std::shared_ptr<Engine> ref = build(net, "reference");
+    auto ctx = cpu->create_context();
+    auto ref_ctx = ref->create_context();
+    for (uint32_t seed : {41u, 42u, 43u}) {
+        Tensor x = random_tensor({1, 5, 13, 10}, seed);
+        Tensor y = ctx->run({{"x", x}}).begin()->second;
+        Tensor e = ref_ctx->run({{"x", x}}).begin()->second;
+        ASSERT_EQ(y.shape(), e.shape());
+        for (int64_t i = 0; i < y.numel(); ++i) ASSERT_NEAR(y.data<float>()[i], e.data<float>()[i], 1e-4f);
+    }
+    try {
+        ctx->run({{"x", random_tensor({1, 5, 14, 10}, 44)}});
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    }
+}
+
+}  // namespace kiln
