@@ -14,13 +14,6 @@ namespace kiln::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned blocks_for(int64_t n) {
-    int64_t b = (n + kThreads - 1) / kThreads;
-    return static_cast<unsigned>(b < 65535 * 8 ? b : 65535 * 8);
-}
-
 __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ void from_f(__half* p, float v) { *p = __float2half_rn(v); }
@@ -94,9 +87,9 @@ void launch_pool2d_chain(const void* x, bool x_low, void* y, bool y_low, LowType
     int64_t total = p.n * p.c * p.oh * p.ow;
     if (total == 0) return;
     if (t == LowType::kBF16)
-        pool2d_chain<__nv_bfloat16><<<blocks_for(total), kThreads, 0, s>>>(x, x_low, y, y_low, p);
+        pool2d_chain<__nv_bfloat16><<<ew_blocks(total), kEwThreads, 0, s>>>(x, x_low, y, y_low, p);
     else
-        pool2d_chain<__half><<<blocks_for(total), kThreads, 0, s>>>(x, x_low, y, y_low, p);
+        pool2d_chain<__half><<<ew_blocks(total), kEwThreads, 0, s>>>(x, x_low, y, y_low, p);
 }
 
 void launch_nchw_f32_to_nhwc_low(const float* src, void* dst, LowType t, int64_t n, int64_t c, int64_t hw,
@@ -104,9 +97,9 @@ void launch_nchw_f32_to_nhwc_low(const float* src, void* dst, LowType t, int64_t
     int64_t total = n * c * hw;
     if (total == 0) return;
     if (t == LowType::kBF16)
-        nchw_f32_to_nhwc<<<blocks_for(total), kThreads, 0, s>>>(src, static_cast<__nv_bfloat16*>(dst), total, c, hw);
+        nchw_f32_to_nhwc<<<ew_blocks(total), kEwThreads, 0, s>>>(src, static_cast<__nv_bfloat16*>(dst), total, c, hw);
     else
-        nchw_f32_to_nhwc<<<blocks_for(total), kThreads, 0, s>>>(src, static_cast<__half*>(dst), total, c, hw);
+        nchw_f32_to_nhwc<<<ew_blocks(total), kEwThreads, 0, s>>>(src, static_cast<__half*>(dst), total, c, hw);
 }
 
 void launch_conv_epilogue_nhwc(const void* conv, LowType t, const float* bias, const void* z, bool z_low, void* y,
@@ -114,10 +107,10 @@ void launch_conv_epilogue_nhwc(const void* conv, LowType t, const float* bias, c
     int64_t total = n * c * hw;
     if (total == 0) return;
     if (t == LowType::kBF16)
-        conv_epilogue_nhwc<<<blocks_for(total), kThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(conv), bias, z,
+        conv_epilogue_nhwc<<<ew_blocks(total), kEwThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(conv), bias, z,
                                                                   z_low, y, y_low, total, c, hw, act);
     else
-        conv_epilogue_nhwc<<<blocks_for(total), kThreads, 0, s>>>(static_cast<const __half*>(conv), bias, z, z_low, y,
+        conv_epilogue_nhwc<<<ew_blocks(total), kEwThreads, 0, s>>>(static_cast<const __half*>(conv), bias, z, z_low, y,
                                                                   y_low, total, c, hw, act);
 }
 

@@ -24,6 +24,13 @@ struct DevAct {
 /// Storage type of the reduced-precision operands of matmuls and convolutions (accumulation is always fp32).
 enum class LowType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
 
+/// Block size and grid of the grid-stride (one element per thread and step) kernels.
+constexpr int kEwThreads = 256;
+inline unsigned ew_blocks(int64_t n) {
+    int64_t b = (n + kEwThreads - 1) / kEwThreads;
+    return static_cast<unsigned>(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
+}
+
 void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int elem_size, cudaStream_t s);
 /// dst (fp16 or bf16) = round-to-nearest-even(src).
 void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaStream_t s);

@@ -11,13 +11,6 @@ namespace kiln::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned blocks_for(int64_t n) {
-    int64_t b = (n + kThreads - 1) / kThreads;
-    return static_cast<unsigned>(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
-}
-
 __device__ __forceinline__ float apply_unary(int op, float x, float alpha, float beta) {
     switch (static_cast<UnaryOp>(op)) {
         case UnaryOp::kRelu: return x > 0.f ? x : 0.f;
@@ -165,7 +158,7 @@ Strides8 to_strides8(const int64_t* s, int rank) {
 
 void launch_unary_f32(UnaryOp op, const float* x, float* y, int64_t n, float alpha, float beta, cudaStream_t s) {
     if (n == 0) return;
-    unary_f32_contiguous<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int>(op), x, y, n, alpha, beta);
+    unary_f32_contiguous<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<int>(op), x, y, n, alpha, beta);
 }
 
 void launch_binary_f32(BinaryOp op, const float* a, const float* b, float* y, const StridedDims& da,
@@ -178,16 +171,16 @@ void launch_binary_f32(BinaryOp op, const float* a, const float* b, float* y, co
         expect *= da.shape[k];
     }
     if (contiguous)
-        binary_f32_contiguous<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int>(op), a, b, y, n);
+        binary_f32_contiguous<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<int>(op), a, b, y, n);
     else
-        binary_f32_broadcast<<<blocks_for(n), kThreads, 0, s>>>(static_cast<int>(op), a, b, y, da,
+        binary_f32_broadcast<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<int>(op), a, b, y, da,
                                                                  to_strides8(b_strides, da.rank), n);
 }
 
 void launch_where_f32(const uint8_t* c, const float* a, const float* b, float* y, const StridedDims& d,
                       const int64_t* a_strides, const int64_t* b_strides, int64_t n, cudaStream_t s) {
     if (n == 0) return;
-    where_f32_broadcast<<<blocks_for(n), kThreads, 0, s>>>(c, a, b, y, d, to_strides8(a_strides, d.rank),
+    where_f32_broadcast<<<ew_blocks(n), kEwThreads, 0, s>>>(c, a, b, y, d, to_strides8(a_strides, d.rank),
                                                             to_strides8(b_strides, d.rank), n);
 }
 
@@ -195,26 +188,26 @@ void launch_bias_act_epilogue(const void* x, LowType xt, float* y, const float* 
                               int64_t channels, int64_t inner, DevAct act, cudaStream_t s) {
     if (n == 0) return;
     if (xt == LowType::kF16)
-        bias_act_epilogue_f32<__half><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const __half*>(x), y, bias, z,
+        bias_act_epilogue_f32<__half><<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __half*>(x), y, bias, z,
                                                                          n, channels, inner, act);
     else if (xt == LowType::kBF16)
-        bias_act_epilogue_f32<__nv_bfloat16><<<blocks_for(n), kThreads, 0, s>>>(
+        bias_act_epilogue_f32<__nv_bfloat16><<<ew_blocks(n), kEwThreads, 0, s>>>(
             static_cast<const __nv_bfloat16*>(x), y, bias, z, n, channels, inner, act);
     else
-        bias_act_epilogue_f32<float><<<blocks_for(n), kThreads, 0, s>>>(static_cast<const float*>(x), y, bias, z, n,
+        bias_act_epilogue_f32<float><<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const float*>(x), y, bias, z, n,
                                                                         channels, inner, act);
 }
 
 void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaStream_t s) {
     if (n == 0) return;
     if (t == LowType::kBF16)
-        f32_to_low<<<blocks_for(n), kThreads, 0, s>>>(src, static_cast<__nv_bfloat16*>(dst), n);
+        f32_to_low<<<ew_blocks(n), kEwThreads, 0, s>>>(src, static_cast<__nv_bfloat16*>(dst), n);
     else
-        f32_to_low<<<blocks_for(n), kThreads, 0, s>>>(src, static_cast<__half*>(dst), n);
+        f32_to_low<<<ew_blocks(n), kEwThreads, 0, s>>>(src, static_cast<__half*>(dst), n);
 }
 
 void launch_f16_to_f32(const void* src, float* dst, int64_t n, cudaStream_t s) {
-    if (n) f16_to_f32<<<blocks_for(n), kThreads, 0, s>>>(static_cast<const __half*>(src), dst, n);
+    if (n) f16_to_f32<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __half*>(src), dst, n);
 }
 
 void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int elem_size, cudaStream_t s) {
@@ -222,13 +215,13 @@ void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int e
     for (int k = 0; k < d.rank; ++k) n *= d.shape[k];
     if (n == 0) return;
     switch (elem_size) {
-        case 1: strided_copy<uint8_t><<<blocks_for(n), kThreads, 0, s>>>(
+        case 1: strided_copy<uint8_t><<<ew_blocks(n), kEwThreads, 0, s>>>(
                     static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), d, n); break;
-        case 2: strided_copy<uint16_t><<<blocks_for(n), kThreads, 0, s>>>(
+        case 2: strided_copy<uint16_t><<<ew_blocks(n), kEwThreads, 0, s>>>(
                     static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), d, n); break;
-        case 8: strided_copy<uint64_t><<<blocks_for(n), kThreads, 0, s>>>(
+        case 8: strided_copy<uint64_t><<<ew_blocks(n), kEwThreads, 0, s>>>(
                     static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), d, n); break;
-        default: strided_copy<uint32_t><<<blocks_for(n), kThreads, 0, s>>>(
+        default: strided_copy<uint32_t><<<ew_blocks(n), kEwThreads, 0, s>>>(
                     static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), d, n); break;
     }
 }

@@ -8,8 +8,6 @@ namespace kiln::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-
 struct InputPtrs {
     const float* p[kMaxEwInputs];
 };
@@ -84,11 +82,6 @@ __global__ void cast_f16_to_f32(const __half* __restrict__ x, float* __restrict_
         y[i] = __half2float(x[i]);
 }
 
-inline unsigned blocks_for(int64_t n) {
-    int64_t b = (n + kThreads - 1) / kThreads;
-    return static_cast<unsigned>(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
-}
-
 }  // namespace
 
 void launch_fused_elementwise_f32(const EwProgram& p, const float* const* inputs, float* y, int64_t n,
@@ -96,21 +89,21 @@ void launch_fused_elementwise_f32(const EwProgram& p, const float* const* inputs
     if (n == 0) return;
     InputPtrs in{};
     for (int k = 0; k < p.num_inputs; ++k) in.p[k] = inputs[k];
-    fused_elementwise_f32_bcast<<<blocks_for(n), kThreads, 0, s>>>(p, in, y, n);
+    fused_elementwise_f32_bcast<<<ew_blocks(n), kEwThreads, 0, s>>>(p, in, y, n);
 }
 
 // src_dtype follows kiln::DataType: 0 f32, 1 f16, 2 bf16, 3 f64, 4 i8, 5 u8, 6 i32, 7 i64, 8 bool
 void launch_cast_to_f32(const void* x, int src_dtype, float* y, int64_t n, cudaStream_t s) {
     if (n == 0) return;
-    unsigned b = blocks_for(n);
+    unsigned b = ew_blocks(n);
     switch (src_dtype) {
-        case 0: cast_to_f32<float><<<b, kThreads, 0, s>>>(static_cast<const float*>(x), y, n); break;
-        case 1: cast_f16_to_f32<<<b, kThreads, 0, s>>>(static_cast<const __half*>(x), y, n); break;
-        case 3: cast_to_f32<double><<<b, kThreads, 0, s>>>(static_cast<const double*>(x), y, n); break;
-        case 4: cast_to_f32<int8_t><<<b, kThreads, 0, s>>>(static_cast<const int8_t*>(x), y, n); break;
-        case 5: case 8: cast_to_f32<uint8_t><<<b, kThreads, 0, s>>>(static_cast<const uint8_t*>(x), y, n); break;
-        case 6: cast_to_f32<int32_t><<<b, kThreads, 0, s>>>(static_cast<const int32_t*>(x), y, n); break;
-        case 7: cast_to_f32<int64_t><<<b, kThreads, 0, s>>>(static_cast<const int64_t*>(x), y, n); break;
+        case 0: cast_to_f32<float><<<b, kEwThreads, 0, s>>>(static_cast<const float*>(x), y, n); break;
+        case 1: cast_f16_to_f32<<<b, kEwThreads, 0, s>>>(static_cast<const __half*>(x), y, n); break;
+        case 3: cast_to_f32<double><<<b, kEwThreads, 0, s>>>(static_cast<const double*>(x), y, n); break;
+        case 4: cast_to_f32<int8_t><<<b, kEwThreads, 0, s>>>(static_cast<const int8_t*>(x), y, n); break;
+        case 5: case 8: cast_to_f32<uint8_t><<<b, kEwThreads, 0, s>>>(static_cast<const uint8_t*>(x), y, n); break;
+        case 6: cast_to_f32<int32_t><<<b, kEwThreads, 0, s>>>(static_cast<const int32_t*>(x), y, n); break;
+        case 7: cast_to_f32<int64_t><<<b, kEwThreads, 0, s>>>(static_cast<const int64_t*>(x), y, n); break;
         default: break;
     }
 }

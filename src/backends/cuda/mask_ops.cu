@@ -12,13 +12,6 @@ namespace kiln::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned blocks_for(int64_t n) {
-    int64_t b = (n + kThreads - 1) / kThreads;
-    return static_cast<unsigned>(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
-}
-
 // dtype codes follow kiln::DataType: 0 f32, 3 f64, 4 i8, 5 u8, 6 i32, 7 i64, 8 bool
 __device__ __forceinline__ bool is_float_code(int dt) { return dt == 0 || dt == 3; }
 
@@ -101,7 +94,7 @@ __global__ void logic_bcast(int op, const void* __restrict__ a, const void* __re
 
 void launch_cast(const void* x, int src_dtype, void* y, int dst_dtype, int64_t n, cudaStream_t s) {
     if (n == 0) return;
-    cast_any<<<blocks_for(n), kThreads, 0, s>>>(x, src_dtype, y, dst_dtype, n);
+    cast_any<<<ew_blocks(n), kEwThreads, 0, s>>>(x, src_dtype, y, dst_dtype, n);
 }
 
 void launch_logic(int op, const void* a, const void* b, int dtype, uint8_t* y, const StridedDims& da,
@@ -109,7 +102,7 @@ void launch_logic(int op, const void* a, const void* b, int dtype, uint8_t* y, c
     if (n == 0) return;
     Strides bs{};
     for (int k = 0; k < da.rank; ++k) bs.s[k] = b_strides ? b_strides[k] : 0;
-    logic_bcast<<<blocks_for(n), kThreads, 0, s>>>(op, a, b, dtype, y, da, bs, n);
+    logic_bcast<<<ew_blocks(n), kEwThreads, 0, s>>>(op, a, b, dtype, y, da, bs, n);
 }
 
 }  // namespace kiln::cuda
