@@ -54,7 +54,18 @@ void raise_kiln_error(const Error& e) {
 class PyLogger : public Logger {
 public:
     NB_TRAMPOLINE(Logger, 1);
-    void log(Severity severity, const std::string& message) override { NB_OVERRIDE_PURE(log, severity, message); }
+    void log(Severity severity, const std::string& message) override {
+        call_python(severity, message);
+        // A Ctrl-C that arrived during the call raises KeyboardInterrupt here, at once: CPython would otherwise run
+        // its handler only at the next check of the interpreter loop, which may come after the build returns.
+        nb::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) throw nb::python_error();
+    }
+
+private:
+    void call_python(Severity severity, const std::string& message) {
+        NB_OVERRIDE_PURE_NAME("log", log, severity, message);
+    }
 };
 
 /// An ExecutionContext with the Engine it runs (for input dtypes) and its thread count.
