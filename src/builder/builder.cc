@@ -119,7 +119,16 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
                                   "or higher)"));
     }
     rep.final_nodes = static_cast<int>(g->num_nodes());
-    plan::PlanModel plan = builder::lower_to_plan(*g, config.backend);
+    // the precision each node will get from the metadata below (a layer named by its node or a fused ONNX node)
+    auto precision_of = [&](const plan::PlanNode& n) {
+        for (const auto& [layer, prec] : config.layer_precision) {
+            if (n.name == layer) return prec;
+            for (const std::string& f : n.fused_from)
+                if (f == layer) return prec;
+        }
+        return config.precision;
+    };
+    plan::PlanModel plan = builder::lower_to_plan(*g, config.backend, precision_of);
     plan.metadata["precision"] = config.precision;
     if (config.tf32) plan.metadata["tf32"] = "1";
     if (!config.layer_precision.empty())

@@ -47,7 +47,7 @@ void plan_activation_memory(plan::PlanModel& m, const std::vector<LayoutCaps>& c
         if (!is_activation(static_cast<int32_t>(id))) continue;
         const plan::PlanValue& v = m.values[id];
         if (!is_static(v.dims)) return;  // symbolic shapes: allocate per run instead
-        bytes[id] = static_cast<uint64_t>(layout_numel(v.layout, ops::to_concrete(v.dims))) * dtype_size(v.dtype);
+        bytes[id] = static_cast<uint64_t>(layout_bytes(v.layout, ops::to_concrete(v.dims), dtype_size(v.dtype)));
         naive += (bytes[id] + planner::kArenaAlignment - 1) / planner::kArenaAlignment * planner::kArenaAlignment;
     }
     // In place, in node order (so chains of them share one buffer): a reshape-like op whose input dies at it writes
@@ -97,7 +97,7 @@ void plan_activation_memory(plan::PlanModel& m, const std::vector<LayoutCaps>& c
             m.memory.offsets[id] = static_cast<int64_t>(layout.offsets[request_of[buffer_of[id]]]);
 }
 
-plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_name) {
+plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_name, const PrecisionOf& precision_of) {
     plan::PlanModel m;
     m.kiln_version = kVersionString;
     m.target_backend = backend_name;
@@ -142,6 +142,7 @@ plan::PlanModel lower_to_plan(const ir::Graph& g, const std::string& backend_nam
         for (const ir::Value* v : n->outputs) kn.outputs.push_back(info_of(v));
         if (backend->supports(kn)) {
             pn.backend = backend->name();
+            if (precision_of) kn.precision = precision_of(pn);
             caps.push_back(backend->layout_caps(kn));
         } else {
             caps.emplace_back();

@@ -138,6 +138,8 @@ std::string model_problem(const PlanModel& m) {
         if (v.layout != Layout::kPlain && (v.weight >= 0 || v.dims.size() != 4 || !is_static(v.dims)))
             return cat("value ", i, " ('", v.name, "') has layout ", layout_name(v.layout),
                        " but is not a 4-D activation of static shape");
+        if (v.layout == Layout::kNChw16cBf16 && v.dtype != DataType::kFloat32)
+            return cat("value ", i, " ('", v.name, "') has layout nChw16c_bf16 but is not float32");
     }
     for (size_t i = 0; i < m.nodes.size(); ++i) {
         const PlanNode& n = m.nodes[i];
@@ -166,8 +168,9 @@ std::string model_problem(const PlanModel& m) {
         if (is_static(v.dims)) {
             Shape dims;
             for (const Dim& d : v.dims) dims.push_back(d.value);
-            if (v.layout == Layout::kNChw16c && dims.size() == 4) dims[1] = padded_channels(dims[1]);
+            if (is_blocked(v.layout) && dims.size() == 4) dims[1] = padded_channels(dims[1]);
             if (!checked_bytes(dims, v.dtype, &bytes)) return cat("value ", i, " ('", v.name, "') is too large");
+            if (v.layout == Layout::kNChw16cBf16) bytes /= 2;  // bf16 elements of a float32 value
         }
         if (static_cast<uint64_t>(off) > mp.arena_bytes || bytes > mp.arena_bytes - static_cast<uint64_t>(off))
             return cat("value ", i, " ('", v.name, "') at arena offset ", off, " (", bytes, " bytes) does not fit the ",
@@ -433,7 +436,7 @@ private:
         out.name = str(v.name());
         out.dtype = dtype(v.dtype(), cat("value ", index));
         out.weight = v.weight();
-        if (v.layout() > static_cast<uint8_t>(Layout::kNChw16c))
+        if (v.layout() > static_cast<uint8_t>(Layout::kNChw16cBf16))
             fail(cat("value ", index, " ('", out.name, "') has unknown layout ", int{v.layout()}));
         out.layout = static_cast<Layout>(v.layout());
         if (v.dims()) {

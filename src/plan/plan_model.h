@@ -18,7 +18,9 @@ namespace kiln::plan {
 ///       memory plan's sizes include the channel padding of blocked values.
 ///   3 — Attention nodes may use the head-packed layout (attributes `num_heads`, `head_dim`, `v_head_dim`,
 ///       `qkv_offsets`): a format-2 runtime would read such a node in the classic layout.
-inline constexpr uint32_t kFormatVersion = 3;
+///   4 — Value.layout 2, nChw16c_bf16: a blocked activation stored as bf16 between bf16 cpu layers (--bf16); the
+///       memory plan sizes it at 2 bytes per element.
+inline constexpr uint32_t kFormatVersion = 4;
 
 struct PlanValue {
     std::string name;

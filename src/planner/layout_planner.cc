@@ -19,6 +19,26 @@ struct Groups {
 
 bool port_ok(const std::vector<bool>& ports, size_t k) { return k < ports.size() && ports[k]; }
 
+// A blocked value becomes nChw16c_bf16 when its producer's port and every consumer's port take bf16 (bf16 layers of
+// a --bf16 plan), and so does every value tied to it.
+void mark_bf16(plan::PlanModel& m, const std::vector<LayoutCaps>& caps, Groups& groups) {
+    const size_t n_values = m.values.size();
+    std::vector<char> ok(n_values, 0);
+    for (size_t id = 0; id < n_values; ++id) ok[id] = m.values[id].layout == Layout::kNChw16c;
+    for (size_t i = 0; i < m.nodes.size(); ++i) {
+        const plan::PlanNode& n = m.nodes[i];
+        for (size_t k = 0; k < n.inputs.size(); ++k)
+            if (n.inputs[k] >= 0 && !port_ok(caps[i].bf16_inputs, k)) ok[n.inputs[k]] = 0;
+        for (size_t k = 0; k < n.outputs.size(); ++k)
+            if (!port_ok(caps[i].bf16_outputs, k)) ok[n.outputs[k]] = 0;
+    }
+    std::vector<char> group_ok(n_values, 1);
+    for (size_t id = 0; id < n_values; ++id)
+        if (!ok[id]) group_ok[groups.find(static_cast<int32_t>(id))] = 0;
+    for (size_t id = 0; id < n_values; ++id)
+        if (ok[id] && group_ok[groups.find(static_cast<int32_t>(id))]) m.values[id].layout = Layout::kNChw16cBf16;
+}
+
 }  // namespace
 
 int plan_layouts(plan::PlanModel& m, const std::vector<LayoutCaps>& caps) {
@@ -91,6 +111,7 @@ int plan_layouts(plan::PlanModel& m, const std::vector<LayoutCaps>& caps) {
             ++blocked;
         }
     }
+    mark_bf16(m, caps, groups);
     return blocked;
 }
 

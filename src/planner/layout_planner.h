@@ -18,7 +18,9 @@ namespace kiln::planner {
 ///   - its tied group touches a node that prefers blocked values (a convolution).
 /// Everything else stays kPlain, and everything stays plain when some activation has a symbolic shape (blocked
 /// values need the static memory plan, which sizes them with their padding). `caps` has one entry per node (empty vectors for nodes that accept only plain).
-/// Returns the number of blocked values.
+/// A blocked value then becomes kNChw16cBf16 when its producer's port and every consumer's port allow bf16
+/// (LayoutCaps::bf16_inputs / bf16_outputs) and so do all values tied to it.
+/// Returns the number of blocked values (either element type).
 int plan_layouts(plan::PlanModel& m, const std::vector<LayoutCaps>& caps);
 
 }  // namespace kiln::planner

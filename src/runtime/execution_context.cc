@@ -195,7 +195,7 @@ std::map<std::string, Tensor> ExecutionContext::run(const std::map<std::string, 
                     // kernels rely on zeroed outputs). A blocked value has the logical shape but more bytes
                     // (channel padding).
                     slots[id] = Tensor::wrap(o_dtype, o_shape, arena + offset);
-                    const size_t bytes = layout_numel(layout, slots[id].shape()) * dtype_size(o_dtype);
+                    const size_t bytes = layout_bytes(layout, slots[id].shape(), dtype_size(o_dtype));
                     KILN_CHECK(offset + bytes <= mem.arena_bytes, kInvalidPlan, "node '", n.name, "': output ", k,
                                " does not fit the plan's memory layout");
                     bool in_place = !n.inputs.empty() && n.inputs[0] >= 0 && mem.offsets[n.inputs[0]] == offset;

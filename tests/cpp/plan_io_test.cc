@@ -494,6 +494,16 @@ TEST(PlanIo, RoundTripsBlockedLayouts) {
     PlanModel back = deserialize(bytes.data(), bytes.size(), "model.plan");
     expect_model_eq(m, back);
     EXPECT_EQ(back.values[10].layout, Layout::kNChw16c);
+    // nChw16c_bf16: 2 bytes per element (16 padded channels x 4 x 4 = 512 bytes, where fp32 would need 1024)
+    m.values[10].layout = Layout::kNChw16cBf16;
+    m.memory.offsets[10] = 1536;
+    bytes = serialize(m);
+    back = deserialize(bytes.data(), bytes.size(), "model.plan");
+    expect_model_eq(m, back);
+    EXPECT_EQ(back.values[10].layout, Layout::kNChw16cBf16);
+    m.memory.offsets[10] = 1537;
+    Error e = catch_error([&] { serialize(m); });
+    EXPECT_TRUE(contains(e.what(), "does not fit")) << e.what();
 }
 
 // ---------------------------------------------------------------------------------------------- files

@@ -85,3 +85,25 @@ def test_bf16_without_avx512_bf16_is_unsupported(zoo_dir, tmp_path):
     assert proc.returncode != 0
     assert "AVX512-BF16" in proc.stderr and "fp32" in proc.stderr, proc.stderr
     assert not (tmp_path / "m.plan").exists()
+
+
+@needs_bf16
+@pytest.mark.parametrize("batch", [1, 3])
+def test_resnet_bf16_activations_within_tolerance(tmp_path, batch):
+    """A ResNet-50 of width 16 (the tiny one has 8 channels, too few to block) with a fixed input shape: its
+    convolutions, MaxPool and GlobalAveragePool exchange bf16 nChw16c values (nChw16c_bf16), within the tolerance."""
+    import zoo
+    cfg = dict(image=64, classes=10, base=16, blocks=[1, 2, 1, 1])
+    path = str(tmp_path / "resnet_w16.onnx")
+    onnx.save(zoo.BUILDERS["resnet50"](cfg, 1234), path)
+    feeds = {"input": np.random.default_rng(batch).standard_normal((batch, 3, 64, 64)).astype(np.float32)}
+    shape = ["--shape", f"input:{batch}x3x64x64"]
+    proc = run_kiln(["inspect", path, "--bf16", "--backend", "cpu"] + shape)
+    assert "conv2d_bf16f32acc_nChw16c_bf16_nChw16c_bf16_dnnl" in proc.stdout, proc.stdout
+    assert "max_pool2d_bf16_nChw16c_bf16" in proc.stdout and "global_avg_pool_bf16" in proc.stdout, proc.stdout
+    out_dir = run_bf16(path, feeds, tmp_path, shape)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    want = sess.run(None, feeds)[0]
+    got = np.load(out_dir / f"{sess.get_outputs()[0].name}.npy")
+    cosine, rel_l2 = errors(got, want)
+    assert cosine >= MIN_COSINE and rel_l2 <= MAX_REL_L2, f"cosine {cosine:.6f}, rel L2 {rel_l2:.2e}"

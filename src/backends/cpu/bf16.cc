@@ -5,6 +5,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "kiln/tensor.h"
 #include "src/backends/cpu/thread_pool.h"
@@ -69,6 +70,11 @@ void check_cpu_precision(const std::string& precision) {
     KILN_CHECK(cpu_has_bf16(), kUnsupported,
                "precision bf16 needs a CPU with AVX512-BF16 (bf16 matmuls and convolutions with fp32 accumulation); ",
                "this processor lacks it (or DNNL_MAX_CPU_ISA excludes it): build the plan in fp32 (drop --bf16)");
+}
+
+bool bf16_activations() {
+    const char* e = std::getenv("KILN_CPU_BF16_ACTIVATIONS");
+    return !(e && std::string(e) == "0");
 }
 
 void f32_to_bf16(const float* src, uint16_t* dst, int64_t n, int threads) {

@@ -13,6 +13,10 @@ bool cpu_has_bf16();
 /// Throws Error(kUnsupported) unless the cpu backend can run plans of `precision` on this machine.
 void check_cpu_precision(const std::string& precision);
 
+/// Whether bf16 layers may exchange bf16 activations (nChw16c_bf16) instead of fp32 ones: on unless
+/// KILN_CPU_BF16_ACTIVATIONS=0 (an experiment switch, read when a plan is built).
+bool bf16_activations();
+
 /// dst[i] = bf16(src[i]) for i < n, on up to `threads` threads (large arrays only).
 void f32_to_bf16(const float* src, uint16_t* dst, int64_t n, int threads);
 

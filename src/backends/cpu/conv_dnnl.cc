@@ -3,9 +3,11 @@
 // primitive's preferred blocked format. src, dst and Z each come in the layout the planner chose for them (plain
 // nchw, or nChw16c inside a chain of layout-aware nodes) and are used in place when the primitive runs on that
 // layout, else reordered to / from the layout the primitive wants (at the edges of such chains). With --bf16 (node
-// precision "bf16") src and weights are bf16 (the src reorder converts), dst, Z and bias stay fp32.
+// precision "bf16") src and weights are bf16, accumulation and bias fp32; src, Z and dst are read and written as bf16
+// where the planner made them nChw16c_bf16 (between bf16 layers), else converted by the reorders at the edges.
 #include <cstring>
 
+#include "src/backends/cpu/bf16.h"
 #include "src/backends/cpu/cpu_backend.h"
 #include "src/backends/cpu/dnnl_util.h"
 #include "src/backends/cpu/thread_pool.h"
@@ -175,7 +177,8 @@ private:
         memory::data_type st = f32;  // src and weights: bf16 with --bf16
         dnnl::post_ops ops;
         if (has_residual_) ops.append_sum(1.f);
-        const bool silu_after = silu_pass(act_, static_cast<double>(shape_numel(Shape(dst_dims.begin(), dst_dims.end()))));
+        const double dst_numel = static_cast<double>(shape_numel(Shape(dst_dims.begin(), dst_dims.end())));
+        const bool silu_after = dst_layout_ != Layout::kNChw16cBf16 && silu_pass(act_, dst_numel);
         if (!silu_after)
             KILN_CHECK(append_activation(ops, act_), kUnsupported, where_, ": activation not supported by oneDNN");
         dnnl::primitive_attr attr = make_attr(ops);
@@ -206,26 +209,32 @@ private:
         // convolutions): describe it as nChw16c so that no reorder runs.
         auto tag_of = [](Layout l, const memory::dims& d) {
             bool same_bytes = d[2] * d[3] == 1 && d[1] % kChannelBlock == 0;
-            return l == Layout::kNChw16c || same_bytes ? Tag::nChw16c : Tag::nchw;
+            return is_blocked(l) || same_bytes ? Tag::nChw16c : Tag::nchw;
         };
-        memory::desc user_src(src_dims, memory::data_type::f32, tag_of(src_layout_, src_dims));
-        memory::desc user_dst(dst_dims, memory::data_type::f32, tag_of(dst_layout_, dst_dims));
-        memory::desc user_z(dst_dims, memory::data_type::f32, tag_of(z_layout_, dst_dims));
+        auto dt_of = [](Layout l) {
+            return l == Layout::kNChw16cBf16 ? memory::data_type::bf16 : memory::data_type::f32;
+        };
+        memory::desc user_src(src_dims, dt_of(src_layout_), tag_of(src_layout_, src_dims));
+        memory::desc user_dst(dst_dims, dt_of(dst_layout_), tag_of(dst_layout_, dst_dims));
+        memory::desc user_z(dst_dims, dt_of(z_layout_), tag_of(z_layout_, dst_dims));
         LayoutMode mode = layout_mode();
         auto choose = [&](memory::data_type t) {
             st = t;
+            // dst in bf16 only where the plan keeps it bf16 (and the layer runs in bf16)
+            const memory::data_type dt = t == f32 ? f32 : dt_of(dst_layout_);
             if (mode == LayoutMode::kPlain)
-                return make_pd(memory::desc(src_dims, t, tag_of(src_layout_, src_dims)), user_dst);
-            if (mode == LayoutMode::kBlocked) return make_pd(any(src_dims, t), any(dst_dims, f32));
+                return make_pd(memory::desc(src_dims, t, tag_of(src_layout_, src_dims)),
+                               memory::desc(dst_dims, dt, tag_of(dst_layout_, dst_dims)));
+            if (mode == LayoutMode::kBlocked) return make_pd(any(src_dims, t), any(dst_dims, dt));
             // nChw16c where the channels allow it, else oneDNN's choice. Measured per model (batch 1, 2 threads, same
             // minute): nChw16c 12.5 / 19.5 / 90 ms, `any` (oneDNN picks acdb for brgconv) 17 / 23 / 100 ms,
             // plain nchw (gemm:jit) 36 / 50 / 108 ms for MobileNetV2 / EfficientNet-B0 / ResNet-50: the
             // nchw <-> nChw16c reorders are cheaper than nchw <-> acdb, and both beat im2col + gemm. A tensor
             // the plan keeps blocked is used as is (padded channels included).
             auto b16 = [&](const memory::dims& d, Layout l, memory::data_type dt) {
-                return d[1] % 16 == 0 || l == Layout::kNChw16c ? memory::desc(d, dt, Tag::nChw16c) : any(d, dt);
+                return d[1] % 16 == 0 || is_blocked(l) ? memory::desc(d, dt, Tag::nChw16c) : any(d, dt);
             };
-            return make_pd(b16(src_dims, src_layout_, t), b16(dst_dims, dst_layout_, f32));
+            return make_pd(b16(src_dims, src_layout_, t), b16(dst_dims, dst_layout_, dt));
         };
         bool bf16 = bf16_;
         dnnl::convolution_forward::primitive_desc pd = choose(bf16 ? memory::data_type::bf16 : f32);
@@ -308,6 +317,12 @@ LayoutCaps layout_caps_conv(const KernelNode& node) {
     c.outputs = {true};
     c.prefers_blocked = true;
     if (node.inputs.size() > 3 && node.inputs[3].present) c.overwrite_input = 3;  // the sum post-op works in place
+    if (node.precision == "bf16" && bf16_activations()) {
+        // a bf16 layer reads X and Z and writes Y as bf16 as well as fp32 (oneDNN: bf16 src / dst, fp32 accumulation,
+        // the sum post-op reading a bf16 dst)
+        c.bf16_inputs = c.inputs;
+        c.bf16_outputs = c.outputs;
+    }
     return c;
 }
 

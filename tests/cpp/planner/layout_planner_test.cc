@@ -35,6 +35,17 @@ struct Graph {
 LayoutCaps conv_caps() { return {{true}, {true}, false, true}; }
 LayoutCaps eltwise_caps(size_t inputs) { return {std::vector<bool>(inputs, true), {true}, true, false}; }
 LayoutCaps plain_caps() { return {}; }
+// a bf16 convolution / a max pooling: blocked and bf16 in and out
+LayoutCaps bf16_conv_caps() {
+    LayoutCaps c = conv_caps();
+    c.bf16_inputs = c.bf16_outputs = {true};
+    return c;
+}
+LayoutCaps bf16_pool_caps() {
+    LayoutCaps c = eltwise_caps(1);
+    c.bf16_inputs = c.bf16_outputs = {true};
+    return c;
+}
 
 const SymShape kAct = {1, 24, 8, 8};
 
@@ -120,6 +131,42 @@ TEST(LayoutPlanner, NothingBlockedWithoutAConvolutionOrWithTinySymbolicOrMostlyP
     int32_t wa = w.node({wx}, {1, 8, 8, 8}, conv_caps());
     w.m.outputs = {w.node({wa}, {1, 8, 8, 8}, conv_caps())};
     EXPECT_EQ(plan_layouts(w.m, w.caps), 0);
+}
+
+TEST(LayoutPlanner, Bf16OnlyWhereTheProducerAndEveryConsumerTakeIt) {
+    // x -> conv a -> pool b -> conv c -> conv d -> eltwise e -> conv f (output); conv d also reads a
+    Graph g;
+    int32_t x = g.value(kAct);
+    g.m.inputs = {x};
+    int32_t a = g.node({x}, kAct, bf16_conv_caps());
+    int32_t b = g.node({a}, kAct, bf16_pool_caps());
+    int32_t c = g.node({b}, kAct, bf16_conv_caps());
+    int32_t d = g.node({c, a}, kAct, bf16_conv_caps());
+    g.caps.back().inputs = g.caps.back().bf16_inputs = {true, true};
+    int32_t e = g.node({d}, kAct, eltwise_caps(1));
+    int32_t f = g.node({e}, kAct, bf16_conv_caps());
+    g.m.outputs = {f};
+    EXPECT_EQ(plan_layouts(g.m, g.caps), 5);
+    EXPECT_EQ(g.layout(x), Layout::kPlain);
+    EXPECT_EQ(g.layout(a), Layout::kNChw16cBf16);  // read by the pool and by conv d
+    EXPECT_EQ(g.layout(b), Layout::kNChw16cBf16);
+    EXPECT_EQ(g.layout(c), Layout::kNChw16cBf16);
+    EXPECT_EQ(g.layout(d), Layout::kNChw16c);  // read by an elementwise node, which takes fp32 only
+    EXPECT_EQ(g.layout(e), Layout::kNChw16c);
+    EXPECT_EQ(g.layout(f), Layout::kPlain);
+}
+
+TEST(LayoutPlanner, Bf16NeedsEveryTiedValue) {
+    // a bf16 max pooling between a bf16 conv and an fp32-only conv: the pool's tied input and output stay fp32
+    Graph g;
+    int32_t x = g.value(kAct);
+    int32_t a = g.node({x}, kAct, bf16_conv_caps());
+    int32_t b = g.node({a}, kAct, bf16_pool_caps());
+    int32_t c = g.node({b}, kAct, conv_caps());
+    g.m.outputs = {c};
+    EXPECT_EQ(plan_layouts(g.m, g.caps), 2);
+    EXPECT_EQ(g.layout(a), Layout::kNChw16c);
+    EXPECT_EQ(g.layout(b), Layout::kNChw16c);
 }
 
 }  // namespace kiln::planner
