@@ -186,8 +186,14 @@ def test_ctrl_c_interrupts_a_build(zoo_dir):
         if stage.startswith("optimize: "):  # called from inside the C++ builder, between passes
             signal.raise_signal(signal.SIGINT)
 
-    with pytest.raises(KeyboardInterrupt):
-        kiln.build(path, progress=interrupt)
+    # Python leaves SIGINT ignored when it starts ignored (a shell's background job, `nohup cmd &`): install the
+    # handler a terminal's Ctrl-C reaches, for the test
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            kiln.build(path, progress=interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert kiln.build(path).outputs  # kiln is fine afterwards
 
 
