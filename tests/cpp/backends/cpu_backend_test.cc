@@ -9,12 +9,13 @@
 #include "kiln/kiln.h"
 #include "src/common/strings.h"
 #include "src/plan/plan_model.h"
-#include "tests/cpp/backends/random_tensor.h"
+#include "tests/cpp/backends/test_util.h"
 
 namespace kiln {
 
 namespace {
 
+using test_util::build;
 using test_util::random_tensor;
 
 // y = relu(conv3x3(x) + b + x) -> global average pool -> gemm; x [batch, 24, 10, 9]
@@ -34,13 +35,6 @@ void make_cnn(NetworkDefinition& net) {
     gemm.set("transB", int64_t{1});
     net.mark_output(net.add_layer("Gemm", {f, net.add_constant("fc", random_tensor({7, 24}, 3)),
                                            net.add_constant("fcb", random_tensor({7}, 4))}, gemm)[0]);
-}
-
-std::shared_ptr<Engine> build(const NetworkDefinition& net, const std::string& backend) {
-    StderrLogger logger(Severity::kWarning);
-    BuilderConfig config;
-    config.backend = backend;
-    return Builder(logger).build(net, config);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 #include "src/backends/cpu/bf16.h"
 #include "src/common/strings.h"
 #include "src/plan/plan_model.h"
-#include "tests/cpp/backends/random_tensor.h"
+#include "tests/cpp/backends/test_util.h"
 
 namespace kiln {
 

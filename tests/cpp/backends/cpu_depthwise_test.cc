@@ -8,12 +8,13 @@
 
 #include "kiln/kiln.h"
 #include "src/common/strings.h"
-#include "tests/cpp/backends/random_tensor.h"
+#include "tests/cpp/backends/test_util.h"
 
 namespace kiln {
 
 namespace {
 
+using test_util::build;
 using test_util::random_tensor;
 
 struct DwCase {
@@ -60,13 +61,6 @@ void make_net(NetworkDefinition& net, const DwCase& c) {
     if (c.act == "Clip") d = net.add_layer("Clip", {d, scalar(net, "lo", 0.f), scalar(net, "hi", 6.f)})[0];
     if (c.act == "Silu") d = net.add_layer("Mul", {d, net.add_layer("Sigmoid", {d})[0]})[0];
     net.mark_output(conv(net, d, C, 7, 1, 5));
-}
-
-std::shared_ptr<Engine> build(const NetworkDefinition& net, const std::string& backend) {
-    StderrLogger logger(Severity::kWarning);
-    BuilderConfig config;
-    config.backend = backend;
-    return Builder(logger).build(net, config);
 }
 
 }  // namespace

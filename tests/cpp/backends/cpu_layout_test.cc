@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "kiln/kiln.h"
-#include "tests/cpp/backends/random_tensor.h"
+#include "tests/cpp/backends/test_util.h"
 #include "src/common/strings.h"
 #include "src/plan/plan_model.h"
 
@@ -15,6 +15,7 @@ namespace kiln {
 
 namespace {
 
+using test_util::build;
 using test_util::random_tensor;
 
 struct Case {
@@ -58,13 +59,6 @@ void make_net(NetworkDefinition& net, const Case& c) {
     std::string pw = net.add_layer("Add", {conv(net, t, C, C, 1, 9), pool})[0];
     std::string sub = net.add_layer("Sub", {pw, net.add_constant("shift", random_tensor({1, C, 1, 1}, 11))})[0];
     net.mark_output(conv(net, sub, C, 7, 3, 13));
-}
-
-std::shared_ptr<Engine> build(const NetworkDefinition& net, const std::string& backend) {
-    StderrLogger logger(Severity::kWarning);
-    BuilderConfig config;
-    config.backend = backend;
-    return Builder(logger).build(net, config);
 }
 
 int blocked_values(const Engine& e) {

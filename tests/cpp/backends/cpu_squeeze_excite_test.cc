@@ -7,12 +7,13 @@
 
 #include "kiln/kiln.h"
 #include "src/common/strings.h"
-#include "tests/cpp/backends/random_tensor.h"
+#include "tests/cpp/backends/test_util.h"
 
 namespace kiln {
 
 namespace {
 
+using test_util::build;
 using test_util::random_tensor;
 
 struct MatVecCase {
@@ -21,13 +22,6 @@ struct MatVecCase {
     bool bias;
     bool symbolic_batch;
 };
-
-std::shared_ptr<Engine> build(const NetworkDefinition& net, const std::string& backend) {
-    StderrLogger logger(Severity::kWarning);
-    BuilderConfig config;
-    config.backend = backend;
-    return Builder(logger).build(net, config);
-}
 
 std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
     Tensor t(DataType::kFloat32, {});
