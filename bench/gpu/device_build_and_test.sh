@@ -58,7 +58,7 @@ fi
 if [ "$STEP" = all ] || [ "$STEP" = test ]; then
     "$BUILD/tests/kiln_tests" --gtest_filter='CudaBackend.*:CudaEngine.*:Enqueue.*' 2>&1 | tail -12 | tee "$OUT/gtest.txt"
     KILN_BIN="$BUILD/kiln" PYTHONUNBUFFERED=1 timeout 420 $PY -m pytest -q -p no:cacheprovider \
-        tests/python/test_cuda.py tests/python/test_cuda_engine.py --maxfail=30 -o addopts="" --junitxml="$OUT/test_cuda.xml" -rs 2>&1 |
+        tests/python/test_cuda.py tests/python/test_cuda_engine.py tests/python/test_cuda_attention.py --maxfail=30 -o addopts="" --junitxml="$OUT/test_cuda.xml" -rs 2>&1 |
         tail -60 | tee "$OUT/pytest.txt"
 fi
 

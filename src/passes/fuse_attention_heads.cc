@@ -7,7 +7,7 @@
 // four Transposes (copies of the whole activation) per attention go away. When Xq, Xk and Xv are the three outputs
 // of one Split along the last axis (GPT-2's fused c_attn), the Attention reads the Split's input at the three column
 // offsets and the Split goes too. The mask keeps its meaning: the scores are [b, h, s_q, s_k] in both forms.
-// Only for the backends whose Attention kernel reads this layout (cpu, reference); CUDA keeps the classic form.
+// For the backends whose Attention kernel reads this layout: cpu, reference and cuda.
 #include "src/passes/pass.h"
 #include "src/passes/pattern.h"
 
@@ -114,7 +114,7 @@ bool try_fuse(ir::Graph& g, ir::Node* att, const UseMap& uses) {
 }  // namespace
 
 bool fuse_attention_heads(ir::Graph& g, PassContext& ctx) {
-    if (ctx.backend != "cpu" && ctx.backend != "reference") return false;
+    if (ctx.backend != "cpu" && ctx.backend != "reference" && ctx.backend != "cuda") return false;
     bool changed = false;
     for (bool again = true; again;) {
         again = false;

@@ -10,7 +10,7 @@
 #include <cfloat>
 #include <type_traits>
 
-#include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/attention_common.cuh"
 
 namespace kiln::cuda {
 
@@ -18,20 +18,6 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kRowsPerBlock = 8;
-
-// Matrix offsets of Q, K, V and the mask for the flat (batch..., head) index b (broadcast dims have stride 0).
-__device__ __forceinline__ void batch_offsets(const AttentionDims& d, int64_t b, int64_t* qo, int64_t* ko, int64_t* vo,
-                                              int64_t* mo) {
-    *qo = *ko = *vo = *mo = 0;
-    for (int i = d.batch_rank - 1; i >= 0; --i) {
-        int64_t idx = b % d.batch[i];
-        b /= d.batch[i];
-        *qo += idx * d.q_bstride[i];
-        *ko += idx * d.k_bstride[i];
-        *vo += idx * d.v_bstride[i];
-        *mo += idx * d.m_bstride[i];
-    }
-}
 
 __device__ float block_reduce(float v, float* red, bool is_max) {
     for (int o = 16; o > 0; o >>= 1) {
@@ -54,32 +40,25 @@ __global__ void attention_f32_rowmajor(const float* __restrict__ q, const float*
     __shared__ float red[kThreads / 32];
     float* s = smem;
     float* qrow = smem + d.sk;
-    int64_t b = blockIdx.x;
-    int64_t qo, ko, vo, mo;
-    batch_offsets(d, b, &qo, &ko, &vo, &mo);
-    const float* qp = q + qo * d.sq * d.d;
-    const float* kp = k + ko * d.sk * d.d;
-    const float* vp = v + vo * d.sk * d.dv;
-    float* op = out + b * d.sq * d.dv;
+    const AttentionOffsets ofs = attention_offsets(d, blockIdx.x);
+    const int64_t mo = ofs.m;
+    const float* qp = q + ofs.q;
+    const float* kp = k + ofs.k;
+    const float* vp = v + ofs.v;
+    float* op = out + ofs.o;
     int64_t row_end = min(d.sq, int64_t(blockIdx.y + 1) * kRowsPerBlock);
     for (int64_t i = int64_t(blockIdx.y) * kRowsPerBlock; i < row_end; ++i) {
         __syncthreads();
-        for (int64_t c = threadIdx.x; c < d.d; c += blockDim.x) qrow[c] = qp[i * d.d + c] * d.scale;
+        for (int64_t c = threadIdx.x; c < d.d; c += blockDim.x) qrow[c] = qp[i * d.q_row + c] * d.scale;
         __syncthreads();
         float mx = -FLT_MAX;
         for (int64_t j = threadIdx.x; j < d.sk; j += blockDim.x) {
             float acc = 0.f;
             if (d.k_transposed)
-                for (int64_t c = 0; c < d.d; ++c) acc += qrow[c] * kp[c * d.sk + j];
+                for (int64_t c = 0; c < d.d; ++c) acc += qrow[c] * kp[c * d.k_row + j];
             else
-                for (int64_t c = 0; c < d.d; ++c) acc += qrow[c] * kp[j * d.d + c];
-            if (d.has_mask) {
-                int64_t m = mo + i * d.m_row_stride + j * d.m_col_stride;
-                if (d.mask_bool)
-                    acc = static_cast<const uint8_t*>(mask)[m] ? acc : -FLT_MAX;
-                else
-                    acc += static_cast<const float*>(mask)[m];
-            }
+                for (int64_t c = 0; c < d.d; ++c) acc += qrow[c] * kp[j * d.k_row + c];
+            acc = masked_score(acc, d, mask, mo, i, j);
             s[j] = acc;
             mx = fmaxf(mx, acc);
         }
@@ -94,8 +73,8 @@ __global__ void attention_f32_rowmajor(const float* __restrict__ q, const float*
         float inv = 1.f / sum;
         for (int64_t c = threadIdx.x; c < d.dv; c += blockDim.x) {
             float acc = 0.f;
-            for (int64_t j = 0; j < d.sk; ++j) acc += s[j] * vp[j * d.dv + c];
-            op[i * d.dv + c] = acc * inv;
+            for (int64_t j = 0; j < d.sk; ++j) acc += s[j] * vp[j * d.v_row + c];
+            op[i * d.o_row + c] = acc * inv;
         }
     }
 }
@@ -122,19 +101,19 @@ __global__ void __launch_bounds__(kWarps * 32) attention_f32_tiled(const float* 
     __shared__ float qs[kTileQ][kMaxTiledD];
     __shared__ float ks[kTileK][kMaxTiledD + 1];
     __shared__ float vs[kTileK][kMaxTiledD];
-    int64_t qo, ko, vo, mo;
-    batch_offsets(d, blockIdx.x, &qo, &ko, &vo, &mo);
-    const float* qp = q + qo * d.sq * d.d;
-    const float* kp = k + ko * d.sk * d.d;
-    const float* vp = v + vo * d.sk * d.dv;
-    float* op = out + int64_t(blockIdx.x) * d.sq * d.dv;
+    const AttentionOffsets ofs = attention_offsets(d, blockIdx.x);
+    const int64_t mo = ofs.m;
+    const float* qp = q + ofs.q;
+    const float* kp = k + ofs.k;
+    const float* vp = v + ofs.v;
+    float* op = out + ofs.o;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nd = static_cast<int>(d.d);
     const int ndv = static_cast<int>(d.dv);
     const int64_t row0 = int64_t(blockIdx.y) * kTileQ;
     for (int idx = threadIdx.x; idx < kTileQ * nd; idx += blockDim.x) {
         int r = idx / nd, c = idx % nd;
         int64_t i = row0 + r;
-        qs[r][c] = i < d.sq ? qp[i * d.d + c] * d.scale : 0.f;
+        qs[r][c] = i < d.sq ? qp[i * d.q_row + c] * d.scale : 0.f;
     }
     float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kColsPerLane];
     for (int r = 0; r < kRowsPerWarp; ++r) {
@@ -147,12 +126,12 @@ __global__ void __launch_bounds__(kWarps * 32) attention_f32_tiled(const float* 
         for (int idx = threadIdx.x; idx < kTileK * nd; idx += blockDim.x) {
             int jj = idx / nd, c = idx % nd;
             int64_t j = j0 + jj;
-            ks[jj][c] = j < d.sk ? (d.k_transposed ? kp[c * d.sk + j] : kp[j * d.d + c]) : 0.f;
+            ks[jj][c] = j < d.sk ? (d.k_transposed ? kp[c * d.k_row + j] : kp[j * d.k_row + c]) : 0.f;
         }
         for (int idx = threadIdx.x; idx < kTileK * ndv; idx += blockDim.x) {
             int jj = idx / ndv, c = idx % ndv;
             int64_t j = j0 + jj;
-            vs[jj][c] = j < d.sk ? vp[j * d.dv + c] : 0.f;
+            vs[jj][c] = j < d.sk ? vp[j * d.v_row + c] : 0.f;
         }
         __syncthreads();
         const int64_t j = j0 + lane;
@@ -164,11 +143,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_f32_tiled(const float* 
             if (valid) {
                 float a = 0.f;
                 for (int c = 0; c < nd; ++c) a += qs[rr][c] * ks[lane][c];
-                if (d.has_mask && i < d.sq) {
-                    int64_t mi = mo + i * d.m_row_stride + j * d.m_col_stride;
-                    if (d.mask_bool) a = static_cast<const uint8_t*>(mask)[mi] ? a : -FLT_MAX;
-                    else a += static_cast<const float*>(mask)[mi];
-                }
+                if (i < d.sq) a = masked_score(a, d, mask, mo, i, j);
                 sc = a;
             }
             const float m_new = fmaxf(m[r], warp_max(sc));
@@ -192,14 +167,13 @@ __global__ void __launch_bounds__(kWarps * 32) attention_f32_tiled(const float* 
         float inv = 1.f / l[r];
         for (int t = 0; t < kColsPerLane; ++t) {
             int c = lane + 32 * t;
-            if (c < ndv) op[i * d.dv + c] = acc[r][t] * inv;
+            if (c < ndv) op[i * d.o_row + c] = acc[r][t] * inv;
         }
     }
 }
 
 // Row softmax of the scaled scores S [batch, sq, sk] (fp32, from the Q K^T GEMM) plus the mask, written as the
-// probabilities P in fp16/bf16 for the P V GEMM: one warp per row, statistics in fp32. A row whose keys are all
-// masked gets zeros.
+// probabilities P in fp16/bf16 for the P V GEMM: one warp per row, statistics in fp32.
 template <typename T>
 __global__ void attention_softmax_low(const float* __restrict__ s, const void* __restrict__ mask, T* __restrict__ p,
                                       AttentionDims d, int64_t rows) {
@@ -207,19 +181,10 @@ __global__ void attention_softmax_low(const float* __restrict__ s, const void* _
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
     int64_t b = row / d.sq, i = row % d.sq;
-    int64_t qo, ko, vo, mo;
-    batch_offsets(d, b, &qo, &ko, &vo, &mo);
+    const int64_t mo = attention_offsets(d, b).m;
     const float* sr = s + row * d.sk;
     T* pr = p + row * d.sk;
-    auto score = [&](int64_t j) {
-        float a = sr[j];
-        if (d.has_mask) {
-            int64_t m = mo + i * d.m_row_stride + j * d.m_col_stride;
-            if (d.mask_bool) a = static_cast<const uint8_t*>(mask)[m] ? a : -INFINITY;
-            else a += static_cast<const float*>(mask)[m];
-        }
-        return a;
-    };
+    auto score = [&](int64_t j) { return masked_score(sr[j], d, mask, mo, i, j); };
     float mx = -INFINITY;
     for (int64_t j = lane; j < d.sk; j += 32) mx = fmaxf(mx, score(j));
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));

@@ -155,6 +155,10 @@ struct KernelRequest {
 
 inline const char* low_name(LowType t) { return t == LowType::kF16 ? "f16" : t == LowType::kBF16 ? "bf16" : "f32"; }
 inline size_t low_size(LowType t) { return t == LowType::kF32 ? 4 : 2; }
+/// The storage type of a float tensor (kFloat32 -> kF32).
+inline LowType low_type_of(DataType t) {
+    return t == DataType::kFloat16 ? LowType::kF16 : t == DataType::kBFloat16 ? LowType::kBF16 : LowType::kF32;
+}
 
 // ---------------------------------------------------------------- support queries and factories (one per family)
 bool supports_gemm(const backends::KernelNode& n);
@@ -167,6 +171,21 @@ bool supports_fused_elementwise(const backends::KernelNode& n);
 std::unique_ptr<DeviceKernel> make_fused_elementwise(const backends::KernelNode& n);
 bool supports_simple(const backends::KernelNode& n);  // elementwise, norms, softmax, attention, data movement, pools
 std::unique_ptr<DeviceKernel> make_simple(const KernelRequest& r);
+
+/// Which inputs and outputs of a GPU node may hold the reduced type of its layer (fp16/bf16 values in the fp32
+/// layout) instead of fp32: bit i of `in` for input i, of `out` for output i. The executor stores a float value
+/// reduced when its producer and every reader allow it (cuda_executor.cc); kernels read each tensor's dtype at run
+/// time. Nothing is reduced at LowType::kF32.
+struct LowIo {
+    uint32_t in = 0, out = 0;
+    bool same_type = false;  ///< input 0 and output 0 are both reduced or both fp32 (data movement)
+};
+LowIo low_io(const backends::KernelNode& n, LowType low);
+/// The Attention kernel (cuda_attention.cc).
+std::unique_ptr<DeviceKernel> make_attention(const KernelRequest& r);
+bool supports_attention(const backends::KernelNode& n);
+/// True when the Attention runs on tensor cores with reduced-precision inputs and output (launch_attention_mma).
+bool attention_on_tensor_cores(const backends::KernelNode& n, LowType low);
 
 /// cuBLASLt algorithms chosen per problem (cuda_gemm.cc), for kernels other than the GEMM family that call it.
 struct LtAlgoCache;

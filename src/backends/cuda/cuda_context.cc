@@ -182,7 +182,7 @@ void CudaContext::run_node(size_t i, const std::vector<void*>& out_dev, bool* ca
                 *capturable = false;
                 KILN_CUDA_CHECK(cudaStreamSynchronize(stream_), where);
             }
-            infos[k].dtype = s.dtype;
+            infos[k].dtype = e_.low_value_[id] != DataType::kFloat32 ? DataType::kFloat32 : s.dtype;
             infos[k].dims = to_sym(s.shape);
             infos[k].value = s.has_host ? &s.host : nullptr;
         }
@@ -213,7 +213,7 @@ void CudaContext::run_node(size_t i, const std::vector<void*>& out_dev, bool* ca
         for (size_t k = 0; k < n.outputs.size(); ++k) {
             int32_t id = n.outputs[k];
             Slot& s = slots_[id];
-            s.dtype = outs[k].dtype;
+            s.dtype = e_.low_value_[id] != DataType::kFloat32 ? e_.low_value_[id] : outs[k].dtype;
             s.shape = ops::to_concrete(outs[k].dims);
             size_t bytes = static_cast<size_t>(shape_numel(s.shape)) * dtype_size(s.dtype);
             dout[k] = DevTensor{alloc_value(id, bytes, where, out_dev), s.dtype, s.shape, nullptr};

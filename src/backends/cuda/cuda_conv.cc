@@ -344,7 +344,7 @@ public:
         bool need_epilogue = low_ != LowType::kF32 || bias || z || act_.kind != backends::ActivationKind::kNone;
         if (need_epilogue) {
             int64_t channels = y.shape[1], inner = y.numel() / (y.shape[0] * channels);
-            launch_bias_act_epilogue(yp, low_, y.as<float>(), bias ? bias->as<float>() : nullptr,
+            launch_bias_act_epilogue(yp, low_, y.data, LowType::kF32, bias ? bias->as<float>() : nullptr,
                                      z ? z->as<float>() : nullptr, y.numel(), channels, inner, da, ctx.stream);
         }
     }

@@ -146,6 +146,44 @@ void CudaExecutor::build(Logger& logger) {
             }
         low_nhwc[v] = ok && read;
     }
+    // Values kept in the layer's reduced type (fp16/bf16, the fp32 layout) between GPU nodes: a float value whose
+    // producer and every reader allow it (low_io) at the same precision; never a graph output or a chain value.
+    low_value_.assign(m_.values.size(), DataType::kFloat32);
+    std::vector<LowIo> io(nn);
+    for (size_t i = 0; i < nn; ++i) {
+        const std::string& b = m_.nodes[i].backend.empty() ? m_.target_backend : m_.nodes[i].backend;
+        if (b == "cuda" && lows[i] != LowType::kF32 && !chain[i]) io[i] = low_io(kns[i], lows[i]);
+    }
+    for (size_t v = 0; v < m_.values.size(); ++v) {
+        int p = producer[v];
+        if (p < 0 || is_output_[v] || low_nhwc[v] || m_.values[v].dtype != DataType::kFloat32) continue;
+        size_t slot = 0;
+        while (slot < m_.nodes[p].outputs.size() && m_.nodes[p].outputs[slot] != static_cast<int32_t>(v)) ++slot;
+        if (slot >= 32 || !(io[p].out >> slot & 1)) continue;
+        bool ok = true, read = false;
+        for (size_t i = 0; i < nn && ok; ++i)
+            for (size_t k = 0; k < m_.nodes[i].inputs.size() && ok; ++k) {
+                if (m_.nodes[i].inputs[k] != static_cast<int32_t>(v)) continue;
+                read = true;
+                ok = k < 32 && (io[i].in >> k & 1) && lows[i] == lows[p];
+            }
+        if (ok && read) low_value_[v] = lows[p] == LowType::kBF16 ? DataType::kBFloat16 : DataType::kFloat16;
+    }
+    // data movement (Reshape-likes may alias their input; Transpose copies elements by size) keeps the type: its
+    // input and output are both reduced or both fp32
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < nn; ++i) {
+            const plan::PlanNode& n = m_.nodes[i];
+            if (!io[i].same_type || n.inputs.empty() || n.outputs.size() != 1 || n.inputs[0] < 0) continue;
+            DataType& a = low_value_[n.inputs[0]];
+            DataType& b = low_value_[n.outputs[0]];
+            if (a != b) {
+                a = b = DataType::kFloat32;
+                changed = true;
+            }
+        }
+    }
     try {
         for (size_t i = 0; i < nn; ++i) {
             const plan::PlanNode& n = m_.nodes[i];
@@ -193,11 +231,12 @@ void CudaExecutor::build(Logger& logger) {
         throw;
     }
     if (tuning) cudnnDestroy(tuning);
-    size_t on_device = 0;
+    size_t on_device = 0, low_values = 0;
     for (auto& k : dev_kernels_) on_device += k != nullptr;
+    for (DataType t : low_value_) low_values += t != DataType::kFloat32;
     logger.log(Severity::kVerbose, cat("cuda: ", on_device, " of ", nn, " nodes on the GPU (", device_, ", ", arch_,
                                        "); ", reduced, " matmuls/convolutions in reduced precision (", precision,
-                                       tf32 ? ", tf32" : "", ")"));
+                                       tf32 ? ", tf32" : "", "), ", low_values, " activations stored in ", precision));
 }
 
 void CudaExecutor::tune(Logger& logger) {

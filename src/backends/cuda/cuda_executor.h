@@ -123,6 +123,9 @@ private:
     std::vector<std::unique_ptr<backends::Kernel>> host_kernels_;
     std::vector<int> last_use_;
     std::vector<char> is_output_;
+    /// Per value: its storage type on the device when the executor keeps it in fp16/bf16 (else kFloat32; the plan's
+    /// dtype then applies). Shape inference still sees the plan's dtype.
+    std::vector<DataType> low_value_;
 };
 
 }  // namespace kiln::cuda

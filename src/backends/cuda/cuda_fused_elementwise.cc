@@ -1,6 +1,6 @@
 // FusedElementwise (made by src/passes/fuse_elementwise.cc) on the GPU: the `program` attribute is compiled once
 // into an EwProgram (the token language is documented in src/backends/reference/fused_elementwise.cc); each run
-// fills in the broadcast strides and launches fused_elementwise_f32_bcast.
+// fills in the broadcast strides and launches fused_elementwise_bcast.
 #include <cstdlib>
 
 #include "src/backends/cuda/cuda_common.h"
@@ -85,15 +85,20 @@ std::unique_ptr<DeviceKernel> make_fused_elementwise(const backends::KernelNode&
             const Shape& os = out[0]->shape;
             p.rank = static_cast<int>(os.size());
             for (int d = 0; d < p.rank; ++d) p.shape[d] = os[d];
-            const float* ptrs[kMaxEwInputs] = {};
+            const void* ptrs[kMaxEwInputs] = {};
             for (int k = 0; k < p.num_inputs; ++k) {
                 std::vector<int64_t> st = ops::broadcast_strides(in[k]->shape, os);
                 for (int d = 0; d < p.rank; ++d) p.strides[k][d] = st[d];
-                ptrs[k] = in[k]->as<float>();
+                ptrs[k] = in[k]->data;
+                // fp16/bf16 inputs and output (values the executor keeps reduced); the math stays fp32
+                const LowType t = low_type_of(in[k]->dtype);
+                if (t != LowType::kF32) p.low_inputs |= 1u << k, p.low = static_cast<int>(t);
             }
-            launch_fused_elementwise_f32(p, ptrs, out[0]->as<float>(), out[0]->numel(), c.stream);
+            const LowType yt = low_type_of(out[0]->dtype);
+            if (yt != LowType::kF32) p.y_low = 1, p.low = static_cast<int>(yt);
+            launch_fused_elementwise(p, ptrs, out[0]->data, out[0]->numel(), c.stream);
         },
-        "fused_elementwise_f32_bcast");
+        "fused_elementwise_bcast");
 }
 
 }  // namespace kiln::cuda

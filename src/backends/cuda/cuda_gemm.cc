@@ -291,8 +291,8 @@ public:
             beta_ = n.attrs.get_float("beta", 1.f);
         }
         if (low_ != LowType::kF32)
-            for (int i = 0; i < 2; ++i)
-                if (r.weights[i].host) low_w_[i] = upload_low(*r.weights[i].host, low_, where_);
+            for (int i = 0; i < 3 && i < static_cast<int>(r.weights.size()); ++i)
+                if (r.weights[i].host && (i < 2 || op_ != "Gemm")) low_w_[i] = upload_low(*r.weights[i].host, low_, where_);
     }
     ~GemmKernel() override {
         for (void* p : low_w_)
@@ -317,11 +317,15 @@ public:
         Scratch scratch(ctx.stream, *ctx.node);
         const void* ap = a.data;
         const void* bp = b.data;
-        cudaDataType ab = CUDA_R_32F;
+        cudaDataType ab = CUDA_R_32F, cd = CUDA_R_32F;
+        // values the executor keeps in the reduced type (fp16/bf16 instead of fp32, same layout) come as they are
+        const bool y_low = y.dtype != DataType::kFloat32;
         if (low_ != LowType::kF32) {
             ab = low_ == LowType::kF16 ? CUDA_R_16F : CUDA_R_16BF;
+            if (y_low) cd = ab;
             auto convert = [&](const DevTensor& t, void* pre) -> const void* {
                 if (pre) return pre;
+                if (t.dtype != DataType::kFloat32) return t.data;
                 void* p = scratch.get(t.numel() * 2);
                 launch_f32_to_low(t.as<float>(), p, low_, t.numel(), ctx.stream);
                 return p;
@@ -329,28 +333,28 @@ public:
             ap = convert(a, low_w_[0]);
             bp = convert(b, low_w_[1]);
         }
-        size_t es = low_size(low_);
-        auto mm = [&](const LtGemm& g, const void* x, const void* w, const float* c, float* d) {
-            lt_matmul(ctx, g, x, w, ab, tf32_, c, d, *cache_, tactics_);
+        size_t es = low_size(low_), ys = dtype_size(y.dtype);
+        auto mm = [&](const LtGemm& g, const void* x, const void* w, const void* c, void* d) {
+            lt_matmul(ctx, g, x, w, ab, tf32_, c, d, *cache_, tactics_, cd);
         };
         LtGemm g;
         g.alpha = alpha_;
         const DevTensor* bias = in.size() > 2 ? in[2] : nullptr;
         const DevTensor* z = in.size() > 3 ? in[3] : nullptr;
-        const float* c = nullptr;
+        const void* c = nullptr;
         if (op_ == "Gemm") {
             g.trans_a = trans_a_, g.trans_b = trans_b_;
             g.m = y.shape[0], g.n = y.shape[1], g.k = trans_a_ ? a.shape[0] : a.shape[1];
-            if (bias && beta_ != 0.f) {  // C broadcast into Y, then Y = alpha A B + beta Y
+            if (bias && beta_ != 0.f) {  // C broadcast into Y, then Y = alpha A B + beta Y (Y fp32: see low_io)
                 broadcast_into(ctx, *bias, y.as<float>(), y.shape);
-                c = y.as<float>();
+                c = y.data;
                 g.beta = beta_;
             }
-            mm(g, ap, bp, c, y.as<float>());
+            mm(g, ap, bp, c, y.data);
             return;
         }
         // MatMul / FusedMatMul with numpy semantics
-        const Shape &as = a.shape, &bs = b.shape, &ys = y.shape;
+        const Shape &as = a.shape, &bs = b.shape, &ysh = y.shape;
         int ar = static_cast<int>(as.size()), br = static_cast<int>(bs.size());
         g.k = as[ar - 1];
         g.n = br == 1 ? 1 : bs[br - 1];
@@ -362,14 +366,42 @@ public:
         if (bias) {
             KILN_CHECK(bias->numel() == g.n, kUnsupported, where_, ": bias of shape ", shape_str(bias->shape),
                        " is not a vector along the last dimension (", g.n, ")");
-            g.bias = bias->as<float>();
+            g.bias = bias->data;
+            if (y_low) {  // cuBLASLt takes the bias in D's type
+                g.bias_type = cd;
+                if (low_w_[2]) {
+                    g.bias = low_w_[2];
+                } else {
+                    void* p = scratch.get(bias->numel() * 2);
+                    launch_f32_to_low(bias->as<float>(), p, low_, bias->numel(), ctx.stream);
+                    g.bias = p;
+                }
+            }
         }
         if (z) {
-            if (z->numel() == y.numel()) {
-                c = z->as<float>();
+            // C has D's type: the residual as stored when that matches, else converted / broadcast into scratch
+            const bool z_low = z->dtype != DataType::kFloat32;
+            if (z->numel() == y.numel() && z_low == y_low) {
+                c = z->data;
+            } else if (z->numel() == y.numel() && z_low) {
+                float* p = static_cast<float*>(scratch.get(y.numel() * 4));
+                launch_low_to_f32(z->data, low_, p, y.numel(), ctx.stream);
+                c = p;
+            } else if (z->numel() == y.numel()) {
+                void* p = scratch.get(y.numel() * 2);
+                launch_f32_to_low(z->as<float>(), p, low_, y.numel(), ctx.stream);
+                c = p;
             } else {
-                broadcast_into(ctx, *z, y.as<float>(), ys);
-                c = y.as<float>();
+                KILN_CHECK(!z_low, kInternal, where_, ": a broadcast residual must be fp32");
+                float* p = y_low ? static_cast<float*>(scratch.get(y.numel() * 4)) : y.as<float>();
+                broadcast_into(ctx, *z, p, ysh);
+                if (y_low) {
+                    void* q = scratch.get(y.numel() * 2);
+                    launch_f32_to_low(p, q, low_, y.numel(), ctx.stream);
+                    c = q;
+                } else {
+                    c = p;
+                }
             }
             g.beta = 1.f;
         }
@@ -379,15 +411,15 @@ public:
         int64_t y_batch = y.numel() / (g.m * g.n);
         if (br <= 2) {  // weights-style: fold A's batch into M
             g.m *= a_batch;
-            mm(g, ap, bp, c, y.as<float>());
+            mm(g, ap, bp, c, y.data);
         } else if ((a_batch == y_batch || a_batch == 1) && (b_batch == y_batch || b_batch == 1)) {
             g.batch = y_batch;
             g.stride_a = a_batch == 1 ? 0 : g.m * g.k;
             g.stride_b = b_batch == 1 ? 0 : g.k * g.n;
             g.stride_c = g.m * g.n;
-            mm(g, ap, bp, c, y.as<float>());
+            mm(g, ap, bp, c, y.data);
         } else {  // general broadcast of batch dims: one product per output matrix
-            Shape yb(ys.begin(), ys.end() - 2), abt(as.begin(), as.end() - 2), bbt(bs.begin(), bs.end() - 2);
+            Shape yb(ysh.begin(), ysh.end() - 2), abt(as.begin(), as.end() - 2), bbt(bs.begin(), bs.end() - 2);
             std::vector<int64_t> sa = ops::broadcast_strides(abt, yb), sb = ops::broadcast_strides(bbt, yb);
             std::vector<int64_t> idx(yb.size(), 0);
             for (int64_t i = 0; i < y_batch; ++i) {
@@ -395,8 +427,8 @@ public:
                 for (size_t d = 0; d < yb.size(); ++d) oa += idx[d] * sa[d], ob += idx[d] * sb[d];
                 const char* api = static_cast<const char*>(ap) + oa * g.m * g.k * es;
                 const char* bpi = static_cast<const char*>(bp) + ob * g.k * g.n * es;
-                float* yi = y.as<float>() + i * g.m * g.n;
-                mm(g, api, bpi, c ? c + i * g.m * g.n : nullptr, yi);
+                char* yi = static_cast<char*>(y.data) + i * g.m * g.n * ys;
+                mm(g, api, bpi, c ? static_cast<const char*>(c) + i * g.m * g.n * ys : nullptr, yi);
                 for (int d = static_cast<int>(yb.size()) - 1; d >= 0; --d) {
                     if (++idx[d] < yb[d]) break;
                     idx[d] = 0;
@@ -405,7 +437,8 @@ public:
         }
         if (!lt_act && act_.kind != ActivationKind::kNone) {
             DevAct da{static_cast<int>(act_.kind), act_.alpha, act_.beta};
-            launch_bias_act_epilogue(y.data, LowType::kF32, y.as<float>(), nullptr, nullptr, y.numel(), 1, 1, da, ctx.stream);
+            const LowType yt = y_low ? low_ : LowType::kF32;
+            launch_bias_act_epilogue(y.data, yt, y.data, yt, nullptr, nullptr, y.numel(), 1, 1, da, ctx.stream);
         }
     }
 
@@ -418,7 +451,7 @@ private:
     bool trans_a_ = false, trans_b_ = false;
     float alpha_ = 1.f, beta_ = 1.f;
     backends::Activation act_;
-    void* low_w_[2] = {nullptr, nullptr};
+    void* low_w_[3] = {nullptr, nullptr, nullptr};  // fp16/bf16 copies of constant A, B and the bias
     std::unique_ptr<LtAlgoCache> cache_ = std::make_unique<LtAlgoCache>();
 };
 

@@ -34,16 +34,18 @@ inline unsigned ew_blocks(int64_t n) {
 void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int elem_size, cudaStream_t s);
 /// dst (fp16 or bf16) = round-to-nearest-even(src).
 void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaStream_t s);
-void launch_f16_to_f32(const void* src, float* dst, int64_t n, cudaStream_t s);
+/// dst (fp32) = src (fp16 or bf16).
+void launch_low_to_f32(const void* src, LowType t, float* dst, int64_t n, cudaStream_t s);
 // conv_layout.cu: the fp16/bf16 NHWC convolution chain (see cuda_conv.cc)
 void launch_nchw_f32_to_nhwc_low(const float* src, void* dst, LowType t, int64_t n, int64_t c, int64_t hw,
                                  cudaStream_t s);
 /// y = act(conv + bias[c] + z): conv NHWC of type t; z / y NHWC of type t when z_low / y_low, else fp32 NCHW.
 void launch_conv_epilogue_nhwc(const void* conv, LowType t, const float* bias, const void* z, bool z_low, void* y,
                                bool y_low, int64_t n, int64_t c, int64_t hw, DevAct act, cudaStream_t s);
-/// y = act(x + bias[channel] + z) with channel = (i / inner) % channels; x of type `xt`, bias/z optional.
-void launch_bias_act_epilogue(const void* x, LowType xt, float* y, const float* bias, const float* z, int64_t n,
-                              int64_t channels, int64_t inner, DevAct act, cudaStream_t s);
+/// y = act(x + bias[channel] + z) with channel = (i / inner) % channels; x of type `xt`, y of type `yt` (y may be
+/// x: in place), bias/z optional.
+void launch_bias_act_epilogue(const void* x, LowType xt, void* y, LowType yt, const float* bias, const float* z,
+                              int64_t n, int64_t channels, int64_t inner, DevAct act, cudaStream_t s);
 
 // elementwise.cu: unary op codes and binary op codes
 enum class UnaryOp : int { kRelu, kSigmoid, kTanh, kGelu, kErf, kExp, kLog, kSqrt, kNeg, kAbs, kReciprocal,
@@ -65,16 +67,25 @@ void launch_logic(int op, const void* a, const void* b, int dtype, uint8_t* y, c
                   const int64_t* b_strides, int64_t n, cudaStream_t s);
 
 // norm.cu
-void launch_layer_norm_f32_rowwise(const float* x, const float* scale, const float* bias, float* y, int64_t rows,
-                                   int64_t cols, float eps, bool rms, cudaStream_t s);
+/// LayerNormalization / RMSNormalization over rows of `cols` (scale/bias have `cols` elements; bias may be null);
+/// x of type xt, y of type yt, fp32 statistics.
+void launch_layer_norm_rowwise(const void* x, LowType xt, const float* scale, const float* bias, void* y, LowType yt,
+                               int64_t rows, int64_t cols, float eps, bool rms, cudaStream_t s);
 void launch_softmax_f32(const float* x, float* y, int64_t outer, int64_t axis_len, int64_t inner, bool log,
                         cudaStream_t s);
 
-// attention.cu
+// attention.cu / attention_mma.cu. Every offset and stride is in elements; the head batch (the output's batch dims,
+// with the heads appended in the head-packed layout, see src/backends/attention_geometry.h) has up to 5 dims.
+constexpr int kMaxAttentionBatch = 5;
 struct AttentionDims {
     int batch_rank = 0;
-    int64_t batch[4] = {};
-    int64_t q_bstride[4] = {}, k_bstride[4] = {}, v_bstride[4] = {}, m_bstride[4] = {};  // in matrices / elements
+    int64_t batch[kMaxAttentionBatch] = {};
+    int64_t q_bstride[kMaxAttentionBatch] = {}, k_bstride[kMaxAttentionBatch] = {},
+            v_bstride[kMaxAttentionBatch] = {}, o_bstride[kMaxAttentionBatch] = {},
+            m_bstride[kMaxAttentionBatch] = {};
+    int64_t q_base = 0, k_base = 0, v_base = 0;
+    // stride between consecutive query / key / value / output rows (k_transposed: between K's head-dim rows)
+    int64_t q_row = 0, k_row = 0, v_row = 0, o_row = 0;
     int64_t sq = 0, sk = 0, d = 0, dv = 0;
     int64_t m_row_stride = 0, m_col_stride = 0;  // mask strides over (query, key)
     bool k_transposed = false, mask_bool = false, has_mask = false;
@@ -86,6 +97,13 @@ void launch_attention_softmax_low(const float* scores, const void* mask, void* p
                                   const AttentionDims& d, int64_t rows, cudaStream_t s);
 void launch_attention_f32(const float* q, const float* k, const float* v, const void* mask, float* out,
                           const AttentionDims& d, cudaStream_t s);
+/// True when launch_attention_mma runs these dims (head dims multiples of 16 up to 128, compute capability >= 8.0).
+bool attention_mma_fits(int64_t d, int64_t dv);
+/// Fused attention on tensor cores (mma.sync, fp16/bf16 operands of type t, fp32 softmax statistics and
+/// accumulation), flash style: the scores never leave the chip. Q/K/V are of type t when in_low, else fp32 (converted
+/// while staged); out of type t when out_low, else fp32. `sms`: the GPU's multiprocessor count (sizes the blocks).
+void launch_attention_mma(const void* q, const void* k, const void* v, bool in_low, const void* mask, void* out,
+                          bool out_low, LowType t, const AttentionDims& d, int sms, cudaStream_t s);
 
 // tensor_ops.cu
 void launch_gather(const void* x, const int64_t* idx, void* y, int64_t outer, int64_t axis_len, int64_t n_idx,
@@ -117,9 +135,11 @@ struct EwProgram {
     int num_inputs = 0, rank = 0;
     int64_t shape[kMaxDims] = {};
     int64_t strides[kMaxEwInputs][kMaxDims] = {};  // broadcast strides of each input over the output
+    uint32_t low_inputs = 0;  // bit k: input k is stored as `low` (fp16/bf16), else fp32
+    int low = 0;              // LowType of the reduced inputs and output
+    int y_low = 0;            // the output is stored as `low`
 };
-void launch_fused_elementwise_f32(const EwProgram& p, const float* const* inputs, float* y, int64_t n,
-                                  cudaStream_t s);
+void launch_fused_elementwise(const EwProgram& p, const void* const* inputs, void* y, int64_t n, cudaStream_t s);
 /// y (fp32) = cast(x) for x of kiln DataType `src_dtype` (float32, float16, int32, int64, bool, uint8, int8, f64).
 void launch_cast_to_f32(const void* x, int src_dtype, float* y, int64_t n, cudaStream_t s);
 

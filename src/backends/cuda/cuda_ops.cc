@@ -190,9 +190,9 @@ std::unique_ptr<DeviceKernel> make_norm(const KernelNode& n) {
         };
         if (in[1]->numel() != cols) scale = expand(*in[1]);
         if (bias && in[2]->numel() != cols) bias = expand(*in[2]);
-        launch_layer_norm_f32_rowwise(x.as<float>(), scale, bias, out[0]->as<float>(), rows, cols, eps, rms,
-                                      c.stream);
-    }, rms ? "rms_norm_f32_rowwise" : "layer_norm_f32_rowwise");
+        launch_layer_norm_rowwise(x.data, low_type_of(x.dtype), scale, bias, out[0]->data,
+                                  low_type_of(out[0]->dtype), rows, cols, eps, rms, c.stream);
+    }, rms ? "rms_norm_rowwise" : "layer_norm_rowwise");
 }
 
 std::unique_ptr<DeviceKernel> make_softmax(const KernelNode& n) {
@@ -208,91 +208,6 @@ std::unique_ptr<DeviceKernel> make_softmax(const KernelNode& n) {
         for (int i = axis + 1; i < r; ++i) inner *= s[i];
         launch_softmax_f32(in[0]->as<float>(), out[0]->as<float>(), outer, s[axis], inner, log, c.stream);
     }, log ? "log_softmax_f32" : "softmax_f32");
-}
-
-// Reduced precision (fp16/bf16 builds): Q K^T and P V on tensor cores as two strided-batched cuBLASLt GEMMs around
-// a row softmax, when Q, K and V have the full batch (no broadcast heads). The fp32 tiled kernel otherwise.
-void attention_gemm_low(const RunCtx& c, const DevTensor& q, const DevTensor& k, const DevTensor& v,
-                        const DevTensor* mask, float* out, const AttentionDims& d, LowType low, LtAlgoCache& qk,
-                        LtAlgoCache& pv, TacticTable* tactics) {
-    int64_t nb = 1;
-    for (int i = 0; i < d.batch_rank; ++i) nb *= d.batch[i];
-    Scratch scratch(c.stream, *c.node);
-    void* ql = scratch.get(q.numel() * 2);
-    void* kl = scratch.get(k.numel() * 2);
-    void* vl = scratch.get(v.numel() * 2);
-    launch_f32_to_low(q.as<float>(), ql, low, q.numel(), c.stream);
-    launch_f32_to_low(k.as<float>(), kl, low, k.numel(), c.stream);
-    launch_f32_to_low(v.as<float>(), vl, low, v.numel(), c.stream);
-    float* scores = static_cast<float*>(scratch.get(static_cast<size_t>(nb * d.sq * d.sk) * sizeof(float)));
-    lt_gemm_strided_low(c, d.sq, d.sk, d.d, nb, ql, d.sq * d.d, kl, d.sk * d.d, !d.k_transposed, low, scores,
-                        d.sq * d.sk, d.scale, qk, tactics);
-    void* probs = scratch.get(static_cast<size_t>(nb * d.sq * d.sk) * 2);
-    launch_attention_softmax_low(scores, mask ? mask->data : nullptr, probs, low, d, nb * d.sq, c.stream);
-    lt_gemm_strided_low(c, d.sq, d.dv, d.sk, nb, probs, d.sq * d.sk, vl, d.sk * d.dv, false, low, out, d.sq * d.dv,
-                        1.f, pv, tactics);
-}
-
-// True when every batch dim of Q, K and V is the output's (strides of a contiguous tensor, no broadcast).
-bool full_batch(const AttentionDims& d) {
-    int64_t st = 1;
-    for (int i = d.batch_rank - 1; i >= 0; --i) {
-        if (d.batch[i] > 1 && (d.q_bstride[i] != st || d.k_bstride[i] != st || d.v_bstride[i] != st)) return false;
-        st *= d.batch[i];
-    }
-    return true;
-}
-
-std::unique_ptr<DeviceKernel> make_attention(const KernelRequest& r) {
-    const KernelNode& n = r.node;
-    const LowType low = r.low;
-    TacticTable* tactics = r.tactics;
-    auto qk = make_lt_algo_cache(), pv = make_lt_algo_cache();
-    const bool kt = n.attrs.get_int("k_transposed", 0) != 0;
-    const bool mask_bool = n.attrs.get_int("mask_is_bool", 0) != 0;
-    const float scale_attr = n.attrs.get_float("scale", 0.f);
-    return fn([=](const RunCtx& c, const In& in, const Out& out) {
-        const DevTensor &q = *in[0], &k = *in[1], &v = *in[2];
-        const DevTensor* mask = in.size() > 3 ? in[3] : nullptr;
-        const Shape& os = out[0]->shape;
-        int r = static_cast<int>(os.size());
-        KILN_CHECK(r - 2 <= 4, kUnsupported, *c.node, ": attention with more than 4 batch dims");
-        AttentionDims d;
-        d.sq = q.shape[r - 2];
-        d.d = q.shape[r - 1];
-        d.sk = kt ? k.shape[r - 1] : k.shape[r - 2];
-        d.dv = v.shape[r - 1];
-        d.k_transposed = kt;
-        d.scale = scale_attr != 0.f ? scale_attr : 1.f / std::sqrt(static_cast<float>(d.d));
-        d.batch_rank = r - 2;
-        Shape batch(os.begin(), os.end() - 2);
-        auto bstr = [&](const Shape& s, int64_t* dst) {
-            std::vector<int64_t> st = ops::broadcast_strides(Shape(s.begin(), s.end() - 2), batch);
-            for (int i = 0; i < d.batch_rank; ++i) dst[i] = st[i];
-        };
-        for (int i = 0; i < d.batch_rank; ++i) d.batch[i] = batch[i];
-        bstr(q.shape, d.q_bstride);
-        bstr(k.shape, d.k_bstride);
-        bstr(v.shape, d.v_bstride);
-        if (mask) {
-            Shape score = batch;
-            score.push_back(d.sq);
-            score.push_back(d.sk);
-            std::vector<int64_t> ms = ops::broadcast_strides(mask->shape, score);
-            for (int i = 0; i < d.batch_rank; ++i) d.m_bstride[i] = ms[i];
-            d.m_row_stride = ms[r - 2];
-            d.m_col_stride = ms[r - 1];
-            d.has_mask = true;
-            d.mask_bool = mask_bool;
-        }
-        if (low != LowType::kF32 && full_batch(d) && d.sk > 0 && d.sq > 0) {
-            attention_gemm_low(c, q, k, v, mask, out[0]->as<float>(), d, low, *qk, *pv, tactics);
-            return;
-        }
-        launch_attention_f32(q.as<float>(), k.as<float>(), v.as<float>(), mask ? mask->data : nullptr,
-                             out[0]->as<float>(), d, c.stream);
-    }, low != LowType::kF32 ? cat("attention_", low_name(low), "_cublaslt_qk_softmax_pv")
-                            : "attention_f32_tiled_online_softmax");
 }
 
 std::unique_ptr<DeviceKernel> make_copy(const KernelNode& n) {
@@ -489,21 +404,41 @@ bool supports_simple(const KernelNode& n) {
     if (op == "Where") return n.inputs[0].dtype == DataType::kBool && all_f32(1, 3);
     if (op == "LayerNormalization" || op == "RMSNormalization") return all_f32(0, 3) && n.outputs.size() == 1;
     if (op == "Softmax" || op == "LogSoftmax") return all_f32(0, 1);
-    if (op == "Attention") {
-        if (!all_f32(0, 3) || n.inputs[0].rank() < 2 || n.inputs[0].rank() > 6) return false;
-        if (n.attrs.get_int("num_heads", 0) > 0) return false;  // head-packed layout: not implemented here
-        if (n.inputs.size() > 3 && n.inputs[3].present) {
-            bool mb = n.attrs.get_int("mask_is_bool", 0) != 0;
-            if (n.inputs[3].dtype != (mb ? DataType::kBool : DataType::kFloat32)) return false;
-        }
-        return true;
-    }
+    if (op == "Attention") return all_f32(0, 3) && supports_attention(n);
     if (op == "MaxPool" || op == "AveragePool")
         return is_f32(n.inputs[0]) && n.inputs[0].rank() == 4 && n.outputs.size() == 1 &&
                n.attrs.get_int("storage_order", 0) == 0 && n.attrs.get_ints("kernel_shape").size() == 2;
     if (op == "GlobalAveragePool") return is_f32(n.inputs[0]) && n.inputs[0].rank() >= 3;
     if (op == "FusedElementwise") return supports_fused_elementwise(n);
     return false;
+}
+
+LowIo low_io(const KernelNode& n, LowType low) {
+    LowIo io;
+    if (low == LowType::kF32 || n.outputs.empty() || n.outputs[0].dtype != DataType::kFloat32) return io;
+    const std::string& op = n.op_type;
+    if (op == "MatMul" || op == "FusedMatMul") {
+        io.in = 0b1011;  // A, B and the residual Z; the bias stays fp32 (a weight)
+        io.out = 1;
+    } else if (op == "Gemm") {
+        io.in = 0b11;
+        io.out = n.inputs.size() > 2 && n.inputs[2].present ? 0 : 1;  // C is broadcast into an fp32 Y
+    } else if (op == "LayerNormalization" || op == "RMSNormalization") {
+        io.in = 1;
+        io.out = 1;
+    } else if (op == "FusedElementwise") {
+        for (size_t i = 0; i < n.inputs.size(); ++i)
+            if (n.inputs[i].dtype == DataType::kFloat32) io.in |= 1u << i;
+        io.out = 1;
+    } else if (op == "Attention" && attention_on_tensor_cores(n, low)) {
+        io.in = 0b111;
+        io.out = 1;
+    } else if (is_copy_op(op) || op == "Transpose") {
+        io.in = 1;
+        io.out = 1;
+        io.same_type = true;
+    }
+    return io;
 }
 
 std::unique_ptr<DeviceKernel> make_simple(const KernelRequest& r) {

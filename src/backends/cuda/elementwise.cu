@@ -108,20 +108,21 @@ __device__ __forceinline__ float load_f32<__nv_bfloat16>(const __nv_bfloat16* p,
     return __bfloat162float(p[i]);
 }
 
-template <typename T>
-__global__ void bias_act_epilogue_f32(const T* __restrict__ x, float* __restrict__ y, const float* __restrict__ bias,
-                                      const float* __restrict__ z, int64_t n, int64_t channels, int64_t inner,
-                                      DevAct act) {
+__device__ __forceinline__ void store_low(__half* p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void store_low(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void store_low(float* p, float v) { *p = v; }
+
+template <typename T, typename Y>
+__global__ void bias_act_epilogue(const T* x, Y* y, const float* __restrict__ bias,
+                                  const float* __restrict__ z, int64_t n, int64_t channels, int64_t inner,
+                                  DevAct act) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         float v = load_f32(x, i);
         if (bias) v += bias[(i / inner) % channels];
         if (z) v += z[i];
-        y[i] = apply_act(v, act);
+        store_low(y + i, apply_act(v, act));
     }
 }
-
-__device__ __forceinline__ void store_low(__half* p, float v) { *p = __float2half_rn(v); }
-__device__ __forceinline__ void store_low(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 template <typename T>
 __global__ void f32_to_low(const float* __restrict__ x, T* __restrict__ y, int64_t n) {
@@ -129,9 +130,10 @@ __global__ void f32_to_low(const float* __restrict__ x, T* __restrict__ y, int64
         store_low(y + i, x[i]);
 }
 
-__global__ void f16_to_f32(const __half* __restrict__ x, float* __restrict__ y, int64_t n) {
+template <typename T>
+__global__ void low_to_f32(const T* __restrict__ x, float* __restrict__ y, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-        y[i] = __half2float(x[i]);
+        y[i] = load_f32(x, i);
 }
 
 template <typename T>
@@ -184,18 +186,23 @@ void launch_where_f32(const uint8_t* c, const float* a, const float* b, float* y
                                                             to_strides8(b_strides, d.rank), n);
 }
 
-void launch_bias_act_epilogue(const void* x, LowType xt, float* y, const float* bias, const float* z, int64_t n,
-                              int64_t channels, int64_t inner, DevAct act, cudaStream_t s) {
+void launch_bias_act_epilogue(const void* x, LowType xt, void* y, LowType yt, const float* bias, const float* z,
+                              int64_t n, int64_t channels, int64_t inner, DevAct act, cudaStream_t s) {
     if (n == 0) return;
-    if (xt == LowType::kF16)
-        bias_act_epilogue_f32<__half><<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __half*>(x), y, bias, z,
-                                                                         n, channels, inner, act);
-    else if (xt == LowType::kBF16)
-        bias_act_epilogue_f32<__nv_bfloat16><<<ew_blocks(n), kEwThreads, 0, s>>>(
-            static_cast<const __nv_bfloat16*>(x), y, bias, z, n, channels, inner, act);
-    else
-        bias_act_epilogue_f32<float><<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const float*>(x), y, bias, z, n,
-                                                                        channels, inner, act);
+    auto go = [&](auto* yp) {
+        if (xt == LowType::kF16)
+            bias_act_epilogue<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __half*>(x), yp, bias, z, n,
+                                                                  channels, inner, act);
+        else if (xt == LowType::kBF16)
+            bias_act_epilogue<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(x), yp, bias, z,
+                                                                  n, channels, inner, act);
+        else
+            bias_act_epilogue<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const float*>(x), yp, bias, z, n,
+                                                                  channels, inner, act);
+    };
+    if (yt == LowType::kF16) go(static_cast<__half*>(y));
+    else if (yt == LowType::kBF16) go(static_cast<__nv_bfloat16*>(y));
+    else go(static_cast<float*>(y));
 }
 
 void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaStream_t s) {
@@ -206,8 +213,12 @@ void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaSt
         f32_to_low<<<ew_blocks(n), kEwThreads, 0, s>>>(src, static_cast<__half*>(dst), n);
 }
 
-void launch_f16_to_f32(const void* src, float* dst, int64_t n, cudaStream_t s) {
-    if (n) f16_to_f32<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __half*>(src), dst, n);
+void launch_low_to_f32(const void* src, LowType t, float* dst, int64_t n, cudaStream_t s) {
+    if (n == 0) return;
+    if (t == LowType::kBF16)
+        low_to_f32<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(src), dst, n);
+    else
+        low_to_f32<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __half*>(src), dst, n);
 }
 
 void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int elem_size, cudaStream_t s) {

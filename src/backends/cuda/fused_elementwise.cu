@@ -1,5 +1,6 @@
 // FusedElementwise on the GPU: one thread per output element evaluates the node's postfix program over a small
 // register stack (same formulas as the reference kernel), with numpy broadcast of every input. Also Cast to fp32.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "src/backends/cuda/cuda_launch.h"
@@ -9,10 +10,16 @@ namespace kiln::cuda {
 namespace {
 
 struct InputPtrs {
-    const float* p[kMaxEwInputs];
+    const void* p[kMaxEwInputs];
 };
 
-__global__ void fused_elementwise_f32_bcast(EwProgram prog, InputPtrs in, float* __restrict__ y, int64_t n) {
+__device__ __forceinline__ float load_in(const EwProgram& prog, const InputPtrs& in, int k, int64_t off) {
+    if (!(prog.low_inputs >> k & 1)) return static_cast<const float*>(in.p[k])[off];
+    if (prog.low == static_cast<int>(LowType::kBF16)) return __bfloat162float(static_cast<const __nv_bfloat16*>(in.p[k])[off]);
+    return __half2float(static_cast<const __half*>(in.p[k])[off]);
+}
+
+__global__ void fused_elementwise_bcast(EwProgram prog, InputPtrs in, void* __restrict__ y, int64_t n) {
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         int64_t off[kMaxEwInputs] = {};
         int64_t rem = i;
@@ -27,7 +34,7 @@ __global__ void fused_elementwise_f32_bcast(EwProgram prog, InputPtrs in, float*
             const EwInstr& ins = prog.code[pc];
             EwCode code = static_cast<EwCode>(ins.code);
             if (code == EwCode::kInput) {
-                st[sp++] = in.p[ins.input][off[ins.input]];
+                st[sp++] = load_in(prog, in, ins.input, off[ins.input]);
                 continue;
             }
             if (code == EwCode::kConst) {
@@ -67,7 +74,9 @@ __global__ void fused_elementwise_f32_bcast(EwProgram prog, InputPtrs in, float*
             }
             st[sp - 1] = t;
         }
-        y[i] = st[0];
+        if (!prog.y_low) static_cast<float*>(y)[i] = st[0];
+        else if (prog.low == static_cast<int>(LowType::kBF16)) static_cast<__nv_bfloat16*>(y)[i] = __float2bfloat16_rn(st[0]);
+        else static_cast<__half*>(y)[i] = __float2half_rn(st[0]);
     }
 }
 
@@ -84,12 +93,11 @@ __global__ void cast_f16_to_f32(const __half* __restrict__ x, float* __restrict_
 
 }  // namespace
 
-void launch_fused_elementwise_f32(const EwProgram& p, const float* const* inputs, float* y, int64_t n,
-                                  cudaStream_t s) {
+void launch_fused_elementwise(const EwProgram& p, const void* const* inputs, void* y, int64_t n, cudaStream_t s) {
     if (n == 0) return;
     InputPtrs in{};
     for (int k = 0; k < p.num_inputs; ++k) in.p[k] = inputs[k];
-    fused_elementwise_f32_bcast<<<ew_blocks(n), kEwThreads, 0, s>>>(p, in, y, n);
+    fused_elementwise_bcast<<<ew_blocks(n), kEwThreads, 0, s>>>(p, in, y, n);
 }
 
 // src_dtype follows kiln::DataType: 0 f32, 1 f16, 2 bf16, 3 f64, 4 i8, 5 u8, 6 i32, 7 i64, 8 bool
@@ -99,6 +107,7 @@ void launch_cast_to_f32(const void* x, int src_dtype, float* y, int64_t n, cudaS
     switch (src_dtype) {
         case 0: cast_to_f32<float><<<b, kEwThreads, 0, s>>>(static_cast<const float*>(x), y, n); break;
         case 1: cast_f16_to_f32<<<b, kEwThreads, 0, s>>>(static_cast<const __half*>(x), y, n); break;
+        case 2: launch_low_to_f32(x, LowType::kBF16, y, n, s); break;
         case 3: cast_to_f32<double><<<b, kEwThreads, 0, s>>>(static_cast<const double*>(x), y, n); break;
         case 4: cast_to_f32<int8_t><<<b, kEwThreads, 0, s>>>(static_cast<const int8_t*>(x), y, n); break;
         case 5: case 8: cast_to_f32<uint8_t><<<b, kEwThreads, 0, s>>>(static_cast<const uint8_t*>(x), y, n); break;

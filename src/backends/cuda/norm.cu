@@ -1,5 +1,8 @@
-// Row-wise normalisations in fp32: LayerNormalization / RMSNormalization (one block per row, fp32 statistics) and
+// Row-wise normalisations with fp32 statistics: LayerNormalization / RMSNormalization (one block per row, fp32 statistics) and
 // Softmax / LogSoftmax over one axis.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cfloat>
 
 #include "src/backends/cuda/cuda_launch.h"
@@ -35,29 +38,38 @@ __device__ float block_max(float v, float* shared) {
     return v;
 }
 
-// y = (x - mean) / sqrt(var + eps) * scale + bias  (rms: y = x / sqrt(mean(x^2) + eps) * scale)
-__global__ void layer_norm_f32_rowwise(const float* __restrict__ x, const float* __restrict__ scale,
-                                       const float* __restrict__ bias, float* __restrict__ y, int64_t cols,
-                                       float eps, bool rms, bool scalar_scale) {
+__device__ __forceinline__ float ld(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float ld(const __half* p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ float ld(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void st(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void st(__half* p, int64_t i, float v) { p[i] = __float2half_rn(v); }
+__device__ __forceinline__ void st(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+
+// y = (x - mean) / sqrt(var + eps) * scale + bias  (rms: y = x / sqrt(mean(x^2) + eps) * scale); statistics in fp32
+// whatever the storage types TX / TY (fp32, fp16, bf16)
+template <typename TX, typename TY>
+__global__ void layer_norm_rowwise(const TX* __restrict__ x, const float* __restrict__ scale,
+                                   const float* __restrict__ bias, TY* __restrict__ y, int64_t cols, float eps,
+                                   bool rms) {
     __shared__ float shared[32];
-    const float* xr = x + blockIdx.x * cols;
-    float* yr = y + blockIdx.x * cols;
+    const TX* xr = x + blockIdx.x * cols;
+    TY* yr = y + blockIdx.x * cols;
     float mean = 0.f;
     if (!rms) {
         float s = 0.f;
-        for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) s += xr[i];
+        for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) s += ld(xr, i);
         mean = block_sum(s, shared) / static_cast<float>(cols);
     }
     float ss = 0.f;
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-        float d = xr[i] - mean;
+        float d = ld(xr, i) - mean;
         ss += d * d;
     }
     float inv = rsqrtf(block_sum(ss, shared) / static_cast<float>(cols) + eps);
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-        float v = (xr[i] - mean) * inv * scale[scalar_scale ? 0 : i];
+        float v = (ld(xr, i) - mean) * inv * scale[i];
         if (bias) v += bias[i];
-        yr[i] = v;
+        st(yr, i, v);
     }
 }
 
@@ -94,12 +106,22 @@ __global__ void softmax_f32_strided(const float* __restrict__ x, float* __restri
 
 }  // namespace
 
-void launch_layer_norm_f32_rowwise(const float* x, const float* scale, const float* bias, float* y, int64_t rows,
-                                   int64_t cols, float eps, bool rms, cudaStream_t s) {
-    // scale of one element broadcasts (RMSNormalization allows it); otherwise scale/bias have `cols` elements
+void launch_layer_norm_rowwise(const void* x, LowType xt, const float* scale, const float* bias, void* y, LowType yt,
+                               int64_t rows, int64_t cols, float eps, bool rms, cudaStream_t s) {
     if (rows == 0 || cols == 0) return;
-    layer_norm_f32_rowwise<<<static_cast<unsigned>(rows), cols >= 1024 ? 512 : kThreads, 0, s>>>(
-        x, scale, bias, y, cols, eps, rms, false);  // the host expands a scalar scale
+    const unsigned grid = static_cast<unsigned>(rows), threads = cols >= 1024 ? 512 : cols >= 512 ? kThreads : 128;
+    auto go = [&](auto* xp) {
+        if (yt == LowType::kF16)
+            layer_norm_rowwise<<<grid, threads, 0, s>>>(xp, scale, bias, static_cast<__half*>(y), cols, eps, rms);
+        else if (yt == LowType::kBF16)
+            layer_norm_rowwise<<<grid, threads, 0, s>>>(xp, scale, bias, static_cast<__nv_bfloat16*>(y), cols, eps,
+                                                        rms);
+        else
+            layer_norm_rowwise<<<grid, threads, 0, s>>>(xp, scale, bias, static_cast<float*>(y), cols, eps, rms);
+    };
+    if (xt == LowType::kF16) go(static_cast<const __half*>(x));
+    else if (xt == LowType::kBF16) go(static_cast<const __nv_bfloat16*>(x));
+    else go(static_cast<const float*>(x));
 }
 
 void launch_softmax_f32(const float* x, float* y, int64_t outer, int64_t axis_len, int64_t inner, bool log,

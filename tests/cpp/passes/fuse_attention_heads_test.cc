@@ -123,11 +123,19 @@ TEST(FuseAttentionHeads, OtherPermutationsAndOtherBackendsAreLeftAlone) {
     cg->topological_sort();
     cg->infer_shapes();
     NullLogger logger;
-    PassContext cuda{logger, 3, "cuda"};
+    PassContext cuda{logger, 3, "cuda"};  // the CUDA Attention reads the packed layout too
     EXPECT_TRUE(fuse_attention(*cg, cuda));
     cg->topological_sort();
     cg->infer_shapes();
-    EXPECT_FALSE(fuse_attention_heads(*cg, cuda));
+    EXPECT_TRUE(fuse_attention_heads(*cg, cuda));
+    PassContext other{logger, 3, "some_backend"};  // a backend without a packed-layout kernel keeps the classic form
+    std::unique_ptr<ir::Graph> og = block.graph().clone();
+    og->topological_sort();
+    og->infer_shapes();
+    EXPECT_TRUE(fuse_attention(*og, other));
+    og->topological_sort();
+    og->infer_shapes();
+    EXPECT_FALSE(fuse_attention_heads(*og, other));
 }
 
 }  // namespace kiln::passes::test

@@ -1,0 +1,263 @@
+// Fused attention on tensor cores: out = softmax(scale * Q K^T + mask) V with fp16/bf16 operands (mma.sync
+// m16n8k16, fp32 accumulation) and fp32 softmax statistics, flash style (FlashAttention-2's register scheme).
+//
+// A block owns 16 query rows per warp of one head-batch entry. Its Q rows are staged once through shared memory
+// into mma A fragments kept in registers. The keys are walked in tiles of 64: K (row-major, as the "col" B operand of
+// S = Q K^T) and V transposed (as the B operand of O = P V) are staged in shared memory, converted from fp32 when
+// the inputs are fp32. Each warp scores its 16 rows against the tile (S stays in registers), applies scale and mask,
+// and updates an online softmax: the running max and sum per row rescale the output accumulators. The C fragment of
+// S maps one to one onto the A fragment of P, so P never touches shared memory. Rows are read through the row
+// strides of AttentionDims, so the head-packed layout ([b, s, h*d] rows, no head-split transposes) and the classic
+// one run alike.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "src/backends/cuda/attention_common.cuh"
+
+namespace kiln::cuda {
+
+namespace {
+
+constexpr int kTileKeys = 64;
+constexpr int kMaxWarps = 4;
+constexpr int kPad = 8;  // elements of padding per shared row: rows 16 bytes apart in bank terms, conflict-free
+
+template <typename T>
+__device__ __forceinline__ T to_low(float x) {
+    if constexpr (std::is_same_v<T, __half>) return __float2half_rn(x);
+    else return __float2bfloat16_rn(x);
+}
+template <typename T>
+__device__ __forceinline__ float low_to_f32(T x) {
+    if constexpr (std::is_same_v<T, __half>) return __half2float(x);
+    else return __bfloat162float(x);
+}
+template <typename T, typename S>
+__device__ __forceinline__ T load_as(const S* p, int64_t i) {
+    if constexpr (std::is_same_v<S, float>) return to_low<T>(p[i]);
+    else return p[i];
+}
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+    uint32_t r;
+    if constexpr (std::is_same_v<T, __half>) {
+        __half2 h = __floats2half2_rn(lo, hi);
+        r = *reinterpret_cast<uint32_t*>(&h);
+    } else {
+        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+        r = *reinterpret_cast<uint32_t*>(&h);
+    }
+    return r;
+}
+template <typename T>
+__device__ __forceinline__ uint32_t ld32(const T* p) {
+    return *reinterpret_cast<const uint32_t*>(p);
+}
+
+// c += a (16x16, row) * b (16x8, col), fp32 accumulators
+template <typename T>
+__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if constexpr (std::is_same_v<T, __half>)
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    else
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+// T: the operand type; D: head dims padded to a multiple of 16 (d, dv <= D); TIn: Q/K/V storage (float or T);
+// TOut: out storage (float or T).
+template <typename T, int D, typename TIn, typename TOut>
+__global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __restrict__ q, const TIn* __restrict__ k,
+                                                                const TIn* __restrict__ v,
+                                                                const void* __restrict__ mask,
+                                                                TOut* __restrict__ out, AttentionDims d) {
+    __shared__ __align__(16) T ks[kTileKeys][D + kPad];   // K tile [key][dim]; first holds the block's Q rows
+    __shared__ __align__(16) T vts[D][kTileKeys + kPad];  // V tile transposed [dim][key]
+    const int warps = blockDim.x >> 5;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
+    const AttentionOffsets ofs = attention_offsets(d, blockIdx.x);
+    const int64_t row0 = int64_t(blockIdx.y) * warps * 16;
+    const int nd = static_cast<int>(d.d), ndv = static_cast<int>(d.dv);
+
+    // Q rows [row0, row0 + 16 warps) -> ks -> A fragments
+    for (int idx = threadIdx.x; idx < warps * 16 * D; idx += blockDim.x) {
+        const int r = idx / D, c = idx % D;
+        const int64_t i = row0 + r;
+        ks[r][c] = i < d.sq && c < nd ? load_as<T>(q, ofs.q + i * d.q_row + c) : to_low<T>(0.f);
+    }
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+        const int r = warp * 16 + g, c = kk * 16 + t4 * 2;
+        qf[kk][0] = ld32(&ks[r][c]);
+        qf[kk][1] = ld32(&ks[r + 8][c]);
+        qf[kk][2] = ld32(&ks[r][c + 8]);
+        qf[kk][3] = ld32(&ks[r + 8][c + 8]);
+    }
+    float o[D / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < D / 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};  // rows g and g + 8 of the warp
+    const int64_t i_row[2] = {row0 + warp * 16 + g, row0 + warp * 16 + g + 8};
+
+    for (int64_t j0 = 0; j0 < d.sk; j0 += kTileKeys) {
+        __syncthreads();  // the previous tile (or the Q staging) is consumed
+        for (int idx = threadIdx.x; idx < kTileKeys * D; idx += blockDim.x) {
+            const int jj = idx / D, c = idx % D;
+            const int64_t j = j0 + jj;
+            T kv = to_low<T>(0.f), vv = to_low<T>(0.f);
+            if (j < d.sk) {
+                if (c < nd) kv = load_as<T>(k, ofs.k + (d.k_transposed ? c * d.k_row + j : j * d.k_row + c));
+                if (c < ndv) vv = load_as<T>(v, ofs.v + j * d.v_row + c);
+            }
+            ks[jj][c] = kv;
+            vts[c][jj] = vv;
+        }
+        __syncthreads();
+        // S = Q K^T for this warp's 16 rows and the tile's 64 keys
+        float s[kTileKeys / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < kTileKeys / 8; ++nt) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk) {
+                const T* kr = &ks[nt * 8 + g][kk * 16 + t4 * 2];
+                mma16816<T>(s[nt], qf[kk], ld32(kr), ld32(kr + 8));
+            }
+        }
+        // scale, mask, keys past the end; the tile's row max
+        float mx[2] = {m_run[0], m_run[1]};
+#pragma unroll
+        for (int nt = 0; nt < kTileKeys / 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int64_t j = j0 + nt * 8 + t4 * 2 + (e & 1), i = i_row[e >> 1];
+                float x = s[nt][e] * d.scale;
+                if (j >= d.sk) x = -INFINITY;
+                else if (i < d.sq) x = masked_score(x, d, mask, ofs.m, i, j);
+                s[nt][e] = x;
+                mx[e >> 1] = fmaxf(mx[e >> 1], x);
+            }
+        float corr[2], base[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+            mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+            base[h] = mx[h] == -INFINITY ? 0.f : mx[h];
+            corr[h] = __expf(m_run[h] - base[h]);
+            m_run[h] = mx[h];
+            l_run[h] *= corr[h];
+        }
+#pragma unroll
+        for (int nt = 0; nt < D / 8; ++nt) {
+            o[nt][0] *= corr[0];
+            o[nt][1] *= corr[0];
+            o[nt][2] *= corr[1];
+            o[nt][3] *= corr[1];
+        }
+        // P = exp(S - max) as A fragments (two score tiles per 16 keys), O += P V
+#pragma unroll
+        for (int kk = 0; kk < kTileKeys / 16; ++kk) {
+            float p[2][4];
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    p[h][e] = __expf(s[2 * kk + h][e] - base[e >> 1]);
+                    l_run[e >> 1] += p[h][e];
+                }
+            uint32_t a[4] = {pack2<T>(p[0][0], p[0][1]), pack2<T>(p[0][2], p[0][3]), pack2<T>(p[1][0], p[1][1]),
+                             pack2<T>(p[1][2], p[1][3])};
+#pragma unroll
+            for (int nt = 0; nt < D / 8; ++nt) {
+                const T* vr = &vts[nt * 8 + g][kk * 16 + t4 * 2];
+                mma16816<T>(o[nt], a, ld32(vr), ld32(vr + 8));
+            }
+        }
+    }
+    // the row sums are spread over the 4 threads of each row group
+    float inv[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        float l = l_run[h];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[h] = l > 0.f ? 1.f / l : 0.f;
+    }
+#pragma unroll
+    for (int nt = 0; nt < D / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int c = nt * 8 + t4 * 2 + (e & 1);
+            const int64_t i = i_row[e >> 1];
+            if (c >= ndv || i >= d.sq) continue;
+            const float val = o[nt][e] * inv[e >> 1];
+            if constexpr (std::is_same_v<TOut, float>) out[ofs.o + i * d.o_row + c] = val;
+            else out[ofs.o + i * d.o_row + c] = to_low<T>(val);
+        }
+}
+
+template <typename T, int D>
+void launch_typed(const void* q, const void* k, const void* v, bool in_low, const void* mask, void* out,
+                  bool out_low, const AttentionDims& d, dim3 grid, int threads, cudaStream_t s) {
+    auto go = [&](auto in_tag, auto out_tag) {
+        using TIn = decltype(in_tag);
+        using TOut = decltype(out_tag);
+        attention_mma<T, D, TIn, TOut><<<grid, threads, 0, s>>>(static_cast<const TIn*>(q), static_cast<const TIn*>(k),
+                                                               static_cast<const TIn*>(v), mask,
+                                                               static_cast<TOut*>(out), d);
+    };
+    if (in_low && out_low) go(T{}, T{});
+    else if (in_low) go(T{}, float{});
+    else if (out_low) go(float{}, T{});
+    else go(float{}, float{});
+}
+
+}  // namespace
+
+bool attention_mma_fits(int64_t d, int64_t dv) {
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) !=
+                                                  cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return major >= 8 && d > 0 && dv > 0 && d % 16 == 0 && dv % 16 == 0 && d <= 128 && dv <= 128;
+}
+
+void launch_attention_mma(const void* q, const void* k, const void* v, bool in_low, const void* mask, void* out,
+                          bool out_low, LowType t, const AttentionDims& d, int sms, cudaStream_t s) {
+    int64_t nb = 1;
+    for (int i = 0; i < d.batch_rank; ++i) nb *= d.batch[i];
+    if (nb == 0 || d.sq == 0) return;
+    // 4 warps (64 query rows) per block when that still fills the GPU twice over, else 1 warp (16 rows): BERT-base
+    // at batch 1 has 12 heads x 128 rows, 24 blocks of 64 rows for 132 multiprocessors
+    const int64_t big_blocks = nb * ((d.sq + 63) / 64);
+    const int warps = big_blocks >= 2 * sms ? kMaxWarps : 1;
+    dim3 grid(static_cast<unsigned>(nb), static_cast<unsigned>((d.sq + 16 * warps - 1) / (16 * warps)));
+    const int threads = 32 * warps;
+    const bool wide = d.d > 64 || d.dv > 64;
+    if (t == LowType::kBF16) {
+        if (wide) launch_typed<__nv_bfloat16, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, s);
+        else launch_typed<__nv_bfloat16, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, s);
+    } else {
+        if (wide) launch_typed<__half, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, s);
+        else launch_typed<__half, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, s);
+    }
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,119 @@
+"""The CUDA backend's attention and its reduced-precision activations against onnxruntime: multi-head attention
+written out in ONNX ops as PyTorch exports it (head split Reshape/Transpose, Q K^T, scale, mask, Softmax, P V, head
+merge), which -O3 folds into one head-packed Attention node; fp32 within 1e-4 of the output scale, fp16/bf16 within
+2e-2 (flash-style tensor-core kernel for head dims that are multiples of 16 up to 128, other kernels otherwise). And a
+transformer block in fp16 whose activations stay fp16 between kernels. Skipped where there is no GPU."""
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from op_harness import run_kiln
+from test_cuda import pytestmark  # noqa: F401  (the same skip: no GPU or no CUDA backend)
+
+TOL = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 3e-2}
+
+
+def rnd(*shape, seed=0, scale=1.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def mha_model(b, s, h, d, masked):
+    """x_q, x_k, x_v [b, s, h*d] -> multi-head attention -> [b, s, h*d], as torch.onnx.export writes it."""
+    w = h * d
+    f = onnx.TensorProto.FLOAT
+    nodes, inits = [], [helper.make_tensor("split4", onnx.TensorProto.INT64, [4], [b, s, h, d]),
+                        helper.make_tensor("merge3", onnx.TensorProto.INT64, [3], [b, s, w]),
+                        helper.make_tensor("scale", f, [], [1.0 / np.sqrt(d)])]
+    for name, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])):
+        nodes += [helper.make_node("Reshape", [f"x{name}", "split4"], [f"{name}4"]),
+                  helper.make_node("Transpose", [f"{name}4"], [f"{name}h"], perm=perm)]
+    nodes += [helper.make_node("MatMul", ["qh", "kh"], ["qk"]), helper.make_node("Mul", ["qk", "scale"], ["qks"])]
+    if masked:
+        nodes.append(helper.make_node("Add", ["qks", "mask"], ["qkm"]))
+    nodes += [helper.make_node("Softmax", ["qkm" if masked else "qks"], ["p"], axis=-1),
+              helper.make_node("MatMul", ["p", "vh"], ["o"]),
+              helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["ot", "merge3"], ["out"])]
+    inputs = [helper.make_tensor_value_info(f"x{n}", f, [b, s, w]) for n in "qkv"]
+    feeds = {f"x{n}": rnd(b, s, w, seed=i) for i, n in enumerate("qkv")}
+    if masked:  # HF-style additive padding mask: the last keys of the last batch entry are masked out
+        inputs.append(helper.make_tensor_value_info("mask", f, [b, 1, 1, s]))
+        m = np.zeros((b, 1, 1, s), np.float32)
+        m[-1, ..., s - s // 3:] = np.finfo(np.float32).min
+        feeds["mask"] = m
+    graph = helper.make_graph(nodes, "mha", inputs, [helper.make_tensor_value_info("out", f, None)],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, feeds
+
+
+def compare(tmp_path, model, feeds, precision):
+    path = str(tmp_path / "model.onnx")
+    onnx.save(model, path)
+    flags = [] if precision == "fp32" else [f"--{precision}"]
+    args = ["compare", path, "--backend", "cuda", "--tolerance", str(TOL[precision])] + flags
+    for n, a in feeds.items():
+        np.save(tmp_path / f"{n}.npy", a)
+        args += ["--input", f"{n}={tmp_path / f'{n}.npy'}"]
+    proc = run_kiln(args, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return path, flags
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("b,s,h,d,masked", [(1, 128, 12, 64, False), (2, 37, 3, 64, True), (2, 200, 2, 128, True),
+                                             (3, 70, 4, 32, True), (2, 33, 2, 40, False), (1, 5, 1, 16, True)])
+def test_head_packed_attention(tmp_path, precision, b, s, h, d, masked):
+    model, feeds = mha_model(b, s, h, d, masked)
+    path, flags = compare(tmp_path, model, feeds, precision)
+    layers = run_kiln(["inspect", path, "--backend", "cuda"] + flags).stdout
+    assert "Attention" in layers and "Transpose" not in layers, layers  # the head split/merge folded in
+    if precision != "fp32" and d % 16 == 0:
+        assert "mma_flash" in layers, layers
+
+
+def block_model(t, w, ff):
+    """A post-LayerNorm transformer MLP block: LN(x + GELU(x W1 + b1) W2 + b2), twice, as ONNX ops."""
+    f = onnx.TensorProto.FLOAT
+    inits = [helper.make_tensor(n, f, [], [v]) for n, v in (("sqrt2", np.sqrt(2.0)), ("one", 1.0), ("half", 0.5))]
+    nodes = []
+    x = "x"
+    for i in range(2):
+        for name, arr in ((f"w1_{i}", rnd(w, ff, seed=10 + i, scale=w ** -0.5)), (f"b1_{i}", rnd(ff, seed=20 + i)),
+                          (f"w2_{i}", rnd(ff, w, seed=30 + i, scale=ff ** -0.5)), (f"b2_{i}", rnd(w, seed=40 + i)),
+                          (f"g_{i}", rnd(w, seed=50 + i)), (f"be_{i}", rnd(w, seed=60 + i))):
+            inits.append(helper.make_tensor(name, f, arr.shape, arr.ravel()))
+        nodes += [helper.make_node("MatMul", [x, f"w1_{i}"], [f"h{i}"]),
+                  helper.make_node("Add", [f"h{i}", f"b1_{i}"], [f"hb{i}"]),
+                  # erf GELU as PyTorch exports it: 0.5 x (1 + erf(x / sqrt 2))
+                  helper.make_node("Div", [f"hb{i}", "sqrt2"], [f"d{i}"]),
+                  helper.make_node("Erf", [f"d{i}"], [f"e{i}"]),
+                  helper.make_node("Add", [f"e{i}", "one"], [f"e1{i}"]),
+                  helper.make_node("Mul", [f"hb{i}", f"e1{i}"], [f"m{i}"]),
+                  helper.make_node("Mul", [f"m{i}", "half"], [f"g{i}"]),
+                  helper.make_node("MatMul", [f"g{i}", f"w2_{i}"], [f"o{i}"]),
+                  helper.make_node("Add", [f"o{i}", f"b2_{i}"], [f"ob{i}"]),
+                  helper.make_node("Add", [f"ob{i}", x], [f"r{i}"]),
+                  helper.make_node("LayerNormalization", [f"r{i}", f"g_{i}", f"be_{i}"], [f"y{i}"], axis=-1)]
+        x = f"y{i}"
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", f, [2, t, w])],
+                              [helper.make_tensor_value_info(x, f, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, {"x": rnd(2, t, w, seed=1)}
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_reduced_precision_activations_between_kernels(tmp_path, precision):
+    # matmul -> GELU -> matmul (+ residual) -> LayerNorm -> matmul ...: the values between these kernels stay fp16/bf16
+    model, feeds = block_model(19, 96, 200)
+    path, flags = compare(tmp_path, model, feeds, precision)
+    log = run_kiln(["build", path, "--backend", "cuda", "-v", "-o", str(tmp_path / "m.plan")] + flags).stderr
+    stored = [ln for ln in log.splitlines() if "activations stored in" in ln]
+    assert stored, log
+    n = int(stored[0].split("activations stored in")[0].split(",")[-1].strip())
+    assert n >= 4, stored[0]
