@@ -157,6 +157,38 @@ def kiln_times(kiln, path, shapes, precision):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def kiln_profile(kiln, path, shapes, precision, top):
+    """kiln's per-layer GPU times (CUDA events around each layer, no CUDA graph) summed per op type, and the slowest
+    layers, printed to stderr."""
+    flags = ["--backend", "cuda"] + [a for s in shapes for a in ("--shape", s)]
+    flags += [] if precision == "fp32" else [f"--{precision}"]
+    proc = subprocess.run([kiln, "bench", path, "--warmup", "5", "--iterations", "20", "--profile", "100000"] + flags,
+                          capture_output=True, text=True, timeout=600)
+    insp = subprocess.run([kiln, "inspect", path, "--json"] + flags, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0 or insp.returncode != 0:
+        print(f"  kiln profile failed: {(proc.stderr + insp.stderr).strip()[-300:]}", file=sys.stderr)
+        return
+    nodes = {n["name"]: n for n in json.loads(insp.stdout)["nodes"]}
+    layers = []
+    for line in proc.stderr.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] == "ms" and parts[2].endswith("%"):
+            layers.append((float(parts[0]), " ".join(parts[3:])))
+    per_op = {}
+    for ms, name in layers:
+        n = nodes.get(name, {})
+        key = f'{n.get("op", "?")} [{n.get("kernel", "?").split(" [")[0]}]'
+        c, t = per_op.get(key, (0, 0.0))
+        per_op[key] = (c + 1, t + ms)
+    total = sum(ms for ms, _ in layers)
+    print(f"  profile: {len(layers)} layers, {total:.3f} ms (launched one by one: includes launch gaps)",
+          file=sys.stderr)
+    for key, (c, t) in sorted(per_op.items(), key=lambda kv: -kv[1][1]):
+        print(f"    {t:8.3f} ms  {100 * t / max(total, 1e-9):5.1f}%  {c:4d} x  {key}", file=sys.stderr)
+    for ms, name in sorted(layers, reverse=True)[:top]:
+        print(f"    {ms:8.3f} ms  {name}", file=sys.stderr)
+
+
 def fmt(v, w=9, p=3):
     return f"{'-':>{w}}" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:>{w}.{p}f}"
 
@@ -185,6 +217,8 @@ def main():
     ap.add_argument("--compile", default="", help="torch.compile mode for the anchor, e.g. max-autotune (slow)")
     ap.add_argument("--compile-models", default="", help="models to compile (default: all, when --compile is set)")
     ap.add_argument("--json", default="")
+    ap.add_argument("--profile", type=int, default=0, help="also print kiln's time per op type and the N slowest layers")
+    ap.add_argument("--no-torch", action="store_true", help="time kiln only (no PyTorch anchors)")
     args = ap.parse_args()
     batches = dict(DEFAULT_BATCHES)
     for item in filter(None, args.batches.split(";")):
@@ -205,8 +239,12 @@ def main():
                 for precision in args.precisions.split(","):
                     print(f"== {name} batch {batch} {precision}", file=sys.stderr, flush=True)
                     mode = args.compile if name in compile_models else ""
-                    t = torch_times(model, inputs, precision, mode)
+                    nan = (float("nan"), float("nan"))
+                    t = ({"eager": nan, "graph": nan, "compile": nan, "compile_s": float("nan")} if args.no_torch
+                         else torch_times(model, inputs, precision, mode))
                     k = kiln_times(args.kiln, path, shapes, precision)
+                    if args.profile:
+                        kiln_profile(args.kiln, path, shapes, precision, args.profile)
                     rows.append({"model": name, "batch": batch, "precision": precision,
                                  "kiln_ms": k["median_ms"] if k else None, "kiln_p99_ms": k["p99_ms"] if k else None,
                                  "kiln_throughput": k["throughput_per_s"] if k else None,

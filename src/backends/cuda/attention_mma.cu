@@ -3,8 +3,8 @@
 //
 // A block owns 16 query rows per warp of one head-batch entry. Its Q rows are staged once through shared memory
 // into mma A fragments kept in registers. The keys are walked in tiles of 64: K (row-major, as the "col" B operand of
-// S = Q K^T) and V transposed (as the B operand of O = P V) are staged in shared memory, converted from fp32 when
-// the inputs are fp32. Each warp scores its 16 rows against the tile (S stays in registers), applies scale and mask,
+// S = Q K^T) and V (read as the B operand of O = P V by ldmatrix.trans) are staged in shared memory: 16-byte loads
+// when the inputs are already fp16/bf16 with aligned rows, converted from fp32 otherwise. Each warp scores its 16 rows against the tile (S stays in registers), applies scale and mask,
 // and updates an online softmax: the running max and sum per row rescale the output accumulators. The C fragment of
 // S maps one to one onto the A fragment of P, so P never touches shared memory. Rows are read through the row
 // strides of AttentionDims, so the head-packed layout ([b, s, h*d] rows, no head-split transposes) and the classic
@@ -57,6 +57,17 @@ __device__ __forceinline__ uint32_t ld32(const T* p) {
     return *reinterpret_cast<const uint32_t*>(p);
 }
 
+// The B fragment of a 16x8 (k x n) tile stored row-major [k][n] in shared memory: lanes 0-15 give the addresses of
+// rows k = 0..15 (8 contiguous elements each); .trans hands each lane its (k = 2 (lane % 4) + {0, 1}, n = lane / 4)
+// pairs, the mma B layout.
+template <typename T>
+__device__ __forceinline__ void ldmatrix_x2_trans(const T* row, uint32_t* b0, uint32_t* b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(*b0), "=r"(*b1) : "r"(addr));
+#endif
+}
+
 // c += a (16x16, row) * b (16x8, col), fp32 accumulators
 template <typename T>
 __device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
@@ -76,15 +87,30 @@ __device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b
 #endif
 }
 
+// 16-byte staging (inputs already of type T, rows and offsets multiples of 8 elements): rows [r0, r0 + n) of a
+// [rows, cols] matrix at `base` with row stride `row` into dst[r][c] (zeros past `rows` / `cols`).
+template <typename T, int D, typename TIn>
+__device__ __forceinline__ void stage_rows(const TIn* src, int64_t base, int64_t row, int64_t r0, int64_t rows,
+                                           int cols, int n, T (*dst)[D + kPad]) {
+    if constexpr (std::is_same_v<TIn, T>) {
+        for (int idx = threadIdx.x; idx < n * (D / 8); idx += blockDim.x) {
+            const int r = idx / (D / 8), c = idx % (D / 8) * 8;
+            uint4 val = make_uint4(0, 0, 0, 0);
+            if (r0 + r < rows && c < cols) val = *reinterpret_cast<const uint4*>(src + base + (r0 + r) * row + c);
+            *reinterpret_cast<uint4*>(&dst[r][c]) = val;
+        }
+    }
+}
 // T: the operand type; D: head dims padded to a multiple of 16 (d, dv <= D); TIn: Q/K/V storage (float or T);
 // TOut: out storage (float or T).
 template <typename T, int D, typename TIn, typename TOut>
 __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __restrict__ q, const TIn* __restrict__ k,
                                                                 const TIn* __restrict__ v,
                                                                 const void* __restrict__ mask,
-                                                                TOut* __restrict__ out, AttentionDims d) {
+                                                                TOut* __restrict__ out, AttentionDims d,
+                                                                bool vec) {
     __shared__ __align__(16) T ks[kTileKeys][D + kPad];   // K tile [key][dim]; first holds the block's Q rows
-    __shared__ __align__(16) T vts[D][kTileKeys + kPad];  // V tile transposed [dim][key]
+    __shared__ __align__(16) T vs[kTileKeys][D + kPad];   // V tile [key][dim] (B fragments via ldmatrix.trans)
     const int warps = blockDim.x >> 5;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
@@ -93,10 +119,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
     const int nd = static_cast<int>(d.d), ndv = static_cast<int>(d.dv);
 
     // Q rows [row0, row0 + 16 warps) -> ks -> A fragments
-    for (int idx = threadIdx.x; idx < warps * 16 * D; idx += blockDim.x) {
-        const int r = idx / D, c = idx % D;
-        const int64_t i = row0 + r;
-        ks[r][c] = i < d.sq && c < nd ? load_as<T>(q, ofs.q + i * d.q_row + c) : to_low<T>(0.f);
+    if (vec) {
+        stage_rows<T, D>(q, ofs.q, d.q_row, row0, d.sq, nd, warps * 16, ks);
+    } else {
+        for (int idx = threadIdx.x; idx < warps * 16 * D; idx += blockDim.x) {
+            const int r = idx / D, c = idx % D;
+            const int64_t i = row0 + r;
+            ks[r][c] = i < d.sq && c < nd ? load_as<T>(q, ofs.q + i * d.q_row + c) : to_low<T>(0.f);
+        }
     }
     __syncthreads();
     uint32_t qf[D / 16][4];
@@ -116,16 +146,21 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
 
     for (int64_t j0 = 0; j0 < d.sk; j0 += kTileKeys) {
         __syncthreads();  // the previous tile (or the Q staging) is consumed
-        for (int idx = threadIdx.x; idx < kTileKeys * D; idx += blockDim.x) {
-            const int jj = idx / D, c = idx % D;
-            const int64_t j = j0 + jj;
-            T kv = to_low<T>(0.f), vv = to_low<T>(0.f);
-            if (j < d.sk) {
-                if (c < nd) kv = load_as<T>(k, ofs.k + (d.k_transposed ? c * d.k_row + j : j * d.k_row + c));
-                if (c < ndv) vv = load_as<T>(v, ofs.v + j * d.v_row + c);
+        if (vec) {
+            stage_rows<T, D>(k, ofs.k, d.k_row, j0, d.sk, nd, kTileKeys, ks);
+            stage_rows<T, D>(v, ofs.v, d.v_row, j0, d.sk, ndv, kTileKeys, vs);
+        } else {
+            for (int idx = threadIdx.x; idx < kTileKeys * D; idx += blockDim.x) {
+                const int jj = idx / D, c = idx % D;
+                const int64_t j = j0 + jj;
+                T kv = to_low<T>(0.f), vv = to_low<T>(0.f);
+                if (j < d.sk) {
+                    if (c < nd) kv = load_as<T>(k, ofs.k + (d.k_transposed ? c * d.k_row + j : j * d.k_row + c));
+                    if (c < ndv) vv = load_as<T>(v, ofs.v + j * d.v_row + c);
+                }
+                ks[jj][c] = kv;
+                vs[jj][c] = vv;
             }
-            ks[jj][c] = kv;
-            vts[c][jj] = vv;
         }
         __syncthreads();
         // S = Q K^T for this warp's 16 rows and the tile's 64 keys
@@ -184,8 +219,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
                              pack2<T>(p[1][2], p[1][3])};
 #pragma unroll
             for (int nt = 0; nt < D / 8; ++nt) {
-                const T* vr = &vts[nt * 8 + g][kk * 16 + t4 * 2];
-                mma16816<T>(o[nt], a, ld32(vr), ld32(vr + 8));
+                uint32_t b0, b1;
+                ldmatrix_x2_trans(&vs[kk * 16 + (lane & 15)][nt * 8], &b0, &b1);
+                mma16816<T>(o[nt], a, b0, b1);
             }
         }
     }
@@ -213,13 +249,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
 
 template <typename T, int D>
 void launch_typed(const void* q, const void* k, const void* v, bool in_low, const void* mask, void* out,
-                  bool out_low, const AttentionDims& d, dim3 grid, int threads, cudaStream_t s) {
+                  bool out_low, const AttentionDims& d, dim3 grid, int threads, bool vec, cudaStream_t s) {
     auto go = [&](auto in_tag, auto out_tag) {
         using TIn = decltype(in_tag);
         using TOut = decltype(out_tag);
         attention_mma<T, D, TIn, TOut><<<grid, threads, 0, s>>>(static_cast<const TIn*>(q), static_cast<const TIn*>(k),
                                                                static_cast<const TIn*>(v), mask,
-                                                               static_cast<TOut*>(out), d);
+                                                               static_cast<TOut*>(out), d,
+                                                               vec && std::is_same_v<TIn, T>);
     };
     if (in_low && out_low) go(T{}, T{});
     else if (in_low) go(T{}, float{});
@@ -248,15 +285,21 @@ void launch_attention_mma(const void* q, const void* k, const void* v, bool in_l
     // at batch 1 has 12 heads x 128 rows, 24 blocks of 64 rows for 132 multiprocessors
     const int64_t big_blocks = nb * ((d.sq + 63) / 64);
     const int warps = big_blocks >= 2 * sms ? kMaxWarps : 1;
+    // 16-byte loads when every row and offset is a multiple of 8 elements of 16-byte aligned tensors
+    bool vec = in_low && !d.k_transposed && d.d % 8 == 0 && d.dv % 8 == 0;
+    for (int64_t x : {d.q_row, d.k_row, d.v_row, d.q_base, d.k_base, d.v_base}) vec &= x % 8 == 0;
+    for (int i = 0; i < d.batch_rank; ++i) vec &= d.q_bstride[i] % 8 == 0 && d.k_bstride[i] % 8 == 0 &&
+                                                 d.v_bstride[i] % 8 == 0;
+    for (const void* p : {q, k, v}) vec &= reinterpret_cast<uintptr_t>(p) % 16 == 0;
     dim3 grid(static_cast<unsigned>(nb), static_cast<unsigned>((d.sq + 16 * warps - 1) / (16 * warps)));
     const int threads = 32 * warps;
     const bool wide = d.d > 64 || d.dv > 64;
     if (t == LowType::kBF16) {
-        if (wide) launch_typed<__nv_bfloat16, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, s);
-        else launch_typed<__nv_bfloat16, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, s);
+        if (wide) launch_typed<__nv_bfloat16, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, vec, s);
+        else launch_typed<__nv_bfloat16, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, vec, s);
     } else {
-        if (wide) launch_typed<__half, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, s);
-        else launch_typed<__half, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, s);
+        if (wide) launch_typed<__half, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, vec, s);
+        else launch_typed<__half, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, vec, s);
     }
 }
 
