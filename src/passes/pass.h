@@ -37,6 +37,7 @@ bool fuse_attention_heads(ir::Graph& g, PassContext& ctx);
 bool fuse_conv_epilogue(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_transpose(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_epilogue(ir::Graph& g, PassContext& ctx);
+bool fuse_qkv_projection(ir::Graph& g, PassContext& ctx);
 bool transpose_optimization(ir::Graph& g, PassContext& ctx);
 bool mark_squeeze_excite(ir::Graph& g, PassContext& ctx);
 bool fuse_elementwise(ir::Graph& g, PassContext& ctx);

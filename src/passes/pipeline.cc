@@ -16,10 +16,11 @@ const std::vector<PassInfo>& pipeline() {
         {"fuse_layer_norm", 2, &fuse_layer_norm},
         // O3: + layer and kernel fusion
         {"fuse_attention", 3, &fuse_attention},
-        {"fuse_attention_heads", 3, &fuse_attention_heads},  // cpu / reference: heads read in place
+        {"fuse_attention_heads", 3, &fuse_attention_heads},  // cpu / reference / cuda: heads read in place
         {"fuse_conv_epilogue", 3, &fuse_conv_epilogue},
         {"fuse_matmul_transpose", 3, &fuse_matmul_transpose},  // before fuse_matmul_epilogue, which extends it
         {"fuse_matmul_epilogue", 3, &fuse_matmul_epilogue},
+        {"fuse_qkv_projection", 3, &fuse_qkv_projection},  // cuda: one GEMM for a packed Attention's Q, K and V
         {"transpose_optimization", 3, &transpose_optimization},
         {"mark_squeeze_excite", 3, &mark_squeeze_excite},  // before fuse_elementwise, which skips marked nodes
         {"fuse_elementwise", 3, &fuse_elementwise},

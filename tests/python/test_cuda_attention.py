@@ -21,13 +21,20 @@ def rnd(*shape, seed=0, scale=1.0):
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
 
 
-def mha_model(b, s, h, d, masked):
-    """x_q, x_k, x_v [b, s, h*d] -> multi-head attention -> [b, s, h*d], as torch.onnx.export writes it."""
+def mha_model(b, s, h, d, masked, projected=False):
+    """x_q, x_k, x_v [b, s, h*d] -> multi-head attention -> [b, s, h*d], as torch.onnx.export writes it.
+    `projected`: one input x and x_i = x W_i + b_i (a self-attention layer's Q/K/V projections)."""
     w = h * d
     f = onnx.TensorProto.FLOAT
     nodes, inits = [], [helper.make_tensor("split4", onnx.TensorProto.INT64, [4], [b, s, h, d]),
                         helper.make_tensor("merge3", onnx.TensorProto.INT64, [3], [b, s, w]),
                         helper.make_tensor("scale", f, [], [1.0 / np.sqrt(d)])]
+    if projected:
+        for i, n in enumerate("qkv"):
+            wt, bias = rnd(w, w, seed=7 + i, scale=w ** -0.5), rnd(w, seed=17 + i)
+            inits += [helper.make_tensor(f"w{n}", f, wt.shape, wt.ravel()), helper.make_tensor(f"b{n}", f, [w], bias)]
+            nodes += [helper.make_node("MatMul", ["x", f"w{n}"], [f"p{n}"]),
+                      helper.make_node("Add", [f"p{n}", f"b{n}"], [f"x{n}"])]
     for name, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])):
         nodes += [helper.make_node("Reshape", [f"x{name}", "split4"], [f"{name}4"]),
                   helper.make_node("Transpose", [f"{name}4"], [f"{name}h"], perm=perm)]
@@ -38,8 +45,11 @@ def mha_model(b, s, h, d, masked):
               helper.make_node("MatMul", ["p", "vh"], ["o"]),
               helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
               helper.make_node("Reshape", ["ot", "merge3"], ["out"])]
-    inputs = [helper.make_tensor_value_info(f"x{n}", f, [b, s, w]) for n in "qkv"]
-    feeds = {f"x{n}": rnd(b, s, w, seed=i) for i, n in enumerate("qkv")}
+    if projected:
+        inputs, feeds = [helper.make_tensor_value_info("x", f, [b, s, w])], {"x": rnd(b, s, w)}
+    else:
+        inputs = [helper.make_tensor_value_info(f"x{n}", f, [b, s, w]) for n in "qkv"]
+        feeds = {f"x{n}": rnd(b, s, w, seed=i) for i, n in enumerate("qkv")}
     if masked:  # HF-style additive padding mask: the last keys of the last batch entry are masked out
         inputs.append(helper.make_tensor_value_info("mask", f, [b, 1, 1, s]))
         m = np.zeros((b, 1, 1, s), np.float32)
@@ -76,6 +86,18 @@ def test_head_packed_attention(tmp_path, precision, b, s, h, d, masked):
     assert int(nodes[0]["attributes"].get("num_heads", 0)) == h, nodes
     if precision != "fp32" and d % 16 == 0:
         assert "mma_flash" in nodes[0]["kernel"], nodes
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_qkv_projections_merge_into_one_gemm(tmp_path, precision):
+    # fuse_qkv_projection: x W_q, x W_k, x W_v as one GEMM of three times the width, the Attention reading its
+    # three column ranges
+    model, feeds = mha_model(2, 45, 4, 32, True, projected=True)
+    path, flags = compare(tmp_path, model, feeds, precision)
+    nodes = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--json"] + flags).stdout)["nodes"]
+    assert [n["op"] for n in nodes] == ["FusedMatMul", "Attention"], nodes
+    assert nodes[0]["output_shapes"][0][-1] == 3 * 4 * 32, nodes
+    assert nodes[1]["attributes"]["qkv_offsets"] == "[0,128,256]", nodes
 
 
 def block_model(t, w, ff):

@@ -87,20 +87,36 @@ __device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b
 #endif
 }
 
+// 16-byte asynchronous copy global -> shared (cp.async, no registers, all of a tile in flight at once); `valid`
+// false fills the 16 bytes with zeros instead.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    const int bytes = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(bytes));
+#endif
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::);
+#endif
+}
+
 // 16-byte staging (inputs already of type T, rows and offsets multiples of 8 elements): rows [r0, r0 + n) of a
-// [rows, cols] matrix at `base` with row stride `row` into dst[r][c] (zeros past `rows` / `cols`).
+// [rows, cols] matrix at `base` with row stride `row` into dst[r][c] (zeros past `rows` / `cols`). Asynchronous:
+// cp_async_wait_all and a barrier before reading dst.
 template <typename T, int D, typename TIn>
 __device__ __forceinline__ void stage_rows(const TIn* src, int64_t base, int64_t row, int64_t r0, int64_t rows,
                                            int cols, int n, T (*dst)[D + kPad]) {
     if constexpr (std::is_same_v<TIn, T>) {
         for (int idx = threadIdx.x; idx < n * (D / 8); idx += blockDim.x) {
             const int r = idx / (D / 8), c = idx % (D / 8) * 8;
-            uint4 val = make_uint4(0, 0, 0, 0);
-            if (r0 + r < rows && c < cols) val = *reinterpret_cast<const uint4*>(src + base + (r0 + r) * row + c);
-            *reinterpret_cast<uint4*>(&dst[r][c]) = val;
+            const bool valid = r0 + r < rows && c < cols;
+            cp_async16(&dst[r][c], valid ? src + base + (r0 + r) * row + c : src, valid);
         }
     }
 }
+
 // T: the operand type; D: head dims padded to a multiple of 16 (d, dv <= D); TIn: Q/K/V storage (float or T);
 // TOut: out storage (float or T).
 template <typename T, int D, typename TIn, typename TOut>
@@ -121,6 +137,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
     // Q rows [row0, row0 + 16 warps) -> ks -> A fragments
     if (vec) {
         stage_rows<T, D>(q, ofs.q, d.q_row, row0, d.sq, nd, warps * 16, ks);
+        cp_async_wait_all();
     } else {
         for (int idx = threadIdx.x; idx < warps * 16 * D; idx += blockDim.x) {
             const int r = idx / D, c = idx % D;
@@ -149,6 +166,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
         if (vec) {
             stage_rows<T, D>(k, ofs.k, d.k_row, j0, d.sk, nd, kTileKeys, ks);
             stage_rows<T, D>(v, ofs.v, d.v_row, j0, d.sk, ndv, kTileKeys, vs);
+            cp_async_wait_all();
         } else {
             for (int idx = threadIdx.x; idx < kTileKeys * D; idx += blockDim.x) {
                 const int jj = idx / D, c = idx % D;

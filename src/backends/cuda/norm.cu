@@ -73,6 +73,45 @@ __global__ void layer_norm_rowwise(const TX* __restrict__ x, const float* __rest
     }
 }
 
+// The same with one warp per row and the row held in registers (cols <= 32 * kLnPerLane): one read of x, no block
+// barriers; for the transformer widths (768, 1024) where a block per row leaves most threads idle.
+constexpr int kLnPerLane = 32, kLnWarps = 4;
+template <typename TX, typename TY>
+__global__ void __launch_bounds__(kLnWarps * 32) layer_norm_warp(const TX* __restrict__ x,
+                                                                 const float* __restrict__ scale,
+                                                                 const float* __restrict__ bias, TY* __restrict__ y,
+                                                                 int64_t rows, int cols, float eps, bool rms) {
+    const int64_t row = blockIdx.x * int64_t(kLnWarps) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const TX* xr = x + row * cols;
+    TY* yr = y + row * cols;
+    float v[kLnPerLane];
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < kLnPerLane; ++k) {
+        const int i = lane + 32 * k;
+        v[k] = i < cols ? ld(xr, i) : 0.f;
+        s += v[k];
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float mean = rms ? 0.f : s / static_cast<float>(cols);
+    float ss = 0.f;
+#pragma unroll
+    for (int k = 0; k < kLnPerLane; ++k) {
+        const int i = lane + 32 * k;
+        const float d = i < cols ? v[k] - mean : 0.f;
+        ss += d * d;
+    }
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const float inv = rsqrtf(ss / static_cast<float>(cols) + eps);
+#pragma unroll
+    for (int k = 0; k < kLnPerLane; ++k) {
+        const int i = lane + 32 * k;
+        if (i < cols) st(yr, i, (v[k] - mean) * inv * scale[i] + (bias ? bias[i] : 0.f));
+    }
+}
+
 __global__ void softmax_f32_rowwise(const float* __restrict__ x, float* __restrict__ y, int64_t cols, bool log) {
     __shared__ float shared[32];
     const float* xr = x + blockIdx.x * cols;
@@ -110,7 +149,20 @@ void launch_layer_norm_rowwise(const void* x, LowType xt, const float* scale, co
                                int64_t rows, int64_t cols, float eps, bool rms, cudaStream_t s) {
     if (rows == 0 || cols == 0) return;
     const unsigned grid = static_cast<unsigned>(rows), threads = cols >= 1024 ? 512 : cols >= 512 ? kThreads : 128;
+    const bool warp = cols <= 32 * kLnPerLane;
+    const unsigned wgrid = static_cast<unsigned>((rows + kLnWarps - 1) / kLnWarps), wthreads = kLnWarps * 32;
+    const int c = static_cast<int>(cols);
     auto go = [&](auto* xp) {
+        if (warp) {
+            if (yt == LowType::kF16)
+                layer_norm_warp<<<wgrid, wthreads, 0, s>>>(xp, scale, bias, static_cast<__half*>(y), rows, c, eps, rms);
+            else if (yt == LowType::kBF16)
+                layer_norm_warp<<<wgrid, wthreads, 0, s>>>(xp, scale, bias, static_cast<__nv_bfloat16*>(y), rows, c,
+                                                           eps, rms);
+            else
+                layer_norm_warp<<<wgrid, wthreads, 0, s>>>(xp, scale, bias, static_cast<float*>(y), rows, c, eps, rms);
+            return;
+        }
         if (yt == LowType::kF16)
             layer_norm_rowwise<<<grid, threads, 0, s>>>(xp, scale, bias, static_cast<__half*>(y), cols, eps, rms);
         else if (yt == LowType::kBF16)
