@@ -118,28 +118,37 @@ __device__ __forceinline__ void stage_rows(const TIn* src, int64_t base, int64_t
 }
 
 // T: the operand type; D: head dims padded to a multiple of 16 (d, dv <= D); TIn: Q/K/V storage (float or T);
-// TOut: out storage (float or T).
-template <typename T, int D, typename TIn, typename TOut>
+// TOut: out storage (float or T). kSplit: the block's warps share 16 query rows and split each key tile (16 keys per
+// warp), then merge their partial softmax states through shared memory: 4x the warps for small grids (BERT at
+// batch 1: 96 row blocks for 132 multiprocessors), whose single warp per SM would leave every latency exposed.
+template <typename T, int D, typename TIn, typename TOut, bool kSplit>
 __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __restrict__ q, const TIn* __restrict__ k,
                                                                 const TIn* __restrict__ v,
                                                                 const void* __restrict__ mask,
                                                                 TOut* __restrict__ out, AttentionDims d,
                                                                 bool vec) {
-    __shared__ __align__(16) T ks[kTileKeys][D + kPad];   // K tile [key][dim]; first holds the block's Q rows
-    __shared__ __align__(16) T vs[kTileKeys][D + kPad];   // V tile [key][dim] (B fragments via ldmatrix.trans)
+    // K tile [key][dim] (first holds the block's Q rows), then the V tile (B fragments via ldmatrix.trans); kSplit
+    // reuses it for the warps' partial results
+    __shared__ __align__(16) T smem[2][kTileKeys][D + kPad];
+    T(*ks)[D + kPad] = smem[0];
+    T(*vs)[D + kPad] = smem[1];
+    constexpr int kNt = kSplit ? 2 : kTileKeys / 8;  // 8-key score tiles per warp and key tile
     const int warps = blockDim.x >> 5;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
     const AttentionOffsets ofs = attention_offsets(d, blockIdx.x);
-    const int64_t row0 = int64_t(blockIdx.y) * warps * 16;
+    const int qrows = kSplit ? 16 : warps * 16;
+    const int my_rows = kSplit ? 0 : warp * 16;  // this warp's first row within the block's
+    const int key0 = kSplit ? warp * 16 : 0;     // this warp's first key within each tile
+    const int64_t row0 = int64_t(blockIdx.y) * qrows;
     const int nd = static_cast<int>(d.d), ndv = static_cast<int>(d.dv);
 
-    // Q rows [row0, row0 + 16 warps) -> ks -> A fragments
+    // Q rows [row0, row0 + qrows) -> ks -> A fragments
     if (vec) {
-        stage_rows<T, D>(q, ofs.q, d.q_row, row0, d.sq, nd, warps * 16, ks);
+        stage_rows<T, D>(q, ofs.q, d.q_row, row0, d.sq, nd, qrows, ks);
         cp_async_wait_all();
     } else {
-        for (int idx = threadIdx.x; idx < warps * 16 * D; idx += blockDim.x) {
+        for (int idx = threadIdx.x; idx < qrows * D; idx += blockDim.x) {
             const int r = idx / D, c = idx % D;
             const int64_t i = row0 + r;
             ks[r][c] = i < d.sq && c < nd ? load_as<T>(q, ofs.q + i * d.q_row + c) : to_low<T>(0.f);
@@ -149,7 +158,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
     uint32_t qf[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-        const int r = warp * 16 + g, c = kk * 16 + t4 * 2;
+        const int r = my_rows + g, c = kk * 16 + t4 * 2;
         qf[kk][0] = ld32(&ks[r][c]);
         qf[kk][1] = ld32(&ks[r + 8][c]);
         qf[kk][2] = ld32(&ks[r][c + 8]);
@@ -159,7 +168,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
 #pragma unroll
     for (int nt = 0; nt < D / 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};  // rows g and g + 8 of the warp
-    const int64_t i_row[2] = {row0 + warp * 16 + g, row0 + warp * 16 + g + 8};
+    const int64_t i_row[2] = {row0 + my_rows + g, row0 + my_rows + g + 8};
 
     for (int64_t j0 = 0; j0 < d.sk; j0 += kTileKeys) {
         __syncthreads();  // the previous tile (or the Q staging) is consumed
@@ -181,24 +190,24 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
             }
         }
         __syncthreads();
-        // S = Q K^T for this warp's 16 rows and the tile's 64 keys
-        float s[kTileKeys / 8][4];
+        // S = Q K^T for this warp's 16 rows and its keys of the tile
+        float s[kNt][4];
 #pragma unroll
-        for (int nt = 0; nt < kTileKeys / 8; ++nt) {
+        for (int nt = 0; nt < kNt; ++nt) {
             s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
 #pragma unroll
             for (int kk = 0; kk < D / 16; ++kk) {
-                const T* kr = &ks[nt * 8 + g][kk * 16 + t4 * 2];
+                const T* kr = &ks[key0 + nt * 8 + g][kk * 16 + t4 * 2];
                 mma16816<T>(s[nt], qf[kk], ld32(kr), ld32(kr + 8));
             }
         }
         // scale, mask, keys past the end; the tile's row max
         float mx[2] = {m_run[0], m_run[1]};
 #pragma unroll
-        for (int nt = 0; nt < kTileKeys / 8; ++nt)
+        for (int nt = 0; nt < kNt; ++nt)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                const int64_t j = j0 + nt * 8 + t4 * 2 + (e & 1), i = i_row[e >> 1];
+                const int64_t j = j0 + key0 + nt * 8 + t4 * 2 + (e & 1), i = i_row[e >> 1];
                 float x = s[nt][e] * d.scale;
                 if (j >= d.sk) x = -INFINITY;
                 else if (i < d.sq) x = masked_score(x, d, mask, ofs.m, i, j);
@@ -224,7 +233,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
         }
         // P = exp(S - max) as A fragments (two score tiles per 16 keys), O += P V
 #pragma unroll
-        for (int kk = 0; kk < kTileKeys / 16; ++kk) {
+        for (int kk = 0; kk < kNt / 2; ++kk) {
             float p[2][4];
 #pragma unroll
             for (int h = 0; h < 2; ++h)
@@ -238,43 +247,76 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
 #pragma unroll
             for (int nt = 0; nt < D / 8; ++nt) {
                 uint32_t b0, b1;
-                ldmatrix_x2_trans(&vs[kk * 16 + (lane & 15)][nt * 8], &b0, &b1);
+                ldmatrix_x2_trans(&vs[key0 + kk * 16 + (lane & 15)][nt * 8], &b0, &b1);
                 mma16816<T>(o[nt], a, b0, b1);
             }
         }
     }
     // the row sums are spread over the 4 threads of each row group
-    float inv[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-        float l = l_run[h];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        inv[h] = l > 0.f ? 1.f / l : 0.f;
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
+        l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
     }
+    auto store = [&](int64_t i, int c, float val) {
+        if constexpr (std::is_same_v<TOut, float>) out[ofs.o + i * d.o_row + c] = val;
+        else out[ofs.o + i * d.o_row + c] = to_low<T>(val);
+    };
+    if constexpr (!kSplit) {
 #pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt)
+        for (int nt = 0; nt < D / 8; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int c = nt * 8 + t4 * 2 + (e & 1);
-            const int64_t i = i_row[e >> 1];
+            for (int e = 0; e < 4; ++e) {
+                const int c = nt * 8 + t4 * 2 + (e & 1);
+                const int64_t i = i_row[e >> 1];
+                const float l = l_run[e >> 1];
+                if (c < ndv && i < d.sq) store(i, c, l > 0.f ? o[nt][e] / l : 0.f);
+            }
+    } else {
+        // merge the warps' states (max m_w, sum l_w, unnormalised o_w per row): m = max m_w,
+        // out = sum_w o_w e^(m_w - m) / sum_w l_w e^(m_w - m)
+        __syncthreads();  // every warp is done with the tiles
+        float* red_o = reinterpret_cast<float*>(&smem[0][0][0]);  // [warps][16][D]
+        float* red_m = red_o + kMaxWarps * 16 * D;                 // [warps][16]
+        float* red_l = red_m + kMaxWarps * 16;
+#pragma unroll
+        for (int nt = 0; nt < D / 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                red_o[(warp * 16 + g + 8 * (e >> 1)) * D + nt * 8 + t4 * 2 + (e & 1)] = o[nt][e];
+        if (t4 == 0)
+            for (int h = 0; h < 2; ++h) {
+                red_m[warp * 16 + g + 8 * h] = m_run[h];
+                red_l[warp * 16 + g + 8 * h] = l_run[h];
+            }
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < 16 * D; idx += blockDim.x) {
+            const int r = idx / D, c = idx % D;
+            const int64_t i = row0 + r;
             if (c >= ndv || i >= d.sq) continue;
-            const float val = o[nt][e] * inv[e >> 1];
-            if constexpr (std::is_same_v<TOut, float>) out[ofs.o + i * d.o_row + c] = val;
-            else out[ofs.o + i * d.o_row + c] = to_low<T>(val);
+            float m = -INFINITY;
+            for (int w = 0; w < warps; ++w) m = fmaxf(m, red_m[w * 16 + r]);
+            float l = 0.f, acc = 0.f;
+            for (int w = 0; w < warps; ++w) {
+                const float f = red_m[w * 16 + r] == -INFINITY ? 0.f : __expf(red_m[w * 16 + r] - m);
+                l += red_l[w * 16 + r] * f;
+                acc += red_o[(w * 16 + r) * D + c] * f;
+            }
+            store(i, c, l > 0.f ? acc / l : 0.f);
         }
+    }
 }
 
 template <typename T, int D>
 void launch_typed(const void* q, const void* k, const void* v, bool in_low, const void* mask, void* out,
-                  bool out_low, const AttentionDims& d, dim3 grid, int threads, bool vec, cudaStream_t s) {
+                  bool out_low, const AttentionDims& d, dim3 grid, int threads, bool split, bool vec, cudaStream_t s) {
     auto go = [&](auto in_tag, auto out_tag) {
         using TIn = decltype(in_tag);
         using TOut = decltype(out_tag);
-        attention_mma<T, D, TIn, TOut><<<grid, threads, 0, s>>>(static_cast<const TIn*>(q), static_cast<const TIn*>(k),
-                                                               static_cast<const TIn*>(v), mask,
-                                                               static_cast<TOut*>(out), d,
-                                                               vec && std::is_same_v<TIn, T>);
+        auto kernel = split ? attention_mma<T, D, TIn, TOut, true> : attention_mma<T, D, TIn, TOut, false>;
+        kernel<<<grid, threads, 0, s>>>(static_cast<const TIn*>(q), static_cast<const TIn*>(k),
+                                        static_cast<const TIn*>(v), mask, static_cast<TOut*>(out), d,
+                                        vec && std::is_same_v<TIn, T>);
     };
     if (in_low && out_low) go(T{}, T{});
     else if (in_low) go(T{}, float{});
@@ -299,25 +341,25 @@ void launch_attention_mma(const void* q, const void* k, const void* v, bool in_l
     int64_t nb = 1;
     for (int i = 0; i < d.batch_rank; ++i) nb *= d.batch[i];
     if (nb == 0 || d.sq == 0) return;
-    // 4 warps (64 query rows) per block when that still fills the GPU twice over, else 1 warp (16 rows): BERT-base
-    // at batch 1 has 12 heads x 128 rows, 24 blocks of 64 rows for 132 multiprocessors
-    const int64_t big_blocks = nb * ((d.sq + 63) / 64);
-    const int warps = big_blocks >= 2 * sms ? kMaxWarps : 1;
+    // 4 warps per block: each with its own 16 query rows (64 per block) when that still fills the GPU twice over,
+    // else all four on the same 16 rows, splitting the keys (BERT-base at batch 1: 12 heads x 128 rows)
+    const bool split = nb * ((d.sq + 63) / 64) < 2 * sms;
+    const int rows_per_block = split ? 16 : 16 * kMaxWarps;
+    dim3 grid(static_cast<unsigned>(nb), static_cast<unsigned>((d.sq + rows_per_block - 1) / rows_per_block));
+    const int threads = 32 * kMaxWarps;
     // 16-byte loads when every row and offset is a multiple of 8 elements of 16-byte aligned tensors
     bool vec = in_low && !d.k_transposed && d.d % 8 == 0 && d.dv % 8 == 0;
     for (int64_t x : {d.q_row, d.k_row, d.v_row, d.q_base, d.k_base, d.v_base}) vec &= x % 8 == 0;
     for (int i = 0; i < d.batch_rank; ++i) vec &= d.q_bstride[i] % 8 == 0 && d.k_bstride[i] % 8 == 0 &&
                                                  d.v_bstride[i] % 8 == 0;
     for (const void* p : {q, k, v}) vec &= reinterpret_cast<uintptr_t>(p) % 16 == 0;
-    dim3 grid(static_cast<unsigned>(nb), static_cast<unsigned>((d.sq + 16 * warps - 1) / (16 * warps)));
-    const int threads = 32 * warps;
     const bool wide = d.d > 64 || d.dv > 64;
     if (t == LowType::kBF16) {
-        if (wide) launch_typed<__nv_bfloat16, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, vec, s);
-        else launch_typed<__nv_bfloat16, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, vec, s);
+        if (wide) launch_typed<__nv_bfloat16, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, split, vec, s);
+        else launch_typed<__nv_bfloat16, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, split, vec, s);
     } else {
-        if (wide) launch_typed<__half, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, vec, s);
-        else launch_typed<__half, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, vec, s);
+        if (wide) launch_typed<__half, 128>(q, k, v, in_low, mask, out, out_low, d, grid, threads, split, vec, s);
+        else launch_typed<__half, 64>(q, k, v, in_low, mask, out, out_low, d, grid, threads, split, vec, s);
     }
 }
 
