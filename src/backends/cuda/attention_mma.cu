@@ -21,7 +21,9 @@ namespace kiln::cuda {
 
 namespace {
 
-constexpr int kTileKeys = 64;
+// Keys per tile: 128 for head dims up to 64 (BERT / GPT-2 / ViT at sequence 128 stage K and V once), 64 above.
+template <int D>
+__host__ __device__ constexpr int tile_keys() { return D <= 64 ? 128 : 64; }
 constexpr int kMaxWarps = 4;
 constexpr int kPad = 8;  // elements of padding per shared row: rows 16 bytes apart in bank terms, conflict-free
 
@@ -118,8 +120,8 @@ __device__ __forceinline__ void stage_rows(const TIn* src, int64_t base, int64_t
 }
 
 // T: the operand type; D: head dims padded to a multiple of 16 (d, dv <= D); TIn: Q/K/V storage (float or T);
-// TOut: out storage (float or T). kSplit: the block's warps share 16 query rows and split each key tile (16 keys per
-// warp), then merge their partial softmax states through shared memory: 4x the warps for small grids (BERT at
+// TOut: out storage (float or T). kSplit: the block's warps share 16 query rows and split each key tile (a quarter
+// each), then merge their partial softmax states through shared memory: 4x the warps for small grids (BERT at
 // batch 1: 96 row blocks for 132 multiprocessors), whose single warp per SM would leave every latency exposed.
 template <typename T, int D, typename TIn, typename TOut, bool kSplit>
 __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __restrict__ q, const TIn* __restrict__ k,
@@ -127,42 +129,70 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
                                                                 const void* __restrict__ mask,
                                                                 TOut* __restrict__ out, AttentionDims d,
                                                                 bool vec) {
-    // K tile [key][dim] (first holds the block's Q rows), then the V tile (B fragments via ldmatrix.trans); kSplit
-    // reuses it for the warps' partial results
-    __shared__ __align__(16) T smem[2][kTileKeys][D + kPad];
-    T(*ks)[D + kPad] = smem[0];
-    T(*vs)[D + kPad] = smem[1];
-    constexpr int kNt = kSplit ? 2 : kTileKeys / 8;  // 8-key score tiles per warp and key tile
+    // dynamic shared memory: Q rows [64][D + kPad], then the K and V tiles [kKeys][D + kPad] (V read as the B
+    // operand through ldmatrix.trans); kSplit reuses the K/V region for the warps' partial results
+    constexpr int kKeys = tile_keys<D>();
+    using Row = T[D + kPad];
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    Row* qs = reinterpret_cast<Row*>(smem_raw);
+    Row* ks = qs + kMaxWarps * 16;
+    Row* vs = ks + kKeys;
+    constexpr int kNt = kSplit ? kKeys / 8 / kMaxWarps : kKeys / 8;  // 8-key score tiles per warp and key tile
     const int warps = blockDim.x >> 5;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
     const AttentionOffsets ofs = attention_offsets(d, blockIdx.x);
     const int qrows = kSplit ? 16 : warps * 16;
-    const int my_rows = kSplit ? 0 : warp * 16;  // this warp's first row within the block's
-    const int key0 = kSplit ? warp * 16 : 0;     // this warp's first key within each tile
+    const int my_rows = kSplit ? 0 : warp * 16;       // this warp's first row within the block's
+    const int key0 = kSplit ? warp * kNt * 8 : 0;     // this warp's first key within each tile
     const int64_t row0 = int64_t(blockIdx.y) * qrows;
     const int nd = static_cast<int>(d.d), ndv = static_cast<int>(d.dv);
 
-    // Q rows [row0, row0 + qrows) -> ks -> A fragments
+    // K/V tile at key j0 -> ks / vs (asynchronous for 16-byte staging: cp_async_wait_all + a barrier follow)
+    auto stage_kv = [&](int64_t j0) {
+        if (vec) {
+            stage_rows<T, D>(k, ofs.k, d.k_row, j0, d.sk, nd, kKeys, ks);
+            stage_rows<T, D>(v, ofs.v, d.v_row, j0, d.sk, ndv, kKeys, vs);
+            return;
+        }
+        // element by element (fp32 inputs, or unaligned rows); consecutive threads read consecutive addresses: along
+        // a key row, or along the keys of a transposed K
+#pragma unroll 4
+        for (int idx = threadIdx.x; idx < kKeys * D; idx += blockDim.x) {
+            const int jj = d.k_transposed ? idx % kKeys : idx / D, c = d.k_transposed ? idx / kKeys : idx % D;
+            const int64_t j = j0 + jj;
+            ks[jj][c] = j < d.sk && c < nd
+                            ? load_as<T>(k, ofs.k + (d.k_transposed ? c * d.k_row + j : j * d.k_row + c))
+                            : to_low<T>(0.f);
+        }
+#pragma unroll 4
+        for (int idx = threadIdx.x; idx < kKeys * D; idx += blockDim.x) {
+            const int jj = idx / D, c = idx % D;
+            const int64_t j = j0 + jj;
+            vs[jj][c] = j < d.sk && c < ndv ? load_as<T>(v, ofs.v + j * d.v_row + c) : to_low<T>(0.f);
+        }
+    };
+    // Q rows [row0, row0 + qrows) and the first K/V tile in one round trip; Q -> A fragments
     if (vec) {
-        stage_rows<T, D>(q, ofs.q, d.q_row, row0, d.sq, nd, qrows, ks);
-        cp_async_wait_all();
+        stage_rows<T, D>(q, ofs.q, d.q_row, row0, d.sq, nd, qrows, qs);
     } else {
         for (int idx = threadIdx.x; idx < qrows * D; idx += blockDim.x) {
             const int r = idx / D, c = idx % D;
             const int64_t i = row0 + r;
-            ks[r][c] = i < d.sq && c < nd ? load_as<T>(q, ofs.q + i * d.q_row + c) : to_low<T>(0.f);
+            qs[r][c] = i < d.sq && c < nd ? load_as<T>(q, ofs.q + i * d.q_row + c) : to_low<T>(0.f);
         }
     }
+    stage_kv(0);
+    cp_async_wait_all();
     __syncthreads();
     uint32_t qf[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
         const int r = my_rows + g, c = kk * 16 + t4 * 2;
-        qf[kk][0] = ld32(&ks[r][c]);
-        qf[kk][1] = ld32(&ks[r + 8][c]);
-        qf[kk][2] = ld32(&ks[r][c + 8]);
-        qf[kk][3] = ld32(&ks[r + 8][c + 8]);
+        qf[kk][0] = ld32(&qs[r][c]);
+        qf[kk][1] = ld32(&qs[r + 8][c]);
+        qf[kk][2] = ld32(&qs[r][c + 8]);
+        qf[kk][3] = ld32(&qs[r + 8][c + 8]);
     }
     float o[D / 8][4];
 #pragma unroll
@@ -170,27 +200,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};  // rows g and g + 8 of the warp
     const int64_t i_row[2] = {row0 + my_rows + g, row0 + my_rows + g + 8};
 
-    for (int64_t j0 = 0; j0 < d.sk; j0 += kTileKeys) {
-        __syncthreads();  // the previous tile (or the Q staging) is consumed
-        if (vec) {
-            stage_rows<T, D>(k, ofs.k, d.k_row, j0, d.sk, nd, kTileKeys, ks);
-            stage_rows<T, D>(v, ofs.v, d.v_row, j0, d.sk, ndv, kTileKeys, vs);
+    for (int64_t j0 = 0; j0 < d.sk; j0 += kKeys) {
+        if (j0 > 0) {
+            __syncthreads();  // the previous tile is consumed
+            stage_kv(j0);
             cp_async_wait_all();
-        } else {
-            for (int idx = threadIdx.x; idx < kTileKeys * D; idx += blockDim.x) {
-                const int jj = idx / D, c = idx % D;
-                const int64_t j = j0 + jj;
-                T kv = to_low<T>(0.f), vv = to_low<T>(0.f);
-                if (j < d.sk) {
-                    if (c < nd) kv = load_as<T>(k, ofs.k + (d.k_transposed ? c * d.k_row + j : j * d.k_row + c));
-                    if (c < ndv) vv = load_as<T>(v, ofs.v + j * d.v_row + c);
-                }
-                ks[jj][c] = kv;
-                vs[jj][c] = vv;
-            }
+            __syncthreads();
         }
-        __syncthreads();
-        // S = Q K^T for this warp's 16 rows and its keys of the tile
+    // S = Q K^T for this warp's 16 rows and its keys of the tile
         float s[kNt][4];
 #pragma unroll
         for (int nt = 0; nt < kNt; ++nt) {
@@ -276,7 +293,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
         // merge the warps' states (max m_w, sum l_w, unnormalised o_w per row): m = max m_w,
         // out = sum_w o_w e^(m_w - m) / sum_w l_w e^(m_w - m)
         __syncthreads();  // every warp is done with the tiles
-        float* red_o = reinterpret_cast<float*>(&smem[0][0][0]);  // [warps][16][D]
+        float* red_o = reinterpret_cast<float*>(&ks[0][0]);  // [warps][16][D]
         float* red_m = red_o + kMaxWarps * 16 * D;                 // [warps][16]
         float* red_l = red_m + kMaxWarps * 16;
 #pragma unroll
@@ -314,7 +331,9 @@ void launch_typed(const void* q, const void* k, const void* v, bool in_low, cons
         using TIn = decltype(in_tag);
         using TOut = decltype(out_tag);
         auto kernel = split ? attention_mma<T, D, TIn, TOut, true> : attention_mma<T, D, TIn, TOut, false>;
-        kernel<<<grid, threads, 0, s>>>(static_cast<const TIn*>(q), static_cast<const TIn*>(k),
+        const int smem = (kMaxWarps * 16 + 2 * tile_keys<D>()) * (D + kPad) * static_cast<int>(sizeof(T));
+        if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        kernel<<<grid, threads, smem, s>>>(static_cast<const TIn*>(q), static_cast<const TIn*>(k),
                                         static_cast<const TIn*>(v), mask, static_cast<TOut*>(out), d,
                                         vec && std::is_same_v<TIn, T>);
     };

@@ -47,7 +47,7 @@ struct LtGemm {
     ActivationKind act = ActivationKind::kNone;  // only kNone / kRelu / kGeluTanh here
 };
 
-constexpr int kCandidates = 8;  // heuristic results timed per problem
+constexpr int kCandidates = 16;  // heuristic results timed per problem
 
 
 

@@ -86,14 +86,18 @@ __global__ void __launch_bounds__(kLnWarps * 32) layer_norm_warp(const TX* __res
     if (row >= rows) return;
     const TX* xr = x + row * cols;
     TY* yr = y + row * cols;
-    float v[kLnPerLane];
-    float s = 0.f;
+    // the row, scale and bias in one round trip of loads
+    float v[kLnPerLane], sc[kLnPerLane], bi[kLnPerLane];
 #pragma unroll
     for (int k = 0; k < kLnPerLane; ++k) {
         const int i = lane + 32 * k;
         v[k] = i < cols ? ld(xr, i) : 0.f;
-        s += v[k];
+        sc[k] = i < cols ? scale[i] : 0.f;
+        bi[k] = i < cols && bias ? bias[i] : 0.f;
     }
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < kLnPerLane; ++k) s += v[k];
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     const float mean = rms ? 0.f : s / static_cast<float>(cols);
     float ss = 0.f;
@@ -108,7 +112,7 @@ __global__ void __launch_bounds__(kLnWarps * 32) layer_norm_warp(const TX* __res
 #pragma unroll
     for (int k = 0; k < kLnPerLane; ++k) {
         const int i = lane + 32 * k;
-        if (i < cols) st(yr, i, (v[k] - mean) * inv * scale[i] + (bias ? bias[i] : 0.f));
+        if (i < cols) st(yr, i, (v[k] - mean) * inv * sc[k] + bi[k]);
     }
 }
 
