@@ -11,7 +11,7 @@
 # then, through the device tool: run(command="bash bench/gpu/device_build_and_test.sh", carry=[".gpu_deps"]).
 # Results (logs, junit xml, bench json) go to $OUT (or ./gpu_out when OUT is unset).
 #
-# Usage: bench/gpu/device_build_and_test.sh [all|build|test|bench|python|profile]   (default: all)
+# Usage: bench/gpu/device_build_and_test.sh [all|build|test|bench|python|profile|ncu]   (default: all)
 # The GPU benchmark of docs/PERFORMANCE.md is `bash bench/gpu/device_build_and_test.sh bench` after `build`.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -105,6 +105,23 @@ for n in ['resnet50', 'bert_base']:
             $PY bench/gpu/ncu_summary.py "/tmp/prof_$m.csv" --runs 4 --top 22
         done
     done 2>&1 | tee "$OUT/profile.txt"
+fi
+
+# ---------------------------------------------------------------- per-kernel GPU time of the benchmark's models
+# NCU_MODELS="bert_base=1 vit_b16=1" (gpu_bench.py's models and batches; fp16 unless NCU_PRECISION is set)
+if [ "$STEP" = ncu ]; then
+    NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+    for spec in ${NCU_MODELS:-bert_base=1}; do
+        m=${spec%=*}; b=${spec#*=}
+        flags=$($PY bench/gpu/export_model.py "$m" "$b" "/tmp/ncu_$m.onnx" 2>/dev/null | tail -1)
+        # shellcheck disable=SC2086
+        "$BUILD/kiln" build "/tmp/ncu_$m.onnx" --backend cuda ${NCU_PRECISION:---fp16} $flags -o "/tmp/ncu_$m.plan" \
+            > /dev/null 2>&1 || { echo "kiln build failed for $m"; continue; }
+        echo "== $m batch $b ${NCU_PRECISION:---fp16}: per inference (a plan load tunes once, bench runs 3 more)"
+        "$NCU" --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv --print-units base \
+            "$BUILD/kiln" bench "/tmp/ncu_$m.plan" --warmup 0 --iterations 1 --no-cuda-graph > "/tmp/ncu_$m.csv" 2>/dev/null
+        $PY bench/gpu/ncu_summary.py "/tmp/ncu_$m.csv" --runs 4 --top "${NCU_TOP:-14}"
+    done 2>&1 | tee "$OUT/ncu.txt"
 fi
 
 # ---------------------------------------------------------------- benchmarks (full-size models, PyTorch anchors)
