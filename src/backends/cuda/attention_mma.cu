@@ -21,9 +21,11 @@ namespace kiln::cuda {
 
 namespace {
 
-// Keys per tile: 128 for head dims up to 64 (BERT / GPT-2 / ViT at sequence 128 stage K and V once), 64 above.
-template <int D>
-__host__ __device__ constexpr int tile_keys() { return D <= 64 ? 128 : 64; }
+// Keys per tile: with the keys split over the warps (small grids) 128 for head dims up to 64, so that BERT / GPT-2 at
+// sequence 128 stage K and V once; 64 otherwise (a warp scoring 128 keys alone needs 209 registers, and halves the
+// blocks per multiprocessor).
+template <int D, bool kSplit>
+__host__ __device__ constexpr int tile_keys() { return kSplit && D <= 64 ? 128 : 64; }
 constexpr int kMaxWarps = 4;
 constexpr int kPad = 8;  // elements of padding per shared row: rows 16 bytes apart in bank terms, conflict-free
 
@@ -131,7 +133,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
                                                                 bool vec) {
     // dynamic shared memory: Q rows [64][D + kPad], then the K and V tiles [kKeys][D + kPad] (V read as the B
     // operand through ldmatrix.trans); kSplit reuses the K/V region for the warps' partial results
-    constexpr int kKeys = tile_keys<D>();
+    constexpr int kKeys = tile_keys<D, kSplit>();
     using Row = T[D + kPad];
     extern __shared__ __align__(16) unsigned char smem_raw[];
     Row* qs = reinterpret_cast<Row*>(smem_raw);
@@ -331,7 +333,8 @@ void launch_typed(const void* q, const void* k, const void* v, bool in_low, cons
         using TIn = decltype(in_tag);
         using TOut = decltype(out_tag);
         auto kernel = split ? attention_mma<T, D, TIn, TOut, true> : attention_mma<T, D, TIn, TOut, false>;
-        const int smem = (kMaxWarps * 16 + 2 * tile_keys<D>()) * (D + kPad) * static_cast<int>(sizeof(T));
+        const int keys = split ? tile_keys<D, true>() : tile_keys<D, false>();
+        const int smem = (kMaxWarps * 16 + 2 * keys) * (D + kPad) * static_cast<int>(sizeof(T));
         if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         kernel<<<grid, threads, smem, s>>>(static_cast<const TIn*>(q), static_cast<const TIn*>(k),
                                         static_cast<const TIn*>(v), mask, static_cast<TOut*>(out), d,

@@ -124,26 +124,33 @@ std::unique_ptr<DeviceKernel> make_attention(const KernelRequest& r) {
         const AttentionGeometry g =
             backends::attention_geometry(attrs, q.shape, k.shape, v.shape, mask ? &mask->shape : nullptr, where);
         const AttentionDims d = dims_of(g, scale_attr, mask_bool, where);
-        if (mma) {
-            // Q, K, V in one type: fp32 ones are converted when another is already reduced
-            const bool any_low = q.dtype != DataType::kFloat32 || k.dtype != DataType::kFloat32 ||
-                                 v.dtype != DataType::kFloat32;
+        const bool any_low = q.dtype != DataType::kFloat32 || k.dtype != DataType::kFloat32 ||
+                             v.dtype != DataType::kFloat32;
+        int64_t nb = g.count();
+        const bool gemm_fits = low != LowType::kF32 && !packed && q.numel() == nb * d.sq * d.d &&
+                               k.numel() == nb * d.sk * d.d && v.numel() == nb * d.sk * d.dv && d.sk > 0 && d.sq > 0;
+        // fp32 inputs in the classic layout (ViT's exporter scales Q and K with fp32 Muls): the cuBLASLt path,
+        // whose whole-tensor conversions beat the flash kernel's element-wise fp32 staging
+        if (mma && (any_low || !gemm_fits || out[0]->dtype != DataType::kFloat32)) {
+            // Q, K, V as fp16/bf16: fp32 ones are converted whole (coalesced), so that the kernel stages 16-byte rows
             Scratch scratch(c.stream, *c.node);
             const void* p[3] = {q.data, k.data, v.data};
             const DevTensor* t[3] = {&q, &k, &v};
-            for (int i = 0; i < 3 && any_low; ++i) {
+            for (int i = 0; i < 3; ++i) {
                 if (t[i]->dtype != DataType::kFloat32) continue;
+                if (i > 0 && t[i]->data == t[i - 1]->data) {  // one packed QKV tensor: converted once
+                    p[i] = p[i - 1];
+                    continue;
+                }
                 void* lp = scratch.get(t[i]->numel() * 2);
                 launch_f32_to_low(t[i]->as<float>(), lp, low, t[i]->numel(), c.stream);
                 p[i] = lp;
             }
-            launch_attention_mma(p[0], p[1], p[2], any_low, mask ? mask->data : nullptr, out[0]->data,
+            launch_attention_mma(p[0], p[1], p[2], true, mask ? mask->data : nullptr, out[0]->data,
                                  out[0]->dtype != DataType::kFloat32, low, d, sms, c.stream);
             return;
         }
-        int64_t nb = g.count();
-        if (low != LowType::kF32 && !packed && q.numel() == nb * d.sq * d.d && k.numel() == nb * d.sk * d.d &&
-            v.numel() == nb * d.sk * d.dv && d.sk > 0 && d.sq > 0) {
+        if (gemm_fits) {
             attention_gemm_low(c, q, k, v, mask, out[0]->as<float>(), d, low, *qk, *pv, tactics);
             return;
         }
