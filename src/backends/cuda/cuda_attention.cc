@@ -96,7 +96,8 @@ bool supports_attention(const KernelNode& n) {
 }
 
 bool attention_on_tensor_cores(const KernelNode& n, LowType low) {
-    if (low == LowType::kF32) return false;
+    // K given transposed ([d, sk] per head, ViT's export) stages element by element: the cuBLASLt path is faster
+    if (low == LowType::kF32 || n.attrs.get_int("k_transposed", 0) != 0) return false;
     int64_t d = 0, dv = 0;
     head_dims(n, &d, &dv);
     return attention_mma_fits(d, dv);
