@@ -35,6 +35,7 @@ bool fuse_layer_norm(ir::Graph& g, PassContext& ctx);
 bool fuse_attention(ir::Graph& g, PassContext& ctx);
 bool fuse_attention_heads(ir::Graph& g, PassContext& ctx);
 bool fuse_conv_epilogue(ir::Graph& g, PassContext& ctx);
+bool gemm_to_matmul(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_transpose(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_epilogue(ir::Graph& g, PassContext& ctx);
 bool fuse_qkv_projection(ir::Graph& g, PassContext& ctx);

@@ -18,6 +18,7 @@ const std::vector<PassInfo>& pipeline() {
         {"fuse_attention", 3, &fuse_attention},
         {"fuse_attention_heads", 3, &fuse_attention_heads},  // cpu / reference / cuda: heads read in place
         {"fuse_conv_epilogue", 3, &fuse_conv_epilogue},
+        {"gemm_to_matmul", 3, &gemm_to_matmul},  // linear-layer Gemms (and their Reshapes) -> MatMul + bias Add
         {"fuse_matmul_transpose", 3, &fuse_matmul_transpose},  // before fuse_matmul_epilogue, which extends it
         {"fuse_matmul_epilogue", 3, &fuse_matmul_epilogue},
         {"fuse_qkv_projection", 3, &fuse_qkv_projection},  // cuda: one GEMM for a packed Attention's Q, K and V
