@@ -98,18 +98,7 @@ bool try_fuse(ir::Graph& g, ir::Node* att, const UseMap& uses) {
 
 bool fuse_qkv_projection(ir::Graph& g, PassContext& ctx) {
     if (ctx.backend != "cuda") return false;
-    bool changed = false;
-    for (bool again = true; again;) {
-        again = false;
-        UseMap uses(g);
-        for (ir::Node* n : g.nodes()) {
-            if (n->op_type == "Attention" && n->domain == "kiln" && try_fuse(g, n, uses)) {
-                changed = again = true;
-                break;
-            }
-        }
-    }
-    return changed;
+    return rewrite_until_stable(g, "Attention", "kiln", try_fuse);
 }
 
 }  // namespace kiln::passes

@@ -82,18 +82,7 @@ bool try_rewrite(ir::Graph& g, ir::Node* gemm, const UseMap& uses) {
 }  // namespace
 
 bool gemm_to_matmul(ir::Graph& g, PassContext&) {
-    bool changed = false;
-    for (bool again = true; again;) {
-        again = false;
-        UseMap uses(g);
-        for (ir::Node* n : g.nodes()) {
-            if (n->op_type == "Gemm" && n->domain.empty() && try_rewrite(g, n, uses)) {
-                changed = again = true;
-                break;
-            }
-        }
-    }
-    return changed;
+    return rewrite_until_stable(g, "Gemm", "", try_rewrite);
 }
 
 }  // namespace kiln::passes

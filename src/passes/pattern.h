@@ -38,4 +38,22 @@ std::vector<std::string> fused_names(const std::vector<ir::Node*>& nodes);
 /// Adds the original-node names of `from` to `into->fused_from` (call before removing `from`).
 void record_fused(ir::Node* into, const std::vector<ir::Node*>& from);
 
+/// Calls `rewrite(g, node, uses)` on each node of `op_type` in `domain` and starts over (with fresh uses) after every
+/// rewrite that returns true, until none does; true when anything changed.
+template <typename Rewrite>
+bool rewrite_until_stable(ir::Graph& g, const char* op_type, const char* domain, Rewrite rewrite) {
+    bool changed = false;
+    for (bool again = true; again;) {
+        again = false;
+        UseMap uses(g);
+        for (ir::Node* n : g.nodes()) {
+            if (n->op_type == op_type && n->domain == domain && rewrite(g, n, uses)) {
+                changed = again = true;
+                break;
+            }
+        }
+    }
+    return changed;
+}
+
 }  // namespace kiln::passes

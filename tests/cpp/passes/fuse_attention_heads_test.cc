@@ -6,12 +6,6 @@ namespace kiln::passes::test {
 
 namespace {
 
-AttributeMap perm(std::vector<int64_t> p) {
-    AttributeMap a;
-    a.set("perm", p);
-    return a;
-}
-
 std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
     Tensor t(DataType::kFloat32, {});
     *t.data<float>() = v;

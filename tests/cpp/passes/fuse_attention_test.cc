@@ -11,12 +11,6 @@ std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
     return net.add_constant(name, t);
 }
 
-AttributeMap perm(std::vector<int64_t> p) {
-    AttributeMap a;
-    a.set("perm", p);
-    return a;
-}
-
 }  // namespace
 
 TEST(FuseAttention, AdditiveMaskAndKeyTransposeOfLastTwoAxes) {

@@ -6,12 +6,6 @@ namespace kiln::passes::test {
 
 namespace {
 
-AttributeMap perm(std::vector<int64_t> p) {
-    AttributeMap a;
-    a.set("perm", p);
-    return a;
-}
-
 // x [1, s, w] -> q/k/v = x W_i + b_i -> Transpose(Reshape(., [1, s, h, d])) -> softmax(q k^T) v -> [1, s, w]
 void projected_attention(NetworkDefinition& net, int64_t s, int64_t h, int64_t d, bool second_user) {
     const int64_t w = h * d;

@@ -43,6 +43,13 @@ inline int count_op(const ir::Graph& g, const std::string& op) {
     return n;
 }
 
+/// Transpose attributes.
+inline AttributeMap perm(std::vector<int64_t> p) {
+    AttributeMap a;
+    a.set("perm", p);
+    return a;
+}
+
 /// Deterministic, non-trivial float data.
 inline Tensor filled(Shape shape, float seed, float scale = 1.f, float offset = 0.f) {
     Tensor t(DataType::kFloat32, std::move(shape));
