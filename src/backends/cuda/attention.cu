@@ -42,9 +42,7 @@ __global__ void attention_f32_rowmajor(const float* __restrict__ q, const float*
     float* qrow = smem + d.sk;
     const AttentionOffsets ofs = attention_offsets(d, blockIdx.x);
     const int64_t mo = ofs.m;
-    const float* qp = q + ofs.q;
-    const float* kp = k + ofs.k;
-    const float* vp = v + ofs.v;
+    const float *qp = q + ofs.q, *kp = k + ofs.k, *vp = v + ofs.v;
     float* op = out + ofs.o;
     int64_t row_end = min(d.sq, int64_t(blockIdx.y + 1) * kRowsPerBlock);
     for (int64_t i = int64_t(blockIdx.y) * kRowsPerBlock; i < row_end; ++i) {
@@ -103,9 +101,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_f32_tiled(const float* 
     __shared__ float vs[kTileK][kMaxTiledD];
     const AttentionOffsets ofs = attention_offsets(d, blockIdx.x);
     const int64_t mo = ofs.m;
-    const float* qp = q + ofs.q;
-    const float* kp = k + ofs.k;
-    const float* vp = v + ofs.v;
+    const float *qp = q + ofs.q, *kp = k + ofs.k, *vp = v + ofs.v;
     float* op = out + ofs.o;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nd = static_cast<int>(d.d);
     const int ndv = static_cast<int>(d.dv);
