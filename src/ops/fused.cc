@@ -26,6 +26,23 @@ void infer_fused_matmul(InferContext& ctx) {
     }
 }
 
+void infer_fused_expand_depthwise(InferContext& ctx) {
+    const TensorInfo& x = ctx.input(0);
+    const TensorInfo& w1 = ctx.input(1);
+    ctx.check(x.rank() == 4 && w1.rank() == 4, "X and W1 must be 4-D, got ", shape_str(x.dims), ", ",
+              shape_str(w1.dims));
+    ctx.check(w1.dims[2] == Dim(1) && w1.dims[3] == Dim(1), "W1 must be 1x1, got ", shape_str(w1.dims));
+    ctx.check(!x.dims[1].is_static() || !w1.dims[1].is_static() || x.dims[1] == w1.dims[1], "X of shape ",
+              shape_str(x.dims), " does not fit W1 of shape ", shape_str(w1.dims));
+    TensorInfo mid = x;  // the expand's output: [N, C, H, W]
+    mid.value = nullptr;
+    mid.dims[1] = w1.dims[0];
+    const std::vector<TensorInfo> ins = {mid, ctx.input(3), ctx.input(4)};  // InferContext keeps a reference
+    InferContext inner(ctx.node_name(), ctx.op_type(), ctx.attrs(), ins, 1);
+    infer_conv(inner);
+    ctx.outputs()[0] = inner.outputs()[0];
+}
+
 namespace {
 
 // Attention with `num_heads` (head-packed rows, see op_list.def).

@@ -20,6 +20,7 @@ const std::map<std::string, Family>& families() {
     static const std::map<std::string, Family> kTable = {
         {"Conv", {supports_conv, make_cpu_conv, layout_caps_conv}},
         {"FusedConv", {supports_conv, make_cpu_conv, layout_caps_conv}},
+        {"FusedExpandDepthwise", {supports_expand_depthwise, make_cpu_expand_depthwise, layout_caps_expand_depthwise}},
         {"MatMul", {supports_matmul, make_cpu_matmul}},
         {"FusedMatMul", {supports_matmul, make_cpu_matmul, layout_caps_matmul}},
         {"Gemm", {supports_gemm, make_cpu_gemm}},

@@ -26,6 +26,10 @@ std::unique_ptr<Kernel> make_cpu_conv_matvec(const KernelNode& node);
 /// KILN_CPU_DEPTHWISE=0 leaves them to oneDNN.
 bool conv_is_depthwise_blocked(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_conv_depthwise(const KernelNode& node);
+/// FusedExpandDepthwise: 1x1 expand + depthwise in one AVX-512 pass on nChw16c values (conv_expand_depthwise.cc).
+bool supports_expand_depthwise(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_expand_depthwise(const KernelNode& node);
+LayoutCaps layout_caps_expand_depthwise(const KernelNode& node);
 /// x = x * sigmoid(x) over n floats, AVX-512, on `threads` OpenMP threads (conv_depthwise.cc).
 void silu_inplace(float* x, int64_t n, int threads);
 bool supports_matmul(const KernelNode& node);

@@ -7,6 +7,7 @@
 
 #include "src/backends/activation.h"
 #include "src/backends/attention_geometry.h"
+#include "src/backends/expand_depthwise.h"
 #include "src/backends/reference/reference_backend.h"
 #include "src/ops/shape_utils.h"
 
@@ -73,6 +74,30 @@ std::unique_ptr<Kernel> make_ref_FusedConv(const KernelNode& node) {
             epilogue(*a.outputs[0], residual, act);
         },
         name);
+}
+
+// The expand and the depthwise convolution one after the other, through a temporary M.
+std::unique_ptr<Kernel> make_ref_FusedExpandDepthwise(const KernelNode& node) {
+    check_f32(node, 5);
+    const std::string conv_op = "FusedConv";
+    const AttributeMap ea = expand_conv_attrs(node.attrs), da = depthwise_conv_attrs(node.attrs);
+    ops::TensorInfo mid = node.inputs[0];
+    mid.value = nullptr;
+    mid.dims[1] = node.inputs[1].dims[0];
+    KernelNode en{node.name, conv_op, ea, {node.inputs[0], node.inputs[1], node.inputs[2]}, {mid}};
+    KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, node.outputs};
+    std::shared_ptr<Kernel> expand = make_ref_FusedConv(en), dw = make_ref_FusedConv(dn);
+    const int64_t channels = node.inputs[1].value ? node.inputs[1].value->dim(0) : 0;
+    return make_kernel(
+        [=](const KernelArgs& a) {
+            const Tensor& x = *a.inputs[0];
+            Tensor m(DataType::kFloat32, {x.dim(0), channels ? channels : a.inputs[1]->dim(0), x.dim(2), x.dim(3)});
+            KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
+            expand->execute(e);
+            KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
+            dw->execute(d);
+        },
+        "fused_expand_" + dw->describe());
 }
 
 std::unique_ptr<Kernel> make_ref_FusedMatMul(const KernelNode& node) {

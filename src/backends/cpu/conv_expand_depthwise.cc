@@ -1,0 +1,388 @@
+// FusedExpandDepthwise (op_list.def) on nChw16c values, AVX-512: the 1x1 expand convolution and the depthwise
+// convolution of an inverted-residual block in one pass,
+//   m[c, h, w] = act1(B1[c] + sum_i W1[c, i] x[i, h, w]);  y = act2(B2 + depthwise_k(m, W2))
+// m never goes to memory as a whole: each thread owns a range of (image, 16-channel block) pairs and, for each
+// output row, expands only the input rows the depthwise window newly needs into a ring of k rows of its blocks
+// (k x width x 16 floats per block, which stays in L1 / L2), then runs the depthwise row from the ring. Splitting
+// the threads over channel blocks instead of rows needs no halo rows computed twice. The expand tile is 8 pixels x
+// up to 3 channel blocks (24 accumulators), broadcasting one input channel at a time (as oneDNN's jit_1x1 does).
+//
+// Other layouts or CPUs without AVX-512 run the two layers through the ordinary convolution kernels.
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "src/backends/cpu/avx512_act.h"
+#include "src/backends/cpu/cpu_backend.h"
+#include "src/backends/cpu/dnnl_util.h"
+#include "src/backends/expand_depthwise.h"
+#include "src/ops/nn.h"
+
+namespace kiln::backends::cpu {
+
+namespace {
+
+constexpr int64_t V = kChannelBlock;
+
+struct Geom {
+    int64_t cin, cin_blocks;  // input channels (real) and their blocks
+    int64_t h, w, oh, ow, pt, pl;
+};
+
+// Expand pixels [w0, w0 + P) of input row `ih` into OB channel blocks. x: the image's nChw16c base; we: the first
+// block's packed weights [cin][16] (blocks `wstride` floats apart); dst: [OB][width][16] with `dstride` between blocks.
+template <int OB, int P, DwAct A>
+KILN_AVX512 inline void expand_tile(const float* x, const float* we, int64_t wstride, const float* be, float* dst,
+                                    int64_t dstride, const Geom& g, int64_t ih, int64_t w0, __m512 lo, __m512 hi) {
+    __m512 acc[OB][P];
+#pragma GCC unroll 3
+    for (int o = 0; o < OB; ++o) {
+        const __m512 b = _mm512_load_ps(be + o * V);
+#pragma GCC unroll 8
+        for (int p = 0; p < P; ++p) acc[o][p] = b;
+    }
+    for (int64_t ib = 0; ib < g.cin_blocks; ++ib) {
+        const float* xr = x + ((ib * g.h + ih) * g.w + w0) * V;
+        const int64_t n = std::min<int64_t>(V, g.cin - ib * V);
+        const float* wi = we + ib * V * V;
+        for (int64_t i = 0; i < n; ++i) {
+            __m512 wv[OB];
+#pragma GCC unroll 3
+            for (int o = 0; o < OB; ++o) wv[o] = _mm512_load_ps(wi + o * wstride + i * V);
+#pragma GCC unroll 8
+            for (int p = 0; p < P; ++p) {
+                const __m512 xv = _mm512_set1_ps(xr[p * V + i]);
+#pragma GCC unroll 3
+                for (int o = 0; o < OB; ++o) acc[o][p] = _mm512_fmadd_ps(xv, wv[o], acc[o][p]);
+            }
+        }
+    }
+#pragma GCC unroll 3
+    for (int o = 0; o < OB; ++o)
+#pragma GCC unroll 8
+        for (int p = 0; p < P; ++p) _mm512_store_ps(dst + o * dstride + (w0 + p) * V, activate<A>(acc[o][p], lo, hi));
+}
+
+using TileFn = void (*)(const float*, const float*, int64_t, const float*, float*, int64_t, const Geom&, int64_t,
+                       int64_t, __m512, __m512);
+
+// The last 1..7 pixels of a row as one tile of that width: the 7 x 7 and 14 x 14 layers keep most accumulators busy.
+template <DwAct A>
+struct Tails {
+    template <int P>
+    static constexpr std::array<TileFn, 3> row() {
+        return {expand_tile<1, P, A>, expand_tile<2, P, A>, expand_tile<3, P, A>};
+    }
+    static constexpr std::array<std::array<TileFn, 3>, 7> kTable = {row<1>(), row<2>(), row<3>(), row<4>(),
+                                                                    row<5>(), row<6>(), row<7>()};
+};
+
+// Input row ih expanded into blocks [0, nb) of the ring slot `dst` ([nb][width][16]); we / be start at block 0.
+template <DwAct A>
+KILN_AVX512 void expand_row(const float* x, const float* we, const float* be, float* dst, int64_t nb, const Geom& g,
+                            int64_t ih, float lo_f, float hi_f) {
+    const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f);
+    const int64_t ws = g.cin_blocks * V * V, ds = g.w * V;
+    constexpr const auto& tail_ = Tails<A>::kTable;
+    for (int64_t b = 0; b < nb; b += 3) {
+        const int64_t ob = std::min<int64_t>(3, nb - b);
+        const float* wb = we + b * ws;
+        const float* bb = be + b * V;
+        float* db = dst + b * ds;
+        int64_t w0 = 0;
+        for (; w0 + 8 <= g.w; w0 += 8) {
+            if (ob == 3) expand_tile<3, 8, A>(x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
+            else if (ob == 2) expand_tile<2, 8, A>(x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
+            else expand_tile<1, 8, A>(x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
+        }
+        if (w0 < g.w) tail_[g.w - w0 - 1][ob - 1](x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
+    }
+}
+
+// One output pixel near the left or right edge (the window checked column by column).
+template <int K, int S, DwAct A>
+KILN_AVX512 inline void dw_edge(const float* const* rows, const float* wb, __m512 bias, float* yr, const Geom& g,
+                                int64_t ow, __m512 lo, __m512 hi) {
+    __m512 acc = bias;
+    for (int kh = 0; kh < K; ++kh) {
+        if (!rows[kh]) continue;
+        for (int kw = 0; kw < K; ++kw) {
+            const int64_t iw = ow * S - g.pl + kw;
+            if (iw < 0 || iw >= g.w) continue;
+            acc = _mm512_fmadd_ps(_mm512_load_ps(rows[kh] + iw * V), _mm512_load_ps(wb + (kh * K + kw) * V), acc);
+        }
+    }
+    _mm512_storeu_ps(yr + ow * V, activate<A>(acc, lo, hi));
+}
+
+// One depthwise output row of one block from the ring rows rows[kh] ([width][16], nullptr outside the image).
+template <int K, int S, DwAct A>
+KILN_AVX512 void dw_row(const float* const* rows, const float* wb, const float* bb, float* yr, const Geom& g, float lo_f,
+                        float hi_f) {
+    constexpr int kBlock = 8;
+    const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f), bias = _mm512_load_ps(bb);
+    const int64_t ow_lo = std::min(g.ow, (g.pl + S - 1) / S);
+    const int64_t last = g.w - K + g.pl;
+    const int64_t ow_hi = std::max(ow_lo, std::min(g.ow, last >= 0 ? last / S + 1 : 0));
+    for (int64_t ow = 0; ow < ow_lo; ++ow) dw_edge<K, S, A>(rows, wb, bias, yr, g, ow, lo, hi);
+    int64_t ow = ow_lo;
+    for (; ow + kBlock <= ow_hi; ow += kBlock) {
+        __m512 acc[kBlock];
+#pragma GCC unroll 8
+        for (int j = 0; j < kBlock; ++j) acc[j] = bias;
+        for (int kh = 0; kh < K; ++kh) {
+            if (!rows[kh]) continue;
+            const float* xr = rows[kh] + (ow * S - g.pl) * V;
+#pragma GCC unroll 5
+            for (int kw = 0; kw < K; ++kw) {
+                const __m512 wv = _mm512_load_ps(wb + (kh * K + kw) * V);
+#pragma GCC unroll 8
+                for (int j = 0; j < kBlock; ++j)
+                    acc[j] = _mm512_fmadd_ps(_mm512_load_ps(xr + (j * S + kw) * V), wv, acc[j]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < kBlock; ++j) _mm512_storeu_ps(yr + (ow + j) * V, activate<A>(acc[j], lo, hi));
+    }
+    for (; ow < g.ow; ++ow) dw_edge<K, S, A>(rows, wb, bias, yr, g, ow, lo, hi);
+}
+
+using ExpandFn = void (*)(const float*, const float*, const float*, float*, int64_t, const Geom&, int64_t, float,
+                          float);
+using DwFn = void (*)(const float* const*, const float*, const float*, float*, const Geom&, float, float);
+
+ExpandFn pick_expand(DwAct a) {
+    switch (a) {
+        case DwAct::kNone: return expand_row<DwAct::kNone>;
+        case DwAct::kRelu: return expand_row<DwAct::kRelu>;
+        case DwAct::kClip: return expand_row<DwAct::kClip>;
+        case DwAct::kSilu: return expand_row<DwAct::kSilu>;
+    }
+    return nullptr;
+}
+
+template <int K, int S>
+DwFn pick_dw_act(DwAct a) {
+    switch (a) {
+        case DwAct::kNone: return dw_row<K, S, DwAct::kNone>;
+        case DwAct::kRelu: return dw_row<K, S, DwAct::kRelu>;
+        case DwAct::kClip: return dw_row<K, S, DwAct::kClip>;
+        case DwAct::kSilu: return dw_row<K, S, DwAct::kSilu>;
+    }
+    return nullptr;
+}
+
+DwFn pick_dw(int k, int s, DwAct a) {
+    if (k == 3) return s == 1 ? pick_dw_act<3, 1>(a) : pick_dw_act<3, 2>(a);
+    return s == 1 ? pick_dw_act<5, 1>(a) : pick_dw_act<5, 2>(a);
+}
+
+// Below this many multiply-adds the block runs on the calling thread.
+constexpr double kMinParallelMacs = 2e5;
+constexpr int kRingSlot = 3;  // thread_buffer slot (conv_dnnl.cc uses 0 and 1, matmul_dnnl.cc 2)
+
+class ExpandDepthwiseKernel : public Kernel {
+public:
+    explicit ExpandDepthwiseKernel(const KernelNode& node) : where_(node.where()) {
+        const Tensor& w1 = *node.inputs[1].value;
+        const Tensor& w2 = *node.inputs[3].value;
+        cin_ = w1.dim(1);
+        channels_ = w1.dim(0);
+        k_ = static_cast<int>(w2.dim(2));
+        const AttributeMap da = depthwise_conv_attrs(node.attrs);
+        win_ = ops::parse_window_attrs(da, 2, {w2.dim(2), w2.dim(3)}, false, where_);
+        stride_ = static_cast<int>(win_.strides[0]);
+        const Activation a1 = Activation::from_attrs(expand_conv_attrs(node.attrs), where_);
+        const Activation a2 = Activation::from_attrs(da, where_);
+        act_of(a1, &act1_);
+        act_of(a2, &act2_);
+        lo1_ = a1.alpha, hi1_ = a1.beta, lo2_ = a2.alpha, hi2_ = a2.beta;
+        blocks_ = padded_channels(channels_) / V;
+        const int64_t cinp = padded_channels(cin_);
+        // W1 packed [block][cin padded][16], W2 [block][k*k][16], biases [block][16]; padding stays zero
+        we_ = aligned_floats(blocks_ * cinp * V);
+        be_ = aligned_floats(blocks_ * V);
+        wd_ = aligned_floats(blocks_ * k_ * k_ * V);
+        bd_ = aligned_floats(blocks_ * V);
+        const float* w1p = w1.data<float>();
+        const float* w2p = w2.data<float>();
+        for (int64_t c = 0; c < channels_; ++c) {
+            const int64_t b = c / V, l = c % V;
+            for (int64_t i = 0; i < cin_; ++i) we_.get()[(b * cinp + i) * V + l] = w1p[c * cin_ + i];
+            for (int i = 0; i < k_ * k_; ++i) wd_.get()[(b * k_ * k_ + i) * V + l] = w2p[c * k_ * k_ + i];
+            be_.get()[c] = node.inputs[2].value->data<float>()[c];
+            bd_.get()[c] = node.inputs[4].value->data<float>()[c];
+        }
+        expand_ = pick_expand(act1_);
+        dw_ = pick_dw(k_, stride_, act2_);
+    }
+
+    std::string describe() const override {
+        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, "_f32_nChw16c_avx512");
+    }
+    bool writes_all_outputs() const override { return true; }  // padding channels: act2(0) = 0
+
+    void execute(const KernelArgs& a) const override {
+        const Tensor& x = *a.inputs[0];
+        Tensor& y = *a.outputs[0];
+        Geom g;
+        g.cin = cin_;
+        g.cin_blocks = padded_channels(cin_) / V;
+        g.h = x.dim(2);
+        g.w = x.dim(3);
+        g.oh = y.dim(2);
+        g.ow = y.dim(3);
+        int64_t unused = 0;
+        ops::window_output_dim(win_, 0, g.h, &g.pt, &unused, where_);
+        ops::window_output_dim(win_, 1, g.w, &g.pl, &unused, where_);
+        const int64_t items = x.dim(0) * blocks_ * g.oh;
+        const double macs = static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ +
+                            static_cast<double>(y.numel()) * k_ * k_;
+        const int threads = static_cast<int>(
+            std::min<int64_t>(items, macs < kMinParallelMacs ? 1 : std::max(1, a.num_threads)));
+        const float* xp = x.data<float>();
+        float* yp = y.data<float>();
+        if (threads <= 1) {
+            run(xp, yp, g, 0, items);
+            return;
+        }
+#pragma omp parallel num_threads(threads)
+        {
+            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+            run(xp, yp, g, items * t / nt, items * (t + 1) / nt);
+        }
+    }
+
+private:
+    // Output rows [r0, r1) of the flattened (image, block, output row) on the calling thread: a partial block at
+    // each end of the range (its first expanded rows computed by both threads), whole blocks in between.
+    void run(const float* x, float* y, const Geom& g, int64_t r0, int64_t r1) const {
+        while (r0 < r1) {
+            const int64_t n = r0 / (blocks_ * g.oh), b = r0 / g.oh % blocks_, oh = r0 % g.oh;
+            if (oh != 0 || r1 - r0 < g.oh) {
+                const int64_t e = std::min(r1, r0 - oh + g.oh);
+                segment(x, y, g, n, b, 1, oh, oh + (e - r0));
+                r0 = e;
+            } else {
+                const int64_t nb = std::min((r1 - r0) / g.oh, blocks_ - b);
+                segment(x, y, g, n, b, nb, 0, g.oh);
+                r0 += nb * g.oh;
+            }
+        }
+    }
+
+    // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1).
+    void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0,
+                 int64_t oh1) const {
+        const int64_t cinp = padded_channels(cin_);
+        const int64_t slot = nb * g.w * V;  // floats per ring row
+        float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * k_ * slot));
+        const float* xn = x + n * g.cin_blocks * g.h * g.w * V;
+        int64_t next = 0;  // the next input row to expand
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+            const int64_t ih0 = oh * stride_ - g.pt;
+            const int64_t need = std::min(g.h, ih0 + k_);
+            next = std::max(next, std::max<int64_t>(0, ih0));
+            for (; next < need; ++next)
+                expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, ring + (next % k_) * slot, nb, g, next,
+                        lo1_, hi1_);
+            for (int64_t j = 0; j < nb; ++j) {
+                const float* rows[5];
+                for (int kh = 0; kh < k_; ++kh) {
+                    const int64_t ih = ih0 + kh;
+                    rows[kh] = ih < 0 || ih >= g.h ? nullptr : ring + (ih % k_) * slot + j * g.w * V;
+                }
+                const int64_t b = b0 + j;
+                dw_(rows, wd_.get() + b * k_ * k_ * V, bd_.get() + b * V,
+                    y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V, g, lo2_, hi2_);
+            }
+        }
+    }
+
+    std::string where_;
+    ops::WindowAttrs win_;
+    int64_t cin_ = 0, channels_ = 0, blocks_ = 0;
+    int k_ = 3, stride_ = 1;
+    DwAct act1_ = DwAct::kNone, act2_ = DwAct::kNone;
+    float lo1_ = 0.f, hi1_ = 0.f, lo2_ = 0.f, hi2_ = 0.f;
+    std::unique_ptr<float[], void (*)(void*)> we_{nullptr, std::free}, be_{nullptr, std::free};
+    std::unique_ptr<float[], void (*)(void*)> wd_{nullptr, std::free}, bd_{nullptr, std::free};
+    ExpandFn expand_ = nullptr;
+    DwFn dw_ = nullptr;
+};
+
+// Layouts or CPUs the fused kernel does not take: the expand and the depthwise convolution as two ordinary cpu
+// convolution kernels, M in a plain temporary.
+class TwoConvKernel : public Kernel {
+public:
+    explicit TwoConvKernel(const KernelNode& node) {
+        const std::string conv_op = "FusedConv";
+        const AttributeMap ea = expand_conv_attrs(node.attrs), da = depthwise_conv_attrs(node.attrs);
+        ops::TensorInfo mid = node.inputs[0];
+        mid.value = nullptr;
+        mid.dims[1] = node.inputs[1].dims[0];
+        channels_ = node.inputs[1].value->dim(0);
+        KernelNode en{node.name, conv_op, ea, {node.inputs[0], node.inputs[1], node.inputs[2]}, {mid}};
+        en.input_layouts = {node.input_layout(0)};
+        en.precision = node.precision;
+        KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, node.outputs};
+        dn.output_layouts = {node.output_layout(0)};
+        dn.precision = node.precision;
+        expand_ = make_cpu_conv(en);
+        dw_ = make_cpu_conv(dn);
+    }
+    std::string describe() const override { return "expand_" + expand_->describe() + "+" + dw_->describe(); }
+    bool writes_all_outputs() const override { return dw_->writes_all_outputs(); }
+    void execute(const KernelArgs& a) const override {
+        const Tensor& x = *a.inputs[0];
+        Tensor m(DataType::kFloat32, {x.dim(0), channels_, x.dim(2), x.dim(3)});
+        KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
+        expand_->execute(e);
+        KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
+        dw_->execute(d);
+    }
+
+private:
+    int64_t channels_ = 0;
+    std::unique_ptr<Kernel> expand_, dw_;
+};
+
+bool fused_path(const KernelNode& node) {
+    if (!__builtin_cpu_supports("avx512f") || node.precision != "fp32") return false;
+    if (node.input_layout(0) != Layout::kNChw16c || node.output_layout(0) != Layout::kNChw16c) return false;
+    DwAct a;
+    return act_of(Activation::from_attrs(expand_conv_attrs(node.attrs), node.where()), &a) &&
+           act_of(Activation::from_attrs(depthwise_conv_attrs(node.attrs), node.where()), &a);
+}
+
+}  // namespace
+
+bool supports_expand_depthwise(const KernelNode& node) {
+    for (size_t i = 1; i < 5; ++i)
+        if (!node.inputs[i].present || !node.inputs[i].value) return false;
+    if (node.inputs[0].rank() != 4 || !node.inputs[0].dims[1].is_static()) return false;
+    const Tensor& w2 = *node.inputs[3].value;
+    if (w2.dim(2) != w2.dim(3) || (w2.dim(2) != 3 && w2.dim(2) != 5)) return false;
+    ops::WindowAttrs win =
+        ops::parse_window_attrs(depthwise_conv_attrs(node.attrs), 2, {w2.dim(2), w2.dim(3)}, false, node.where());
+    return win.strides[0] == win.strides[1] && (win.strides[0] == 1 || win.strides[0] == 2) &&
+           win.dilations[0] == 1 && win.dilations[1] == 1;
+}
+
+std::unique_ptr<Kernel> make_cpu_expand_depthwise(const KernelNode& node) {
+    if (fused_path(node)) return std::make_unique<ExpandDepthwiseKernel>(node);
+    return std::make_unique<TwoConvKernel>(node);
+}
+
+LayoutCaps layout_caps_expand_depthwise(const KernelNode& node) {
+    LayoutCaps c;
+    c.inputs.assign(node.inputs.size(), false);
+    c.inputs[0] = true;
+    c.outputs = {true};
+    c.prefers_blocked = true;
+    return c;
+}
+
+}  // namespace kiln::backends::cpu
