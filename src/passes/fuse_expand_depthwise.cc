@@ -1,5 +1,6 @@
 // The first half of an inverted-residual block (MobileNetV2, EfficientNet) -> one FusedExpandDepthwise:
 //   m = FusedConv(x, W1, B1) {1x1, stride 1, no padding, act1};  y = FusedConv(m, W2, B2) {depthwise k x k, act2}
+// (either may be a plain Conv: no activation)
 //   => y = FusedExpandDepthwise(x, W1, B1, W2, B2)
 // so the cpu backend computes m row by row in a cache-resident ring buffer instead of writing and re-reading it
 // (conv_expand_depthwise.cc). cpu target only, and only the forms that kernel runs: k 3 or 5, stride 1 or 2, no
@@ -29,9 +30,11 @@ bool all_equal(const std::vector<int64_t>& v, int64_t x) {
     return true;
 }
 
-// A FusedConv without residual, with constant 4-D weights and a constant bias.
+// A Conv, or a FusedConv without residual, with constant 4-D weights and a constant bias.
 bool plain_fused_conv(const ir::Node* n) {
-    if (n->op_type != "FusedConv" || n->domain != "kiln" || n->input(3) || n->inputs.size() < 3) return false;
+    const bool conv = n->op_type == "Conv" && n->domain.empty();
+    if (!conv && (n->op_type != "FusedConv" || n->domain != "kiln")) return false;
+    if (n->input(3) || n->inputs.size() < 3) return false;
     const ir::Value* w = n->input(1);
     const ir::Value* b = n->input(2);
     return w && w->is_constant() && w->constant->shape().size() == 4 && b && b->is_constant() &&
@@ -77,6 +80,7 @@ bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx) {
     }
     for (auto [ex, dw] : pairs) {
         dw->op_type = "FusedExpandDepthwise";
+        dw->domain = "kiln";
         dw->attrs.set("expand_activation", ex->attrs.get_string("activation", ""));
         dw->attrs.set("expand_activation_alpha", ex->attrs.get_float("activation_alpha", 0.f));
         dw->attrs.set("expand_activation_beta", ex->attrs.get_float("activation_beta", 0.f));

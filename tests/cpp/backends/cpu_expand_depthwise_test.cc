@@ -1,0 +1,145 @@
+// kiln's fused 1x1 expand + depthwise kernel (FusedExpandDepthwise, conv_expand_depthwise.cc) on nChw16c values:
+// 3x3 and 5x5, stride 1 and 2, symmetric and SAME_UPPER padding, Relu / Clip / Silu / no activation, channel counts
+// that are and are not multiples of 16, rows narrower than, equal to and wider than the 8-pixel tile, images smaller
+// than the window, with and without a projection + residual after it, batch 1 to 3, one and two threads. Each must
+// match the reference backend (which runs the unfused graph) and must have run on that kernel; with
+// KILN_CPU_EXPAND_DW=0 the graph keeps its two convolutions.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "kiln/kiln.h"
+#include "src/common/strings.h"
+#include "tests/cpp/backends/test_util.h"
+
+namespace kiln {
+
+namespace {
+
+using test_util::build;
+using test_util::random_tensor;
+
+struct IrbCase {
+    int64_t batch, in_ch, mid_ch, height, width, k, stride;
+    std::string act;     // "", Relu, Clip (Relu6), Silu: after the expand and after the depthwise convolution
+    bool residual;       // 1x1 projection back to in_ch + Add(x) (stride 1 only)
+    std::string pads;    // "sym" or "same" (auto_pad SAME_UPPER)
+    bool stem = true;    // a 3x3 convolution first (its output nChw16c); false: the block reads the graph input
+};
+
+std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
+    Tensor t(DataType::kFloat32, {});
+    t.data<float>()[0] = v;
+    return net.add_constant(name, t);
+}
+
+std::string act(NetworkDefinition& net, const std::string& x, const std::string& a, const std::string& tag) {
+    if (a == "Relu") return net.add_layer("Relu", {x})[0];
+    if (a == "Clip") return net.add_layer("Clip", {x, scalar(net, "lo" + tag, 0.f), scalar(net, "hi" + tag, 6.f)})[0];
+    if (a == "Silu") return net.add_layer("Mul", {x, net.add_layer("Sigmoid", {x})[0]})[0];
+    return x;
+}
+
+std::string conv(NetworkDefinition& net, const std::string& x, int64_t in, int64_t out, int64_t k, uint32_t seed,
+                 float scale = 1.f) {
+    AttributeMap a;
+    a.set("kernel_shape", std::vector<int64_t>{k, k});
+    a.set("pads", std::vector<int64_t>{k / 2, k / 2, k / 2, k / 2});
+    Tensor w = random_tensor({out, in, k, k}, seed);
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] *= scale;
+    return net.add_layer("Conv", {x, net.add_constant(cat("w", seed), w),
+                                  net.add_constant(cat("b", seed), random_tensor({out}, seed + 1))},
+                         a)[0];
+}
+
+// (The planner keeps values plain whose padding would exceed half their channels, e.g. 8 or 20: in_ch avoids those.)
+// x -> [3x3 conv + Relu] -> 1x1 expand + act -> depthwise + act -> [1x1 project + residual] -> 1x1 conv to 7 (plain)
+void make_net(NetworkDefinition& net, const IrbCase& c) {
+    std::string x = net.add_input("x", DataType::kFloat32, {c.batch, 5, c.height, c.width});
+    std::string h = c.stem ? net.add_layer("Relu", {conv(net, x, 5, c.in_ch, 3, 1)})[0] : x;
+    const int64_t in = c.stem ? c.in_ch : 5;
+    std::string m = act(net, conv(net, h, in, c.mid_ch, 1, 11, 3.f), c.act, "e");
+    AttributeMap a;
+    a.set("kernel_shape", std::vector<int64_t>{c.k, c.k});
+    a.set("strides", std::vector<int64_t>{c.stride, c.stride});
+    a.set("group", c.mid_ch);
+    if (c.pads == "same")
+        a.set("auto_pad", std::string("SAME_UPPER"));
+    else
+        a.set("pads", std::vector<int64_t>{c.k / 2, c.k / 2, c.k / 2, c.k / 2});
+    Tensor w = random_tensor({c.mid_ch, 1, c.k, c.k}, 3);
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] *= 2.f;  // reach Relu6's upper bound and Silu's tails
+    std::string d = net.add_layer("Conv", {m, net.add_constant("dw", w),
+                                           net.add_constant("dwb", random_tensor({c.mid_ch}, 4))}, a)[0];
+    d = act(net, d, c.act, "d");
+    if (c.residual) d = net.add_layer("Add", {conv(net, d, c.mid_ch, in, 1, 13), h})[0];
+    net.mark_output(conv(net, d, c.residual ? in : c.mid_ch, 7, 1, 5));
+}
+
+int fused_layers(const Engine& e) {
+    int n = 0;
+    for (const LayerInfo& l : e.layers()) n += l.kernel.rfind("expand1x1_dwconv", 0) == 0;
+    return n;
+}
+
+}  // namespace
+
+class CpuExpandDepthwise : public ::testing::TestWithParam<IrbCase> {};
+
+TEST_P(CpuExpandDepthwise, MatchesTheReference) {
+    const IrbCase c = GetParam();
+    NetworkDefinition net;
+    make_net(net, c);
+    std::shared_ptr<Engine> cpu = build(net, "cpu");
+    std::shared_ptr<Engine> ref = build(net, "reference");
+    int fused = 0;
+    for (const LayerInfo& l : cpu->layers()) fused += l.op_type == "FusedExpandDepthwise";
+    EXPECT_EQ(fused, 1);
+    if (c.stem) EXPECT_EQ(fused_layers(*cpu), 1);  // on nChw16c values: the AVX-512 kernel
+    for (int threads : {1, 2}) {
+        auto ctx = cpu->create_context();
+        ctx->set_num_threads(threads);
+        auto ref_ctx = ref->create_context();
+        for (uint32_t seed : {21u, 22u}) {
+            Tensor x = random_tensor({c.batch, 5, c.height, c.width}, seed);
+            Tensor y = ctx->run({{"x", x}}).begin()->second;
+            Tensor e = ref_ctx->run({{"x", x}}).begin()->second;
+            ASSERT_EQ(y.shape(), e.shape());
+            float max_err = 0.f, scale = 0.f;
+            for (int64_t i = 0; i < y.numel(); ++i) {
+                ASSERT_TRUE(std::isfinite(y.data<float>()[i])) << "element " << i;
+                max_err = std::max(max_err, std::fabs(y.data<float>()[i] - e.data<float>()[i]));
+                scale = std::max(scale, std::fabs(e.data<float>()[i]));
+            }
+            EXPECT_LT(max_err, 1e-5f * std::max(1.f, scale)) << "threads " << threads;
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CpuExpandDepthwise,
+    ::testing::Values(IrbCase{1, 16, 96, 12, 11, 3, 1, "Clip", true, "sym"},   // MobileNetV2 with residual
+                      IrbCase{1, 24, 40, 13, 10, 3, 2, "Silu", false, "sym"},  // 40 -> 48 padded, stride 2
+                      IrbCase{3, 22, 72, 9, 14, 5, 1, "Silu", true, "sym"},    // 5x5, batch 3, 22 input channels
+                      IrbCase{2, 12, 36, 15, 15, 5, 2, "Relu", false, "sym"},  // 5x5 stride 2
+                      IrbCase{1, 11, 13, 8, 9, 3, 1, "", false, "sym"},        // fewer channels than a block, plain Convs
+                      IrbCase{1, 16, 48, 30, 37, 3, 1, "Clip", true, "sym"},   // several tiles and a 5-pixel tail
+                      IrbCase{1, 16, 32, 3, 2, 5, 1, "Relu", false, "sym"},    // image smaller than the window
+                      IrbCase{2, 24, 144, 7, 7, 3, 1, "Clip", true, "sym"},    // 7x7: tail tiles only, 9 blocks
+                      IrbCase{2, 12, 40, 10, 13, 5, 2, "Silu", false, "same"}, // auto_pad SAME_UPPER
+                      IrbCase{1, 16, 64, 6, 5, 3, 1, "Clip", false, "sym", false}));  // plain input: two convs
+
+TEST(CpuExpandDepthwiseSwitch, EnvZeroKeepsTwoConvolutions) {
+    NetworkDefinition net;
+    make_net(net, IrbCase{1, 16, 96, 12, 11, 3, 1, "Clip", true, "sym"});
+    ::setenv("KILN_CPU_EXPAND_DW", "0", 1);
+    std::shared_ptr<Engine> off = build(net, "cpu");
+    ::unsetenv("KILN_CPU_EXPAND_DW");
+    EXPECT_EQ(fused_layers(*off), 0);
+    int dw = 0;
+    for (const LayerInfo& l : off->layers()) dw += l.kernel.rfind("dwconv", 0) == 0;
+    EXPECT_EQ(dw, 1);
+}
+
+}  // namespace kiln
