@@ -96,7 +96,7 @@ std::shared_ptr<Engine> Builder::build(const NetworkDefinition& network, const B
     BuildReport local;
     BuildReport& rep = report ? *report : local;
     rep.imported_nodes = static_cast<int>(g->num_nodes());
-    passes::PassContext pctx{logger_, config.opt_level, config.backend};
+    passes::PassContext pctx{logger_, config.opt_level, config.backend, config.precision};
     for (const auto& p : passes::pipeline()) {
         if (config.opt_level < p.min_level) continue;
         bool disabled = false;

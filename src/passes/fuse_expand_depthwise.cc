@@ -3,7 +3,7 @@
 // (either may be a plain Conv: no activation)
 //   => y = FusedExpandDepthwise(x, W1, B1, W2, B2)
 // so the cpu backend computes m row by row in a cache-resident ring buffer instead of writing and re-reading it
-// (conv_expand_depthwise.cc). cpu target only, and only the forms that kernel runs: k 3 or 5, stride 1 or 2, no
+// (conv_expand_depthwise.cc). cpu target and fp32 plans only, and only the forms that kernel runs: k 3 or 5, stride 1 or 2, no
 // dilation, act1 / act2 in {none, Relu, Clip with min <= 0 <= max, Silu}, constant weights and biases, m read only
 // by the depthwise convolution. KILN_CPU_EXPAND_DW=0 turns the pass off; blocks whose m has fewer than
 // KILN_CPU_EXPAND_DW_MIN_PIXELS pixels per image (default 0) stay two convolutions.
@@ -50,7 +50,9 @@ int64_t min_pixels() {
 
 bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx) {
     const char* env = std::getenv("KILN_CPU_EXPAND_DW");
-    if (ctx.backend != "cpu" || (env && std::string(env) == "0")) return false;
+    // fp32 plans only: a bf16 layer would run the two convolutions through a plain fp32 temporary (the kernel's
+    // fallback), slower than the bf16 chain it replaces
+    if (ctx.backend != "cpu" || ctx.precision != "fp32" || (env && std::string(env) == "0")) return false;
     const int64_t min_px = min_pixels();
     UseMap uses(g);
     std::vector<std::pair<ir::Node*, ir::Node*>> pairs;  // (expand, depthwise)

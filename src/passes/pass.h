@@ -14,6 +14,7 @@ struct PassContext {
     Logger& logger;
     int opt_level = 3;
     std::string backend = "cpu";  ///< the target backend: a pass may produce a form only some backends run well
+    std::string precision = "fp32";  ///< the plan's default precision (BuilderConfig::precision)
 };
 
 struct PassInfo {
