@@ -313,8 +313,9 @@ private:
     DwFn dw_ = nullptr;
 };
 
-// Layouts or CPUs the fused kernel does not take: the expand and the depthwise convolution as two ordinary cpu
-// convolution kernels, M in a plain temporary.
+// Layouts or CPUs the fused kernel does not take (a plain X or Y: channel counts the planner keeps plain; bf16
+// layers): the expand and the depthwise convolution as two ordinary cpu convolution kernels, M in an nChw16c
+// temporary so that the depthwise convolution still runs on blocked values (kiln's kernel where it applies).
 class TwoConvKernel : public Kernel {
 public:
     explicit TwoConvKernel(const KernelNode& node) {
@@ -326,8 +327,10 @@ public:
         channels_ = node.inputs[1].value->dim(0);
         KernelNode en{node.name, conv_op, ea, {node.inputs[0], node.inputs[1], node.inputs[2]}, {mid}};
         en.input_layouts = {node.input_layout(0)};
+        en.output_layouts = {Layout::kNChw16c};
         en.precision = node.precision;
         KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, node.outputs};
+        dn.input_layouts = {Layout::kNChw16c};
         dn.output_layouts = {node.output_layout(0)};
         dn.precision = node.precision;
         expand_ = make_cpu_conv(en);
@@ -337,7 +340,9 @@ public:
     bool writes_all_outputs() const override { return dw_->writes_all_outputs(); }
     void execute(const KernelArgs& a) const override {
         const Tensor& x = *a.inputs[0];
-        Tensor m(DataType::kFloat32, {x.dim(0), channels_, x.dim(2), x.dim(3)});
+        // nChw16c bytes: the channels padded to a multiple of 16 (the expand zero-fills the padding)
+        Tensor buf = Tensor::uninitialized(DataType::kFloat32, {x.dim(0), padded_channels(channels_), x.dim(2), x.dim(3)});
+        Tensor m = Tensor::wrap(DataType::kFloat32, {x.dim(0), channels_, x.dim(2), x.dim(3)}, buf.raw());
         KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
         expand_->execute(e);
         KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};

@@ -97,6 +97,9 @@ TEST_P(CpuExpandDepthwise, MatchesTheReference) {
     for (const LayerInfo& l : cpu->layers()) fused += l.op_type == "FusedExpandDepthwise";
     EXPECT_EQ(fused, 1);
     if (c.stem) EXPECT_EQ(fused_layers(*cpu), 1);  // on nChw16c values: the AVX-512 kernel
+    for (const LayerInfo& l : cpu->layers())  // else two convolutions, M blocked: kiln's depthwise kernel
+        if (!c.stem && l.op_type == "FusedExpandDepthwise")
+            EXPECT_NE(l.kernel.find("+dwconv"), std::string::npos) << l.kernel;
     for (int threads : {1, 2}) {
         auto ctx = cpu->create_context();
         ctx->set_num_threads(threads);
