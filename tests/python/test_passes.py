@@ -57,8 +57,8 @@ def test_o3_removes_nodes(zoo_dir, name):
         assert "BatchNormalization" in ops(o0)
         assert "BatchNormalization" not in ops(o3)
         fused = [n for n in o3["nodes"] if len(n["fused_from"]) >= 2]
-        assert fused and all(n["op"] in ("Conv", "ConvTranspose", "Gemm", "FusedConv", "FusedMatMul",
-                                                   "FusedExpandDepthwise") for n in fused)
+        layer_ops = ("Conv", "ConvTranspose", "Gemm", "FusedConv", "FusedMatMul", "FusedExpandDepthwise")
+        assert fused and all(n["op"] in layer_ops for n in fused)
     if name in FIXED_SHAPES:
         assert "Shape" in ops(o0)
         assert "Shape" not in ops(o3) and "Size" not in ops(o3)
