@@ -3,9 +3,9 @@
 // (either may be a plain Conv: no activation)
 //   => y = FusedExpandDepthwise(x, W1, B1, W2, B2)
 // so the cpu backend computes m row by row in a cache-resident ring buffer instead of writing and re-reading it
-// (conv_expand_depthwise.cc). cpu target and fp32 plans only, and only the forms that kernel runs: k 3 or 5, stride 1 or 2, no
-// dilation, act1 / act2 in {none, Relu, Clip with min <= 0 <= max, Silu}, constant weights and biases, m read only
-// by the depthwise convolution. KILN_CPU_EXPAND_DW=0 turns the pass off; blocks whose m has fewer than
+// (conv_expand_depthwise.cc). cpu target and fp32 plans only, and only the forms that kernel runs: k 3 or 5, stride 1
+// or 2, no dilation, act1 / act2 in {none, Relu, Clip with min <= 0 <= max, Silu}, constant weights and biases, m read
+// only by the depthwise convolution. KILN_CPU_EXPAND_DW=0 turns the pass off; blocks whose m has fewer than
 // KILN_CPU_EXPAND_DW_MIN_PIXELS pixels per image (default 0) stay two convolutions.
 #include <cstdlib>
 #include <string>

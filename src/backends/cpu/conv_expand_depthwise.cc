@@ -66,7 +66,7 @@ KILN_AVX512 inline void expand_tile(const float* x, const float* we, int64_t wst
 }
 
 using TileFn = void (*)(const float*, const float*, int64_t, const float*, float*, int64_t, const Geom&, int64_t,
-                       int64_t, __m512, __m512);
+                        int64_t, __m512, __m512);
 
 // The last 1..7 pixels of a row as one tile of that width: the 7 x 7 and 14 x 14 layers keep most accumulators busy.
 template <DwAct A>
@@ -93,9 +93,12 @@ KILN_AVX512 void expand_row(const float* x, const float* we, const float* be, fl
         float* db = dst + b * ds;
         int64_t w0 = 0;
         for (; w0 + 8 <= g.w; w0 += 8) {
-            if (ob == 3) expand_tile<3, 8, A>(x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
-            else if (ob == 2) expand_tile<2, 8, A>(x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
-            else expand_tile<1, 8, A>(x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
+            if (ob == 3)
+                expand_tile<3, 8, A>(x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
+            else if (ob == 2)
+                expand_tile<2, 8, A>(x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
+            else
+                expand_tile<1, 8, A>(x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
         }
         if (w0 < g.w) tail_[g.w - w0 - 1][ob - 1](x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
     }
@@ -119,8 +122,8 @@ KILN_AVX512 inline void dw_edge(const float* const* rows, const float* wb, __m51
 
 // One depthwise output row of one block from the ring rows rows[kh] ([width][16], nullptr outside the image).
 template <int K, int S, DwAct A>
-KILN_AVX512 void dw_row(const float* const* rows, const float* wb, const float* bb, float* yr, const Geom& g, float lo_f,
-                        float hi_f) {
+KILN_AVX512 void dw_row(const float* const* rows, const float* wb, const float* bb, float* yr, const Geom& g,
+                        float lo_f, float hi_f) {
     constexpr int kBlock = 8;
     const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f), bias = _mm512_load_ps(bb);
     const int64_t ow_lo = std::min(g.ow, (g.pl + S - 1) / S);
@@ -155,10 +158,14 @@ using DwFn = void (*)(const float* const*, const float*, const float*, float*, c
 
 ExpandFn pick_expand(DwAct a) {
     switch (a) {
-        case DwAct::kNone: return expand_row<DwAct::kNone>;
-        case DwAct::kRelu: return expand_row<DwAct::kRelu>;
-        case DwAct::kClip: return expand_row<DwAct::kClip>;
-        case DwAct::kSilu: return expand_row<DwAct::kSilu>;
+        case DwAct::kNone:
+            return expand_row<DwAct::kNone>;
+        case DwAct::kRelu:
+            return expand_row<DwAct::kRelu>;
+        case DwAct::kClip:
+            return expand_row<DwAct::kClip>;
+        case DwAct::kSilu:
+            return expand_row<DwAct::kSilu>;
     }
     return nullptr;
 }
@@ -166,10 +173,14 @@ ExpandFn pick_expand(DwAct a) {
 template <int K, int S>
 DwFn pick_dw_act(DwAct a) {
     switch (a) {
-        case DwAct::kNone: return dw_row<K, S, DwAct::kNone>;
-        case DwAct::kRelu: return dw_row<K, S, DwAct::kRelu>;
-        case DwAct::kClip: return dw_row<K, S, DwAct::kClip>;
-        case DwAct::kSilu: return dw_row<K, S, DwAct::kSilu>;
+        case DwAct::kNone:
+            return dw_row<K, S, DwAct::kNone>;
+        case DwAct::kRelu:
+            return dw_row<K, S, DwAct::kRelu>;
+        case DwAct::kClip:
+            return dw_row<K, S, DwAct::kClip>;
+        case DwAct::kSilu:
+            return dw_row<K, S, DwAct::kSilu>;
     }
     return nullptr;
 }
@@ -238,10 +249,10 @@ public:
         ops::window_output_dim(win_, 0, g.h, &g.pt, &unused, where_);
         ops::window_output_dim(win_, 1, g.w, &g.pl, &unused, where_);
         const int64_t items = x.dim(0) * blocks_ * g.oh;
-        const double macs = static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ +
-                            static_cast<double>(y.numel()) * k_ * k_;
-        const int threads = static_cast<int>(
-            std::min<int64_t>(items, macs < kMinParallelMacs ? 1 : std::max(1, a.num_threads)));
+        const double macs =
+            static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ + static_cast<double>(y.numel()) * k_ * k_;
+        const int threads =
+            static_cast<int>(std::min<int64_t>(items, macs < kMinParallelMacs ? 1 : std::max(1, a.num_threads)));
         const float* xp = x.data<float>();
         float* yp = y.data<float>();
         if (threads <= 1) {
@@ -286,8 +297,8 @@ private:
             const int64_t need = std::min(g.h, ih0 + k_);
             next = std::max(next, std::max<int64_t>(0, ih0));
             for (; next < need; ++next)
-                expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, ring + (next % k_) * slot, nb, g, next,
-                        lo1_, hi1_);
+                expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, ring + (next % k_) * slot, nb, g, next, lo1_,
+                        hi1_);
             for (int64_t j = 0; j < nb; ++j) {
                 const float* rows[5];
                 for (int kh = 0; kh < k_; ++kh) {
@@ -341,7 +352,8 @@ public:
     void execute(const KernelArgs& a) const override {
         const Tensor& x = *a.inputs[0];
         // nChw16c bytes: the channels padded to a multiple of 16 (the expand zero-fills the padding)
-        Tensor buf = Tensor::uninitialized(DataType::kFloat32, {x.dim(0), padded_channels(channels_), x.dim(2), x.dim(3)});
+        Tensor buf =
+            Tensor::uninitialized(DataType::kFloat32, {x.dim(0), padded_channels(channels_), x.dim(2), x.dim(3)});
         Tensor m = Tensor::wrap(DataType::kFloat32, {x.dim(0), channels_, x.dim(2), x.dim(3)}, buf.raw());
         KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
         expand_->execute(e);
@@ -372,8 +384,8 @@ bool supports_expand_depthwise(const KernelNode& node) {
     if (w2.dim(2) != w2.dim(3) || (w2.dim(2) != 3 && w2.dim(2) != 5)) return false;
     ops::WindowAttrs win =
         ops::parse_window_attrs(depthwise_conv_attrs(node.attrs), 2, {w2.dim(2), w2.dim(3)}, false, node.where());
-    return win.strides[0] == win.strides[1] && (win.strides[0] == 1 || win.strides[0] == 2) &&
-           win.dilations[0] == 1 && win.dilations[1] == 1;
+    return win.strides[0] == win.strides[1] && (win.strides[0] == 1 || win.strides[0] == 2) && win.dilations[0] == 1 &&
+           win.dilations[1] == 1;
 }
 
 std::unique_ptr<Kernel> make_cpu_expand_depthwise(const KernelNode& node) {

@@ -22,10 +22,10 @@ using test_util::random_tensor;
 
 struct IrbCase {
     int64_t batch, in_ch, mid_ch, height, width, k, stride;
-    std::string act;     // "", Relu, Clip (Relu6), Silu: after the expand and after the depthwise convolution
-    bool residual;       // 1x1 projection back to in_ch + Add(x) (stride 1 only)
-    std::string pads;    // "sym" or "same" (auto_pad SAME_UPPER)
-    bool stem = true;    // a 3x3 convolution first (its output nChw16c); false: the block reads the graph input
+    std::string act;   // "", Relu, Clip (Relu6), Silu: after the expand and after the depthwise convolution
+    bool residual;     // 1x1 projection back to in_ch + Add(x) (stride 1 only)
+    std::string pads;  // "sym" or "same" (auto_pad SAME_UPPER)
+    bool stem = true;  // a 3x3 convolution first (its output nChw16c); false: the block reads the graph input
 };
 
 std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
@@ -48,9 +48,10 @@ std::string conv(NetworkDefinition& net, const std::string& x, int64_t in, int64
     a.set("pads", std::vector<int64_t>{k / 2, k / 2, k / 2, k / 2});
     Tensor w = random_tensor({out, in, k, k}, seed);
     for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] *= scale;
-    return net.add_layer("Conv", {x, net.add_constant(cat("w", seed), w),
-                                  net.add_constant(cat("b", seed), random_tensor({out}, seed + 1))},
-                         a)[0];
+    return net.add_layer(
+        "Conv",
+        {x, net.add_constant(cat("w", seed), w), net.add_constant(cat("b", seed), random_tensor({out}, seed + 1))},
+        a)[0];
 }
 
 // (The planner keeps values plain whose padding would exceed half their channels, e.g. 8 or 20: in_ch avoids those.)
@@ -70,8 +71,8 @@ void make_net(NetworkDefinition& net, const IrbCase& c) {
         a.set("pads", std::vector<int64_t>{c.k / 2, c.k / 2, c.k / 2, c.k / 2});
     Tensor w = random_tensor({c.mid_ch, 1, c.k, c.k}, 3);
     for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] *= 2.f;  // reach Relu6's upper bound and Silu's tails
-    std::string d = net.add_layer("Conv", {m, net.add_constant("dw", w),
-                                           net.add_constant("dwb", random_tensor({c.mid_ch}, 4))}, a)[0];
+    std::string d = net.add_layer(
+        "Conv", {m, net.add_constant("dw", w), net.add_constant("dwb", random_tensor({c.mid_ch}, 4))}, a)[0];
     d = act(net, d, c.act, "d");
     if (c.residual) d = net.add_layer("Add", {conv(net, d, c.mid_ch, in, 1, 13), h})[0];
     net.mark_output(conv(net, d, c.residual ? in : c.mid_ch, 7, 1, 5));
@@ -97,7 +98,7 @@ TEST_P(CpuExpandDepthwise, MatchesTheReference) {
     for (const LayerInfo& l : cpu->layers()) fused += l.op_type == "FusedExpandDepthwise";
     EXPECT_EQ(fused, 1);
     if (c.stem) EXPECT_EQ(fused_layers(*cpu), 1);  // on nChw16c values: the AVX-512 kernel
-    for (const LayerInfo& l : cpu->layers())  // else two convolutions, M blocked: kiln's depthwise kernel
+    for (const LayerInfo& l : cpu->layers())       // else two convolutions, M blocked: kiln's depthwise kernel
         if (!c.stem && l.op_type == "FusedExpandDepthwise")
             EXPECT_NE(l.kernel.find("+dwconv"), std::string::npos) << l.kernel;
     for (int threads : {1, 2}) {
@@ -126,11 +127,11 @@ INSTANTIATE_TEST_SUITE_P(
                       IrbCase{1, 24, 40, 13, 10, 3, 2, "Silu", false, "sym"},  // 40 -> 48 padded, stride 2
                       IrbCase{3, 22, 72, 9, 14, 5, 1, "Silu", true, "sym"},    // 5x5, batch 3, 22 input channels
                       IrbCase{2, 12, 36, 15, 15, 5, 2, "Relu", false, "sym"},  // 5x5 stride 2
-                      IrbCase{1, 11, 13, 8, 9, 3, 1, "", false, "sym"},        // fewer channels than a block, plain Convs
-                      IrbCase{1, 16, 48, 30, 37, 3, 1, "Clip", true, "sym"},   // several tiles and a 5-pixel tail
-                      IrbCase{1, 16, 32, 3, 2, 5, 1, "Relu", false, "sym"},    // image smaller than the window
-                      IrbCase{2, 24, 144, 7, 7, 3, 1, "Clip", true, "sym"},    // 7x7: tail tiles only, 9 blocks
-                      IrbCase{2, 12, 40, 10, 13, 5, 2, "Silu", false, "same"}, // auto_pad SAME_UPPER
+                      IrbCase{1, 11, 13, 8, 9, 3, 1, "", false, "sym"},  // fewer channels than a block, plain Convs
+                      IrbCase{1, 16, 48, 30, 37, 3, 1, "Clip", true, "sym"},    // several tiles and a 5-pixel tail
+                      IrbCase{1, 16, 32, 3, 2, 5, 1, "Relu", false, "sym"},     // image smaller than the window
+                      IrbCase{2, 24, 144, 7, 7, 3, 1, "Clip", true, "sym"},     // 7x7: tail tiles only, 9 blocks
+                      IrbCase{2, 12, 40, 10, 13, 5, 2, "Silu", false, "same"},  // auto_pad SAME_UPPER
                       IrbCase{1, 16, 64, 6, 5, 3, 1, "Clip", false, "sym", false}));  // plain input: two convs
 
 TEST(CpuExpandDepthwiseSwitch, EnvZeroKeepsTwoConvolutions) {
