@@ -76,24 +76,7 @@ TEST_P(CpuDepthwise, MatchesTheReference) {
     int dw = 0;
     for (const LayerInfo& l : cpu->layers()) dw += l.kernel.rfind("dwconv", 0) == 0;
     EXPECT_EQ(dw, 1);
-    for (int threads : {1, 2}) {
-        auto ctx = cpu->create_context();
-        ctx->set_num_threads(threads);
-        auto ref_ctx = ref->create_context();
-        for (uint32_t seed : {21u, 22u}) {
-            Tensor x = random_tensor({c.batch, 5, c.height, c.width}, seed);
-            Tensor y = ctx->run({{"x", x}}).begin()->second;
-            Tensor e = ref_ctx->run({{"x", x}}).begin()->second;
-            ASSERT_EQ(y.shape(), e.shape());
-            float max_err = 0.f, scale = 0.f;
-            for (int64_t i = 0; i < y.numel(); ++i) {
-                ASSERT_TRUE(std::isfinite(y.data<float>()[i])) << "element " << i;
-                max_err = std::max(max_err, std::fabs(y.data<float>()[i] - e.data<float>()[i]));
-                scale = std::max(scale, std::fabs(e.data<float>()[i]));
-            }
-            EXPECT_LT(max_err, 1e-5f * std::max(1.f, scale)) << "threads " << threads;
-        }
-    }
+    test_util::expect_matches_reference(*cpu, *ref, {c.batch, 5, c.height, c.width});
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CpuDepthwise,
