@@ -120,7 +120,7 @@ if [ "$STEP" = ncu ]; then
         echo "== $m batch $b ${NCU_PRECISION:---fp16}: per inference (a plan load tunes once, bench runs 3 more)"
         "$NCU" --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv --print-units base \
             "$BUILD/kiln" bench "/tmp/ncu_$m.plan" --warmup 0 --iterations 1 --no-cuda-graph > "/tmp/ncu_$m.csv" 2>/dev/null
-        $PY bench/gpu/ncu_summary.py "/tmp/ncu_$m.csv" --runs 4 --top "${NCU_TOP:-14}"
+        $PY bench/gpu/ncu_summary.py "/tmp/ncu_$m.csv" --runs 4 --top "${NCU_TOP:-14}" --name-width "${NCU_NAME_WIDTH:-90}"
     done 2>&1 | tee "$OUT/ncu.txt"
 fi
 

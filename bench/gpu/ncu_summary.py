@@ -19,6 +19,7 @@ def main():
     ap.add_argument("csv")
     ap.add_argument("--runs", type=float, default=1.0)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--name-width", type=int, default=90, help="characters of each kernel name to keep")
     args = ap.parse_args()
     text = open(args.csv, errors="replace").read()
     start = text.find('"ID"')
@@ -29,7 +30,7 @@ def main():
     for row in csv.DictReader(io.StringIO(text[start:])):
         if row.get("Metric Name") != "gpu__time_duration.sum":
             continue
-        name = row["Kernel Name"][:90]
+        name = row["Kernel Name"][:args.name_width]
         total[name] += float(row["Metric Value"].replace(",", ""))
         count[name] += 1
     grand = sum(total.values())

@@ -9,11 +9,15 @@ struct AttentionOffsets {
 };
 
 // Where head-batch entry b (row-major over d.batch; broadcast dims have stride 0) starts in Q, K, V, out and mask.
-__device__ __forceinline__ AttentionOffsets attention_offsets(const AttentionDims& d, int64_t b) {
+// The index arithmetic is 32-bit (a grid dimension never exceeds 2^31 entries): 64-bit division costs about a
+// hundred instructions, which at BERT's batch-1 size is a visible part of a warp's work.
+__device__ __forceinline__ AttentionOffsets attention_offsets(const AttentionDims& d, int64_t entry) {
     AttentionOffsets r{d.q_base, d.k_base, d.v_base, 0, 0};
+    uint32_t b = static_cast<uint32_t>(entry);
     for (int i = d.batch_rank - 1; i >= 0; --i) {
-        const int64_t idx = b % d.batch[i];
-        b /= d.batch[i];
+        const uint32_t n = static_cast<uint32_t>(d.batch[i]);
+        const uint32_t idx = b % n;
+        b /= n;
         r.q += idx * d.q_bstride[i];
         r.k += idx * d.k_bstride[i];
         r.v += idx * d.v_bstride[i];

@@ -27,6 +27,7 @@ namespace {
 template <int D, bool kSplit>
 __host__ __device__ constexpr int tile_keys() { return kSplit && D <= 64 ? 128 : 64; }
 constexpr int kMaxWarps = 4;
+constexpr int kThreads = kMaxWarps * 32;  // every launch
 constexpr int kPad = 8;  // elements of padding per shared row: rows 16 bytes apart in bank terms, conflict-free
 
 template <typename T>
@@ -100,23 +101,37 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(bytes));
 #endif
 }
-__device__ __forceinline__ void cp_async_wait_all() {
+__device__ __forceinline__ void cp_async_commit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::);
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+// Waits until at most `kPending` of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 #endif
 }
 
-// 16-byte staging (inputs already of type T, rows and offsets multiples of 8 elements): rows [r0, r0 + n) of a
-// [rows, cols] matrix at `base` with row stride `row` into dst[r][c] (zeros past `rows` / `cols`). Asynchronous:
-// cp_async_wait_all and a barrier before reading dst.
-template <typename T, int D, typename TIn>
+// 16-byte staging (inputs already of type T, rows and offsets multiples of 8 elements): rows [r0, r0 + kRows) of a
+// [rows, cols] matrix at `base` with row stride `row` into dst[r][c] (zeros past `rows` / `cols`). The block's kThreads
+// threads each own one 16-byte column chunk and walk the rows kThreads / (D / 8) at a time, so the addresses are set
+// up once. Asynchronous: commit, wait and a barrier before reading dst.
+template <typename T, int D, int kRows, typename TIn>
 __device__ __forceinline__ void stage_rows(const TIn* src, int64_t base, int64_t row, int64_t r0, int64_t rows,
-                                           int cols, int n, T (*dst)[D + kPad]) {
+                                           int cols, T (*dst)[D + kPad]) {
     if constexpr (std::is_same_v<TIn, T>) {
-        for (int idx = threadIdx.x; idx < n * (D / 8); idx += blockDim.x) {
-            const int r = idx / (D / 8), c = idx % (D / 8) * 8;
-            const bool valid = r0 + r < rows && c < cols;
-            cp_async16(&dst[r][c], valid ? src + base + (r0 + r) * row + c : src, valid);
+        constexpr int kChunks = D / 8, kStep = kThreads / kChunks;
+        const int c = static_cast<int>(threadIdx.x) % kChunks * 8, r = static_cast<int>(threadIdx.x) / kChunks;
+        const bool col_ok = c < cols;
+        const int64_t left = rows - r0 - r;  // valid rows from this thread's first one
+        const TIn* p = src + base + (r0 + r) * row + c;
+#pragma unroll
+        for (int it = 0; it * kStep < kRows; ++it) {
+            if (kRows % kStep != 0 && r + it * kStep >= kRows) break;
+            const bool valid = col_ok && it * kStep < left;
+            cp_async16(&dst[r + it * kStep][c], valid ? p + it * kStep * row : src, valid);
         }
     }
 }
@@ -126,7 +141,7 @@ __device__ __forceinline__ void stage_rows(const TIn* src, int64_t base, int64_t
 // each), then merge their partial softmax states through shared memory: 4x the warps for small grids (BERT at
 // batch 1: 96 row blocks for 132 multiprocessors), whose single warp per SM would leave every latency exposed.
 template <typename T, int D, typename TIn, typename TOut, bool kSplit>
-__global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __restrict__ q, const TIn* __restrict__ k,
+__global__ void __launch_bounds__(kThreads) attention_mma(const TIn* __restrict__ q, const TIn* __restrict__ k,
                                                                 const TIn* __restrict__ v,
                                                                 const void* __restrict__ mask,
                                                                 TOut* __restrict__ out, AttentionDims d,
@@ -140,52 +155,54 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
     Row* ks = qs + kMaxWarps * 16;
     Row* vs = ks + kKeys;
     constexpr int kNt = kSplit ? kKeys / 8 / kMaxWarps : kKeys / 8;  // 8-key score tiles per warp and key tile
-    const int warps = blockDim.x >> 5;
+    constexpr int kQRows = kSplit ? 16 : 16 * kMaxWarps;                // query rows per block
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t4 = lane & 3;  // mma fragment coordinates: row group, thread in group
     const AttentionOffsets ofs = attention_offsets(d, blockIdx.x);
-    const int qrows = kSplit ? 16 : warps * 16;
-    const int my_rows = kSplit ? 0 : warp * 16;       // this warp's first row within the block's
-    const int key0 = kSplit ? warp * kNt * 8 : 0;     // this warp's first key within each tile
-    const int64_t row0 = int64_t(blockIdx.y) * qrows;
-    const int nd = static_cast<int>(d.d), ndv = static_cast<int>(d.dv);
+    const int my_rows = kSplit ? 0 : warp * 16;    // this warp's first row within the block's
+    const int key0 = kSplit ? warp * kNt * 8 : 0;  // this warp's first key within each tile
+    const int64_t row0 = int64_t(blockIdx.y) * kQRows;
+    const int nd = static_cast<int>(d.d), ndv = static_cast<int>(d.dv), sk = static_cast<int>(d.sk);
 
-    // K/V tile at key j0 -> ks / vs (asynchronous for 16-byte staging: cp_async_wait_all + a barrier follow)
-    auto stage_kv = [&](int64_t j0) {
-        if (vec) {
-            stage_rows<T, D>(k, ofs.k, d.k_row, j0, d.sk, nd, kKeys, ks);
-            stage_rows<T, D>(v, ofs.v, d.v_row, j0, d.sk, ndv, kKeys, vs);
-            return;
-        }
-        // element by element (fp32 inputs, or unaligned rows); consecutive threads read consecutive addresses: along
-        // a key row, or along the keys of a transposed K
+    // K / V tile at key j0 -> ks / vs: 16-byte copies in flight (commit, wait and a barrier follow), or element by
+    // element (fp32 inputs, unaligned rows); consecutive threads read consecutive addresses, along a key row or
+    // along the keys of a transposed K
+    auto stage_k = [&](int j0) {
+        if (vec) return stage_rows<T, D, kKeys>(k, ofs.k, d.k_row, j0, d.sk, nd, ks);
 #pragma unroll 4
-        for (int idx = threadIdx.x; idx < kKeys * D; idx += blockDim.x) {
+        for (int idx = threadIdx.x; idx < kKeys * D; idx += kThreads) {
             const int jj = d.k_transposed ? idx % kKeys : idx / D, c = d.k_transposed ? idx / kKeys : idx % D;
             const int64_t j = j0 + jj;
             ks[jj][c] = j < d.sk && c < nd
                             ? load_as<T>(k, ofs.k + (d.k_transposed ? c * d.k_row + j : j * d.k_row + c))
                             : to_low<T>(0.f);
         }
+    };
+    auto stage_v = [&](int j0) {
+        if (vec) return stage_rows<T, D, kKeys>(v, ofs.v, d.v_row, j0, d.sk, ndv, vs);
 #pragma unroll 4
-        for (int idx = threadIdx.x; idx < kKeys * D; idx += blockDim.x) {
+        for (int idx = threadIdx.x; idx < kKeys * D; idx += kThreads) {
             const int jj = idx / D, c = idx % D;
             const int64_t j = j0 + jj;
             vs[jj][c] = j < d.sk && c < ndv ? load_as<T>(v, ofs.v + j * d.v_row + c) : to_low<T>(0.f);
         }
     };
-    // Q rows [row0, row0 + qrows) and the first K/V tile in one round trip; Q -> A fragments
+    // Q with the first K tile in one copy group and the first V tile in a second: the scores start while V is on
+    // its way
     if (vec) {
-        stage_rows<T, D>(q, ofs.q, d.q_row, row0, d.sq, nd, qrows, qs);
+        stage_rows<T, D, kQRows>(q, ofs.q, d.q_row, row0, d.sq, nd, qs);
     } else {
-        for (int idx = threadIdx.x; idx < qrows * D; idx += blockDim.x) {
+        for (int idx = threadIdx.x; idx < kQRows * D; idx += kThreads) {
             const int r = idx / D, c = idx % D;
             const int64_t i = row0 + r;
             qs[r][c] = i < d.sq && c < nd ? load_as<T>(q, ofs.q + i * d.q_row + c) : to_low<T>(0.f);
         }
     }
-    stage_kv(0);
-    cp_async_wait_all();
+    stage_k(0);
+    cp_async_commit();
+    stage_v(0);
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
     uint32_t qf[D / 16][4];
 #pragma unroll
@@ -201,15 +218,22 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
     for (int nt = 0; nt < D / 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};  // rows g and g + 8 of the warp
     const int64_t i_row[2] = {row0 + my_rows + g, row0 + my_rows + g + 8};
+    // the mask rows of this thread's two query rows (rows past the end read the last one; they are never stored)
+    int64_t m_row[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) m_row[h] = ofs.m + (i_row[h] < d.sq ? i_row[h] : d.sq - 1) * d.m_row_stride;
 
-    for (int64_t j0 = 0; j0 < d.sk; j0 += kKeys) {
+    for (int j0 = 0; j0 < sk; j0 += kKeys) {
         if (j0 > 0) {
             __syncthreads();  // the previous tile is consumed
-            stage_kv(j0);
-            cp_async_wait_all();
+            stage_k(j0);
+            cp_async_commit();
+            stage_v(j0);
+            cp_async_commit();
+            cp_async_wait<1>();
             __syncthreads();
         }
-    // S = Q K^T for this warp's 16 rows and its keys of the tile
+        // S = Q K^T for this warp's 16 rows and its keys of the tile
         float s[kNt][4];
 #pragma unroll
         for (int nt = 0; nt < kNt; ++nt) {
@@ -226,10 +250,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
         for (int nt = 0; nt < kNt; ++nt)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
-                const int64_t j = j0 + key0 + nt * 8 + t4 * 2 + (e & 1), i = i_row[e >> 1];
+                const int j = j0 + key0 + nt * 8 + t4 * 2 + (e & 1);
                 float x = s[nt][e] * d.scale;
-                if (j >= d.sk) x = -INFINITY;
-                else if (i < d.sq) x = masked_score(x, d, mask, ofs.m, i, j);
+                if (j >= sk) {
+                    x = -INFINITY;
+                } else if (d.has_mask) {
+                    const int64_t m = m_row[e >> 1] + j * d.m_col_stride;
+                    if (d.mask_bool) x = static_cast<const uint8_t*>(mask)[m] ? x : -3.402823466e38f;
+                    else x += static_cast<const float*>(mask)[m];
+                }
                 s[nt][e] = x;
                 mx[e >> 1] = fmaxf(mx[e >> 1], x);
             }
@@ -250,6 +279,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
             o[nt][2] *= corr[1];
             o[nt][3] *= corr[1];
         }
+        cp_async_wait<0>();
+        __syncthreads();  // the V tile is in
         // P = exp(S - max) as A fragments (two score tiles per 16 keys), O += P V
 #pragma unroll
         for (int kk = 0; kk < kNt / 2; ++kk) {
@@ -293,36 +324,57 @@ __global__ void __launch_bounds__(kMaxWarps * 32) attention_mma(const TIn* __res
             }
     } else {
         // merge the warps' states (max m_w, sum l_w, unnormalised o_w per row): m = max m_w,
-        // out = sum_w o_w e^(m_w - m) / sum_w l_w e^(m_w - m)
+        // out = sum_w o_w e^(m_w - m) / sum_w l_w e^(m_w - m). Partial outputs go to the K/V region (rows of D + 8
+        // floats: the float2 stores of a half-warp hit 32 distinct banks), the statistics to the Q region.
+        constexpr int kRed = D + 8;
+        static_assert(kMaxWarps * 16 * kRed * 4 <= 2 * kKeys * (D + kPad) * int(sizeof(T)), "merge buffer");
         __syncthreads();  // every warp is done with the tiles
-        float* red_o = reinterpret_cast<float*>(&ks[0][0]);  // [warps][16][D]
-        float* red_m = red_o + kMaxWarps * 16 * D;                 // [warps][16]
+        float* red_o = reinterpret_cast<float*>(&ks[0][0]);  // [warps][16][kRed]
+        float* red_m = reinterpret_cast<float*>(&qs[0][0]);  // [warps][16]
         float* red_l = red_m + kMaxWarps * 16;
 #pragma unroll
         for (int nt = 0; nt < D / 8; ++nt)
 #pragma unroll
-            for (int e = 0; e < 4; ++e)
-                red_o[(warp * 16 + g + 8 * (e >> 1)) * D + nt * 8 + t4 * 2 + (e & 1)] = o[nt][e];
+            for (int h = 0; h < 2; ++h)
+                *reinterpret_cast<float2*>(&red_o[(warp * 16 + g + 8 * h) * kRed + nt * 8 + t4 * 2]) =
+                    make_float2(o[nt][2 * h], o[nt][2 * h + 1]);
         if (t4 == 0)
+#pragma unroll
             for (int h = 0; h < 2; ++h) {
                 red_m[warp * 16 + g + 8 * h] = m_run[h];
                 red_l[warp * 16 + g + 8 * h] = l_run[h];
             }
         __syncthreads();
-        for (int idx = threadIdx.x; idx < 16 * D; idx += blockDim.x) {
-            const int r = idx / D, c = idx % D;
-            const int64_t i = row0 + r;
-            if (c >= ndv || i >= d.sq) continue;
-            float m = -INFINITY;
-            for (int w = 0; w < warps; ++w) m = fmaxf(m, red_m[w * 16 + r]);
-            float l = 0.f, acc = 0.f;
-            for (int w = 0; w < warps; ++w) {
-                const float f = red_m[w * 16 + r] == -INFINITY ? 0.f : __expf(red_m[w * 16 + r] - m);
-                l += red_l[w * 16 + r] * f;
-                acc += red_o[(w * 16 + r) * D + c] * f;
-            }
-            store(i, c, l > 0.f ? acc / l : 0.f);
+        // 8 threads per row, each with 4 consecutive columns of every 32 (a quarter-warp reads 32 distinct banks)
+        const int r = threadIdx.x >> 3, cq = (threadIdx.x & 7) * 4;
+        const int64_t i = row0 + r;
+        float m = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < kMaxWarps; ++w) m = fmaxf(m, red_m[w * 16 + r]);
+        float f[kMaxWarps], l = 0.f;
+#pragma unroll
+        for (int w = 0; w < kMaxWarps; ++w) {
+            f[w] = red_m[w * 16 + r] == -INFINITY ? 0.f : __expf(red_m[w * 16 + r] - m);
+            l += red_l[w * 16 + r] * f[w];
         }
+        const float inv = l > 0.f ? 1.f / l : 0.f;
+        if (i < d.sq)
+#pragma unroll
+            for (int part = 0; part < D / 32; ++part) {
+                const int c = part * 32 + cq;
+                float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                for (int w = 0; w < kMaxWarps; ++w) {
+                    const float4 x = *reinterpret_cast<const float4*>(&red_o[(w * 16 + r) * kRed + c]);
+                    acc[0] += f[w] * x.x;
+                    acc[1] += f[w] * x.y;
+                    acc[2] += f[w] * x.z;
+                    acc[3] += f[w] * x.w;
+                }
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    if (c + e < ndv) store(i, c + e, acc[e] * inv);
+            }
     }
 }
 
@@ -368,7 +420,7 @@ void launch_attention_mma(const void* q, const void* k, const void* v, bool in_l
     const bool split = nb * ((d.sq + 63) / 64) < 2 * sms;
     const int rows_per_block = split ? 16 : 16 * kMaxWarps;
     dim3 grid(static_cast<unsigned>(nb), static_cast<unsigned>((d.sq + rows_per_block - 1) / rows_per_block));
-    const int threads = 32 * kMaxWarps;
+    const int threads = kThreads;
     // 16-byte loads when every row and offset is a multiple of 8 elements of 16-byte aligned tensors
     bool vec = in_low && !d.k_transposed && d.d % 8 == 0 && d.dv % 8 == 0;
     for (int64_t x : {d.q_row, d.k_row, d.v_row, d.q_base, d.k_base, d.v_base}) vec &= x % 8 == 0;
