@@ -83,13 +83,6 @@ public:
     virtual void run(const RunCtx& ctx, const std::vector<const DevTensor*>& in,
                      const std::vector<DevTensor*>& out) const = 0;
     virtual std::string describe() const = 0;
-    /// The constant device ranges that run() reads, for the context to prefetch into L2 ahead of the launch.
-    /// `consts[i]` is input i's device copy when input i is a plan weight (else empty). Default: those; kernels that
-    /// read their own fp16/bf16 copies instead name them.
-    virtual void weight_ranges(const std::vector<PrefetchRange>& consts, std::vector<PrefetchRange>* out) const {
-        for (const PrefetchRange& r : consts)
-            if (r.p) out->push_back(r);
-    }
 };
 
 using RunFn = std::function<void(const RunCtx&, const std::vector<const DevTensor*>&, const std::vector<DevTensor*>&)>;

@@ -34,11 +34,6 @@ CudaContext::CudaContext(const CudaExecutor& e) : e_(e) {
     CTX_CHECK(cudaEventCreate(&ev_start_));
     CTX_CHECK(cudaEventCreate(&ev_end_));
     CTX_CHECK(cudaEventCreateWithFlags(&ev_sync_, cudaEventDisableTiming));
-    if (e_.prefetch_points_) {
-        CTX_CHECK(cudaStreamCreateWithFlags(&prefetch_stream_, cudaStreamNonBlocking));
-        prefetch_events_.assign(e_.prefetch_points_ + 1, nullptr);
-        for (cudaEvent_t& ev : prefetch_events_) CTX_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-    }
 }
 
 CudaContext::~CudaContext() {
@@ -47,9 +42,6 @@ CudaContext::~CudaContext() {
     clear_graphs();
     for (cudaEvent_t ev : {ev_start_, ev_end_, ev_sync_})
         if (ev) cudaEventDestroy(ev);
-    for (cudaEvent_t ev : prefetch_events_)
-        if (ev) cudaEventDestroy(ev);
-    if (prefetch_stream_) cudaStreamDestroy(prefetch_stream_);
     for (void* p : input_bufs_)
         if (p) cudaFree(p);
     if (pinned_) cudaFreeHost(pinned_);
@@ -310,22 +302,9 @@ bool CudaContext::execute(const std::vector<InputBind>& in, const std::vector<vo
         KILN_CUDA_CHECK(cudaEventRecord(ev, stream_), what);
     };
     profile_.clear();
-    // L2 prefetches fork from the stream before their point and join it at the end (a capture records the branch)
-    size_t point = 0;
-    const bool prefetch = prefetch_stream_ && !profiling_;
     for (size_t i = 0; i < m.nodes.size(); ++i) {
         if (profiling_) mark(m.nodes[i].name);
-        if (prefetch && !e_.prefetch_[i].empty()) {
-            cudaEvent_t ev = prefetch_events_[point++];
-            KILN_CUDA_CHECK(cudaEventRecord(ev, stream_), "L2 prefetch");
-            KILN_CUDA_CHECK(cudaStreamWaitEvent(prefetch_stream_, ev, 0), "L2 prefetch");
-            launch_l2_prefetch(e_.prefetch_[i].data(), static_cast<int>(e_.prefetch_[i].size()), prefetch_stream_);
-        }
         run_node(i, out_dev, &capturable);
-    }
-    if (point > 0) {
-        KILN_CUDA_CHECK(cudaEventRecord(prefetch_events_.back(), prefetch_stream_), "L2 prefetch");
-        KILN_CUDA_CHECK(cudaStreamWaitEvent(stream_, prefetch_events_.back(), 0), "L2 prefetch");
     }
     for (int32_t id : m.outputs) capturable &= !slots_[id].has_host;
     if (profiling_) {

@@ -195,7 +195,6 @@ public:
             } else {
                 w_low_ = upload_low(*r.weights[1].host, low_, where_);
             }
-            w_low_bytes_ = static_cast<size_t>(r.weights[1].host->numel()) * 2;
         }
         // auto-tune now when every shape is known: the tactic table (plan / timing cache) first, else a search
         const auto &x = n.inputs[0], &w = n.inputs[1], &y = n.outputs[0];
@@ -238,12 +237,6 @@ public:
     ~ConvKernel() override {
         if (w_low_) cudaFree(w_low_);
         if (bias_low_) cudaFree(bias_low_);
-    }
-
-    void weight_ranges(const std::vector<PrefetchRange>& consts, std::vector<PrefetchRange>* out) const override {
-        for (size_t i = 0; i < consts.size(); ++i)
-            if (consts[i].p && !(i == 1 && w_low_)) out->push_back(consts[i]);
-        if (w_low_) out->push_back({w_low_, w_low_bytes_});
     }
 
     std::string describe() const override {
@@ -389,7 +382,6 @@ private:
     AttributeMap attrs_;
     backends::Activation act_;
     void* w_low_ = nullptr;
-    size_t w_low_bytes_ = 0;
     std::string tuned_ = "heuristic";
     mutable std::mutex mu_;
     mutable std::map<Shape, Algo> algos_;

@@ -5,7 +5,6 @@
 #include "src/backends/cuda/cuda_executor.h"
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -50,7 +49,6 @@ CudaExecutor::CudaExecutor(const plan::PlanModel& m, Logger& logger, const backe
     check_device(m.metadata);
     try {
         build(logger);
-        plan_prefetch(logger);
         load_timing_cache(logger);
         tune(logger);
         save_timing_cache(logger);
@@ -89,60 +87,6 @@ void CudaExecutor::check_device(const std::map<std::string, std::string>& md) {
     // plan tactics are reused only by the same libraries; otherwise they are measured again
     if (meta(md, "cuda_libs") == lib_versions_)
         for (auto& [k, v] : parse_pairs(meta(md, "cuda_tactics"), '\n', '\t')) tactics_.put(k, v, false);
-}
-
-// L2 prefetch schedule. Before node i launches, the context prefetches (on a side stream) the weights of the next
-// weight-reading nodes, as many as fit in half of L2 together with those prefetched and not yet read: at batch 1 a
-// transformer's GEMMs wait on HBM latency for their weights (BERT-base: 14 MB per layer, 170 MB in all, far more than
-// L2), and the prefetch turns those reads into L2 hits. Nodes reading under 64 KB of weights, and ranges larger than
-// the budget, are left alone. KILN_CUDA_L2_PREFETCH=0 turns it off.
-void CudaExecutor::plan_prefetch(Logger& logger) {
-    const size_t nn = m_.nodes.size();
-    prefetch_.assign(nn, {});
-    prefetch_points_ = 0;
-    const char* env = std::getenv("KILN_CUDA_L2_PREFETCH");
-    if (env && std::string(env) == "0") return;
-    int dev = 0, l2 = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev) != cudaSuccess ||
-        l2 <= 0) {
-        cudaGetLastError();
-        return;
-    }
-    const size_t budget = static_cast<size_t>(l2) / 2, min_bytes = 64u << 10;
-    std::vector<std::vector<PrefetchRange>> reads(nn);
-    std::vector<size_t> bytes(nn, 0);
-    for (size_t i = 0; i < nn; ++i) {
-        if (!dev_kernels_[i]) continue;
-        std::vector<PrefetchRange> consts;
-        for (int32_t id : m_.nodes[i].inputs) {
-            PrefetchRange r;
-            if (id >= 0 && m_.values[id].weight >= 0) {
-                const int32_t w = m_.values[id].weight;
-                r = {weights_dev_[w], m_.weights[w].bytes()};
-            }
-            consts.push_back(r);
-        }
-        dev_kernels_[i]->weight_ranges(consts, &reads[i]);
-        for (const PrefetchRange& r : reads[i]) bytes[i] += r.bytes;
-    }
-    std::vector<char> ahead(nn, 0);
-    size_t next = 1, in_l2 = 0, total = 0;
-    for (size_t i = 0; i < nn; ++i) {
-        if (ahead[i]) in_l2 -= bytes[i];  // read by node i now
-        if (next <= i) next = i + 1;
-        for (; next < nn; ++next) {
-            if (bytes[next] < min_bytes || bytes[next] > budget) continue;
-            if (in_l2 + bytes[next] > budget) break;
-            prefetch_[i].insert(prefetch_[i].end(), reads[next].begin(), reads[next].end());
-            ahead[next] = 1;
-            in_l2 += bytes[next];
-            total += bytes[next];
-        }
-        prefetch_points_ += !prefetch_[i].empty();
-    }
-    if (prefetch_points_)
-        logger.log(Severity::kVerbose, cat("cuda: L2 prefetch of ", total >> 20, " MB of weights from ",
-                                           prefetch_points_, " points (budget ", budget >> 20, " MB)"));
 }
 
 void CudaExecutor::build(Logger& logger) {

@@ -82,8 +82,6 @@ private:
     std::vector<Slot> slots_;
     std::vector<int32_t> output_index_;  // per value: index in the plan's outputs, or -1
     cudaEvent_t ev_start_ = nullptr, ev_end_ = nullptr, ev_sync_ = nullptr;
-    cudaStream_t prefetch_stream_ = nullptr;  // the L2 prefetches run beside the kernels, forked and joined per run
-    std::vector<cudaEvent_t> prefetch_events_;  // one per prefetch point, then the join
     bool timed_ = false;
     bool graphs_on_ = true;
     std::map<std::string, int> eager_runs_;  // per launch signature: eager runs that could have been captured
@@ -108,7 +106,6 @@ private:
 
     void check_device(const std::map<std::string, std::string>& meta);
     void build(Logger& logger);
-    void plan_prefetch(Logger& logger);  // fills prefetch_
     void tune(Logger& logger);  // one run on zero inputs when every input shape is static: tactics get measured
     void load_timing_cache(Logger& logger);
     void save_timing_cache(Logger& logger) const;
@@ -129,10 +126,6 @@ private:
     /// Per value: its storage type on the device when the executor keeps it in fp16/bf16 (else kFloat32; the plan's
     /// dtype then applies). Shape inference still sees the plan's dtype.
     std::vector<DataType> low_value_;
-    /// Per node: the weight ranges to prefetch into L2 before it launches (see plan_prefetch); prefetch_points_ of
-    /// them are non-empty.
-    std::vector<std::vector<PrefetchRange>> prefetch_;
-    size_t prefetch_points_ = 0;
 };
 
 }  // namespace kiln::cuda

@@ -299,21 +299,11 @@ public:
                         !(exact && std::string(exact) == "1");
         if (low_ != LowType::kF32)
             for (int i = 0; i < 3 && i < static_cast<int>(r.weights.size()); ++i)
-                if (r.weights[i].host && (i < 2 || op_ != "Gemm")) {
-                    low_w_[i] = upload_low(*r.weights[i].host, low_, where_);
-                    low_bytes_[i] = static_cast<size_t>(r.weights[i].host->numel()) * 2;
-                }
+                if (r.weights[i].host && (i < 2 || op_ != "Gemm")) low_w_[i] = upload_low(*r.weights[i].host, low_, where_);
     }
     ~GemmKernel() override {
         for (void* p : low_w_)
             if (p) cudaFree(p);
-    }
-
-    void weight_ranges(const std::vector<PrefetchRange>& consts, std::vector<PrefetchRange>* out) const override {
-        for (size_t i = 0; i < consts.size() && i < 3; ++i) {
-            if (low_w_[i]) out->push_back({low_w_[i], low_bytes_[i]});
-            else if (consts[i].p) out->push_back(consts[i]);
-        }
     }
 
     std::string describe() const override {
@@ -471,7 +461,6 @@ private:
     backends::Activation act_;
     bool gelu_as_tanh_ = false;
     void* low_w_[3] = {nullptr, nullptr, nullptr};  // fp16/bf16 copies of constant A, B and the bias
-    size_t low_bytes_[3] = {0, 0, 0};
     std::unique_ptr<LtAlgoCache> cache_ = std::make_unique<LtAlgoCache>();
 };
 

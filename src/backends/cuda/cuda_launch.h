@@ -105,14 +105,6 @@ bool attention_mma_fits(int64_t d, int64_t dv);
 void launch_attention_mma(const void* q, const void* k, const void* v, bool in_low, const void* mask, void* out,
                           bool out_low, LowType t, const AttentionDims& d, int sms, cudaStream_t s);
 
-// l2_prefetch.cu: a hint that pulls device ranges (weights) into L2 ahead of their readers; one block per range.
-struct PrefetchRange {
-    const void* p = nullptr;
-    size_t bytes = 0;
-};
-constexpr int kMaxPrefetchRanges = 16;  // per launch (launch_l2_prefetch splits longer lists)
-void launch_l2_prefetch(const PrefetchRange* ranges, int n, cudaStream_t s);
-
 // tensor_ops.cu
 void launch_gather(const void* x, const int64_t* idx, void* y, int64_t outer, int64_t axis_len, int64_t n_idx,
                    int64_t inner, int elem_size, cudaStream_t s);
