@@ -26,6 +26,20 @@ void infer_fused_matmul(InferContext& ctx) {
     }
 }
 
+void infer_fused_matmul_norm(InferContext& ctx) {
+    infer_fused_matmul(ctx);
+    const TensorInfo y = ctx.outputs()[0];
+    ctx.check(y.rank() >= 1, "the product must have rank >= 1");
+    const Dim& n = y.dims.back();
+    for (size_t i : {size_t(4), size_t(5)}) {
+        const TensorInfo& t = ctx.input(i);
+        ctx.check(t.dtype == y.dtype && t.rank() == 1 && (!n.is_static() || !t.dims[0].is_static() || t.dims[0] == n),
+                  i == 4 ? "scale" : "norm_bias", " of shape ", shape_str(t.dims), " does not fit the last axis of ",
+                  shape_str(y.dims));
+    }
+    for (size_t i = 1; i < ctx.num_outputs(); ++i) ctx.outputs()[i] = y;
+}
+
 void infer_fused_expand_depthwise(InferContext& ctx) {
     const TensorInfo& x = ctx.input(0);
     const TensorInfo& w1 = ctx.input(1);

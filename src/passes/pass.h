@@ -40,6 +40,7 @@ bool gemm_to_matmul(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_transpose(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_epilogue(ir::Graph& g, PassContext& ctx);
 bool fuse_qkv_projection(ir::Graph& g, PassContext& ctx);
+bool fuse_matmul_norm(ir::Graph& g, PassContext& ctx);
 bool transpose_optimization(ir::Graph& g, PassContext& ctx);
 bool mark_squeeze_excite(ir::Graph& g, PassContext& ctx);
 bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx);

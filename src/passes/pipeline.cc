@@ -22,6 +22,7 @@ const std::vector<PassInfo>& pipeline() {
         {"fuse_matmul_transpose", 3, &fuse_matmul_transpose},  // before fuse_matmul_epilogue, which extends it
         {"fuse_matmul_epilogue", 3, &fuse_matmul_epilogue},
         {"fuse_qkv_projection", 3, &fuse_qkv_projection},  // cuda: one GEMM for a packed Attention's Q, K and V
+        {"fuse_matmul_norm", 3, &fuse_matmul_norm},  // cuda, KILN_CUDA_MATMUL_NORM=1: residual matmul + LayerNorm
         {"transpose_optimization", 3, &transpose_optimization},
         {"fuse_expand_depthwise", 3, &fuse_expand_depthwise},  // cpu: 1x1 expand + depthwise in one kernel
         {"mark_squeeze_excite", 3, &mark_squeeze_excite},  // before fuse_elementwise, which skips marked nodes

@@ -16,7 +16,7 @@ public:
     // float32 nodes of the implemented families. With --fp16 the graph stays float32: the executor runs matmuls and
     // convolutions in fp16 (weights converted at upload) and keeps every other tensor in fp32.
     bool supports(const backends::KernelNode& node) const override {
-        return supports_gemm(node) || supports_conv(node) || supports_simple(node);
+        return supports_gemm(node) || supports_gemm_norm(node) || supports_conv(node) || supports_simple(node);
     }
     std::unique_ptr<backends::Kernel> create_kernel(const backends::KernelNode& node) const override {
         KILN_FAIL(kInternal, node.where(), ": CUDA kernels are created by the CUDA device executor, not one by one");

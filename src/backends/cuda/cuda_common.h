@@ -203,6 +203,15 @@ void lt_gemm_nt_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, const vo
 void lt_gemm_strided_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, int64_t batch, const void* a,
                          int64_t stride_a, const void* b, int64_t stride_b, bool trans_b, LowType t, float* d,
                          int64_t stride_d, float alpha, LtAlgoCache& cache, TacticTable* tactics);
+/// Split-K partial products: part[p] = A[:, p k/s : (p + 1) k/s] B[p k/s : (p + 1) k/s, :] for p < s = `splits`, fp32
+/// [s, m, n], in one strided-batched call (A row-major [m, k]; B [k, n], or [n, k] when trans_b). A and B of type t
+/// (fp32 on TF32 tensor cores when tf32); k % splits == 0.
+void lt_gemm_splitk(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, int splits, const void* a, const void* b,
+                    bool trans_b, LowType t, bool tf32, float* part, LtAlgoCache& cache, TacticTable* tactics);
+/// FusedMatMulNorm (cuda_gemm_norm.cc): split-K partial products, then one kernel for the reduction, bias, residual
+/// and LayerNormalization.
+bool supports_gemm_norm(const backends::KernelNode& n);
+std::unique_ptr<DeviceKernel> make_gemm_norm(const KernelRequest& r);
 
 /// The tensor's values as int64s (axes, starts, shapes): from the host copy, else copied from the device.
 std::vector<int64_t> host_ints(const DevTensor& t, cudaStream_t stream, const std::string& what);

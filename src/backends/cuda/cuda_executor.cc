@@ -210,10 +210,12 @@ void CudaExecutor::build(Logger& logger) {
                         r.weights.push_back(wv);
                     }
                     if (supports_gemm(kn)) dev_kernels_[i] = make_gemm(r);
+                    else if (supports_gemm_norm(kn)) dev_kernels_[i] = make_gemm_norm(r);
                     else if (supports_conv(kn)) dev_kernels_[i] = make_conv(r);
                     else if (supports_simple(kn)) dev_kernels_[i] = make_simple(r);
                     else KILN_FAIL(kUnsupported, kn.where(), ": not supported by backend 'cuda'");
-                    reduced += (supports_gemm(kn) || supports_conv(kn)) && r.low != LowType::kF32;
+                    reduced += (supports_gemm(kn) || supports_gemm_norm(kn) || supports_conv(kn)) &&
+                               r.low != LowType::kF32;
                 } else {
                     auto& b = host_backends[backend];
                     if (!b) b = backends::make_backend(backend);

@@ -41,6 +41,7 @@ struct LtGemm {
     int64_t m = 0, n = 0, k = 0;  // row-major sizes of the product [m,n] = [m,k] x [k,n]
     bool trans_a = false, trans_b = false;
     int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+    int64_t lda = 0, ldb = 0;  // row strides of A and B when not packed (0: packed)
     float alpha = 1.f, beta = 0.f;
     const void* bias = nullptr;
     cudaDataType bias_type = CUDA_R_32F;
@@ -132,10 +133,10 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
                         what);
     }
     // stored layouts (column-major): our B is [k,n] row-major = [n,k] col-major (ld n), or [k,n] col-major if trans
-    if (g.trans_b) KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ab, g.k, g.n, g.k), what);
-    else KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ab, g.n, g.k, g.n), what);
+    if (g.trans_b) KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ab, g.k, g.n, g.ldb ? g.ldb : g.k), what);
+    else KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&la, ab, g.n, g.k, g.ldb ? g.ldb : g.n), what);
     if (g.trans_a) KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ab, g.m, g.k, g.m), what);
-    else KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ab, g.k, g.m, g.k), what);
+    else KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, ab, g.k, g.m, g.lda ? g.lda : g.k), what);
     KILN_BLAS_CHECK(cublasLtMatrixLayoutCreate(&lc, cd, g.n, g.m, g.n), what);
     if (g.batch > 1) {
         int32_t count = static_cast<int32_t>(g.batch);
@@ -151,7 +152,8 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
     }
     // "A" operand = b, "B" operand = a (see above)
     uint32_t al_a = alignment_of(b), al_b = alignment_of(a), al_c = alignment_of(c ? c : d), al_d = alignment_of(d);
-    std::string key = cat(g.m, ",", g.n, ",", g.k, ",", g.batch, ",", g.stride_a, ",", g.stride_b, ",", g.trans_a,
+    std::string key = cat(g.m, ",", g.n, ",", g.k, ",", g.batch, ",", g.stride_a, ",", g.stride_b, ",",
+                          g.lda || g.ldb ? cat("ld", g.lda, ":", g.ldb, ",") : std::string(), g.trans_a,
                           g.trans_b, ",", static_cast<int>(epi), ",", g.beta != 0.f, ",", static_cast<int>(ab), ",",
                           static_cast<int>(compute), ",", static_cast<int>(cd), ",", al_a, ",", al_b, ",", al_c, ",", al_d);
     cublasLtMatmulAlgo_t algo{};
@@ -262,6 +264,22 @@ void lt_gemm_strided_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, int
     g.alpha = alpha;
     cudaDataType ab = t == LowType::kBF16 ? CUDA_R_16BF : CUDA_R_16F;
     lt_matmul(ctx, g, a, b, ab, false, nullptr, d, cache, tactics, CUDA_R_32F);
+}
+
+void lt_gemm_splitk(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, int splits, const void* a, const void* b,
+                    bool trans_b, LowType t, bool tf32, float* part, LtAlgoCache& cache, TacticTable* tactics) {
+    LtGemm g;
+    const int64_t ks = k / splits;
+    g.m = m, g.n = n, g.k = ks;
+    g.trans_b = trans_b;
+    g.lda = k;                  // a slice of A's columns
+    g.ldb = trans_b ? k : n;    // a slice of B's rows (of its columns when given as [n, k])
+    g.batch = splits;
+    g.stride_a = ks;
+    g.stride_b = trans_b ? ks : ks * n;
+    g.stride_c = m * n;
+    const cudaDataType ab = t == LowType::kBF16 ? CUDA_R_16BF : t == LowType::kF16 ? CUDA_R_16F : CUDA_R_32F;
+    lt_matmul(ctx, g, a, b, ab, tf32, nullptr, part, cache, tactics, CUDA_R_32F);
 }
 
 namespace {

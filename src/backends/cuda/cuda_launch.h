@@ -74,6 +74,28 @@ void launch_layer_norm_rowwise(const void* x, LowType xt, const float* scale, co
 void launch_softmax_f32(const float* x, float* y, int64_t outer, int64_t axis_len, int64_t inner, bool log,
                         cudaStream_t s);
 
+// matmul_norm.cu: FusedMatMulNorm's epilogue. S = sum_p part[p] + bias + z, y = LayerNorm(S) * gamma + beta per row of
+// `cols`; part: `parts` fp32 [rows, cols] products part_stride elements apart; z / y / s stored as the layer's reduced
+// type t when *_low, else fp32; bias, z, beta and s optional (s: S is also written).
+struct MatMulNormArgs {
+    const float* part = nullptr;
+    int parts = 1;
+    int64_t part_stride = 0;
+    const float* bias = nullptr;
+    const void* z = nullptr;
+    bool z_low = false;
+    const float *gamma = nullptr, *beta = nullptr;
+    void* y = nullptr;
+    bool y_low = false;
+    void* s = nullptr;
+    bool s_low = false;
+    int64_t rows = 0;
+    int cols = 0;
+    float eps = 1e-5f;
+    bool normalize = true;  // set by the launcher
+};
+void launch_matmul_norm_epilogue(const MatMulNormArgs& args, LowType t, cudaStream_t s);
+
 // attention.cu / attention_mma.cu. Every offset and stride is in elements; the head batch (the output's batch dims,
 // with the heads appended in the head-packed layout, see src/backends/attention_geometry.h) has up to 5 dims.
 constexpr int kMaxAttentionBatch = 5;

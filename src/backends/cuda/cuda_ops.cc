@@ -420,6 +420,9 @@ LowIo low_io(const KernelNode& n, LowType low) {
     if (op == "MatMul" || op == "FusedMatMul") {
         io.in = 0b1011;  // A, B and the residual Z; the bias stays fp32 (a weight)
         io.out = 1;
+    } else if (op == "FusedMatMulNorm") {
+        io.in = 0b1001;  // A and the residual Z (B, the bias, scale and norm bias are weights)
+        io.out = 0b11;   // Y and S
     } else if (op == "Gemm") {
         io.in = 0b11;
         io.out = n.inputs.size() > 2 && n.inputs[2].present ? 0 : 1;  // C is broadcast into an fp32 Y

@@ -135,6 +135,34 @@ std::unique_ptr<Kernel> make_ref_FusedMatMul(const KernelNode& node) {
         "fused_matmul_f32_ref");
 }
 
+// S = FusedMatMul(A, B, bias, Z), then the reference LayerNormalization of S over the last axis.
+std::unique_ptr<Kernel> make_ref_FusedMatMulNorm(const KernelNode& node) {
+    check_f32(node, 6);
+    AttributeMap mm_attrs = node.attrs;
+    mm_attrs.erase("epsilon");
+    ops::TensorInfo sum = node.outputs[0];
+    sum.value = nullptr;
+    const std::string mm_op = "FusedMatMul", ln_op = "LayerNormalization";
+    KernelNode mm{node.name, mm_op, mm_attrs, {node.inputs[0], node.inputs[1], node.inputs[2], node.inputs[3]}, {sum}};
+    AttributeMap ln_attrs;
+    ln_attrs.set("axis", int64_t{-1});
+    ln_attrs.set("epsilon", node.attrs.get_float("epsilon", 1e-5f));
+    KernelNode ln{node.name, ln_op, ln_attrs, {sum, node.inputs[4], node.inputs[5]}, {node.outputs[0]}};
+    std::shared_ptr<Kernel> matmul = make_ref_FusedMatMul(mm), norm = make_ref_LayerNormalization(ln);
+    return make_kernel(
+        [=](const KernelArgs& a) {
+            Tensor s_own;
+            Tensor* s = a.outputs.size() > 1 ? a.outputs[1] : nullptr;
+            if (!s) {
+                s_own = Tensor(DataType::kFloat32, a.outputs[0]->shape());
+                s = &s_own;
+            }
+            matmul->execute({{a.inputs[0], a.inputs[1], a.inputs[2], a.inputs[3]}, {s}, a.num_threads});
+            norm->execute({{s, a.inputs[4], a.inputs[5]}, {a.outputs[0]}, a.num_threads});
+        },
+        "fused_matmul_norm_f32_ref");
+}
+
 // out[b, i, :] = sum_j softmax_j(scale * q[b,i,:] . k[b,j,:] + mask[b,i,j]) v[b,j,:] for every head b of the head
 // batch; where each head's rows live (classic or head-packed layout) comes from attention_geometry.h.
 std::unique_ptr<Kernel> make_ref_Attention(const KernelNode& node) {

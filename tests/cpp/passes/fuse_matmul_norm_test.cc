@@ -1,0 +1,142 @@
+// fuse_matmul_norm: a residual FusedMatMul read by a LayerNormalization becomes one FusedMatMulNorm (cuda only);
+// its reference kernel against a hand computation.
+#include <cstdlib>
+
+#include "src/backends/backend.h"
+#include "tests/cpp/passes/pass_test_util.h"
+
+namespace kiln::passes::test {
+
+namespace {
+
+// x [2, 3, k] -> x W + b + r -> LayerNormalization(gamma, beta, eps 1e-3) [-> also an output when `pre_norm`]
+void residual_norm(NetworkDefinition& net, int64_t k, int64_t n, bool pre_norm) {
+    std::string x = net.add_input("x", DataType::kFloat32, {2, 3, k});
+    std::string r = net.add_input("r", DataType::kFloat32, {2, 3, n});
+    std::string mm = net.add_layer("MatMul", {x, net.add_constant("w", filled({k, n}, 1.f, 0.5f))})[0];
+    std::string s =
+        net.add_layer("Add", {net.add_layer("Add", {mm, net.add_constant("b", filled({n}, 2.f))})[0], r})[0];
+    AttributeMap eps;
+    eps.set("epsilon", 1e-3f);
+    std::string y = net.add_layer(
+        "LayerNormalization",
+        {s, net.add_constant("gamma", filled({n}, 3.f, 1.f, 1.f)), net.add_constant("beta", filled({n}, 4.f))}, eps)[0];
+    net.mark_output(y);
+    if (pre_norm) net.mark_output(net.add_layer("Relu", {s})[0]);
+}
+
+std::unique_ptr<ir::Graph> optimise_for(const NetworkDefinition& net, const std::string& backend, bool* fused,
+                                        bool enabled = true) {
+    // the pass is opt-in for now (KILN_CUDA_MATMUL_NORM=1)
+    if (enabled)
+        setenv("KILN_CUDA_MATMUL_NORM", "1", 1);
+    else
+        unsetenv("KILN_CUDA_MATMUL_NORM");
+    std::unique_ptr<ir::Graph> g = net.graph().clone();
+    NullLogger logger;
+    PassContext ctx{logger, 3, backend};
+    for (PassFn p : {&fuse_matmul_epilogue, &fuse_matmul_norm}) {
+        g->topological_sort();
+        g->infer_shapes();
+        bool c = p(*g, ctx);
+        if (p == &fuse_matmul_norm) *fused = c;
+    }
+    unsetenv("KILN_CUDA_MATMUL_NORM");
+    g->topological_sort();
+    g->infer_shapes();
+    g->verify();
+    return g;
+}
+
+const ir::Node* find(const ir::Graph& g, const std::string& op) {
+    for (const ir::Node* n : g.nodes())
+        if (n->op_type == op) return n;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST(FuseMatMulNorm, ResidualMatMulAndLayerNormBecomeOneNode) {
+    NetworkDefinition net;
+    residual_norm(net, 8, 16, false);
+    bool fused = false;
+    auto g = optimise_for(net, "cuda", &fused);
+    ASSERT_TRUE(fused);
+    EXPECT_EQ(count_op(*g, "LayerNormalization"), 0);
+    EXPECT_EQ(count_op(*g, "FusedMatMul"), 0);
+    const ir::Node* n = find(*g, "FusedMatMulNorm");
+    ASSERT_TRUE(n);
+    EXPECT_EQ(n->inputs.size(), 6u);
+    EXPECT_EQ(n->outputs.size(), 1u);  // S has no other reader
+    EXPECT_FLOAT_EQ(n->attrs.get_float("epsilon", 0.f), 1e-3f);
+    EXPECT_EQ(n->outputs[0]->dims.size(), 3u);
+}
+
+TEST(FuseMatMulNorm, PreNormKeepsTheSumAsSecondOutput) {
+    NetworkDefinition net;
+    residual_norm(net, 8, 16, true);
+    bool fused = false;
+    auto g = optimise_for(net, "cuda", &fused);
+    ASSERT_TRUE(fused);
+    const ir::Node* n = find(*g, "FusedMatMulNorm");
+    const ir::Node* relu = find(*g, "Relu");
+    ASSERT_TRUE(n && relu);
+    ASSERT_EQ(n->outputs.size(), 2u);
+    EXPECT_EQ(relu->input(0), n->outputs[1]);
+}
+
+TEST(FuseMatMulNorm, OnlyForCuda) {
+    NetworkDefinition net;
+    residual_norm(net, 8, 16, false);
+    bool fused = true;
+    optimise_for(net, "cpu", &fused);
+    EXPECT_FALSE(fused);
+    optimise_for(net, "cuda", &fused, false);  // not asked for
+    EXPECT_FALSE(fused);
+}
+
+// The reference kernel (the host fallback and the oracle) against S = x W + b + r and a plain LayerNormalization.
+TEST(FuseMatMulNorm, ReferenceKernelMatchesHandComputation) {
+    const int64_t m = 3, k = 5, n = 7;
+    Tensor x = filled({m, k}, 1.f), w = filled({k, n}, 2.f, 0.5f), b = filled({n}, 3.f), r = filled({m, n}, 4.f);
+    Tensor gamma = filled({n}, 5.f, 1.f, 1.f), beta = filled({n}, 6.f);
+    auto info = [](const Tensor& t, bool constant) {
+        ops::TensorInfo i;
+        i.dims.assign(t.shape().begin(), t.shape().end());
+        if (constant) i.value = &t;
+        return i;
+    };
+    const std::string name = "mmn", op = "FusedMatMulNorm";
+    AttributeMap attrs;
+    attrs.set("epsilon", 1e-2f);
+    backends::KernelNode node{
+        name,
+        op,
+        attrs,
+        {info(x, false), info(w, true), info(b, true), info(r, false), info(gamma, true), info(beta, true)},
+        {info(r, false), info(r, false)}};
+    auto ref = backends::make_backend("reference");
+    ASSERT_TRUE(ref->supports(node));
+    auto kernel = ref->create_kernel(node);
+    Tensor y(DataType::kFloat32, {m, n}), s(DataType::kFloat32, {m, n});
+    kernel->execute({{&x, &w, &b, &r, &gamma, &beta}, {&y, &s}, 1});
+    for (int64_t i = 0; i < m; ++i) {
+        std::vector<double> row(n);
+        double mean = 0, var = 0;
+        for (int64_t j = 0; j < n; ++j) {
+            double acc = b.data<float>()[j] + r.data<float>()[i * n + j];
+            for (int64_t t = 0; t < k; ++t) acc += double(x.data<float>()[i * k + t]) * w.data<float>()[t * n + j];
+            row[j] = acc;
+            mean += acc / n;
+        }
+        for (double v : row) var += (v - mean) * (v - mean) / n;
+        for (int64_t j = 0; j < n; ++j) {
+            EXPECT_NEAR(s.data<float>()[i * n + j], row[j], 1e-4 * (1 + std::fabs(row[j])));
+            const double want =
+                (row[j] - mean) / std::sqrt(var + 1e-2) * gamma.data<float>()[j] + beta.data<float>()[j];
+            EXPECT_NEAR(y.data<float>()[i * n + j], want, 1e-4 * (1 + std::fabs(want)));
+        }
+    }
+}
+
+}  // namespace kiln::passes::test
