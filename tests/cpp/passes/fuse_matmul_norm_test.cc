@@ -54,13 +54,18 @@ const ir::Node* find(const ir::Graph& g, const std::string& op) {
     return nullptr;
 }
 
+// residual_norm(8, 16) optimised for cuda; fused tells whether the pass changed it
+std::unique_ptr<ir::Graph> fused_residual_norm(bool pre_norm, bool* fused) {
+    NetworkDefinition net;
+    residual_norm(net, 8, 16, pre_norm);
+    return optimise_for(net, "cuda", fused);
+}
+
 }  // namespace
 
 TEST(FuseMatMulNorm, ResidualMatMulAndLayerNormBecomeOneNode) {
-    NetworkDefinition net;
-    residual_norm(net, 8, 16, false);
     bool fused = false;
-    auto g = optimise_for(net, "cuda", &fused);
+    auto g = fused_residual_norm(false, &fused);
     ASSERT_TRUE(fused);
     EXPECT_EQ(count_op(*g, "LayerNormalization"), 0);
     EXPECT_EQ(count_op(*g, "FusedMatMul"), 0);
@@ -73,10 +78,8 @@ TEST(FuseMatMulNorm, ResidualMatMulAndLayerNormBecomeOneNode) {
 }
 
 TEST(FuseMatMulNorm, PreNormKeepsTheSumAsSecondOutput) {
-    NetworkDefinition net;
-    residual_norm(net, 8, 16, true);
     bool fused = false;
-    auto g = optimise_for(net, "cuda", &fused);
+    auto g = fused_residual_norm(true, &fused);
     ASSERT_TRUE(fused);
     const ir::Node* n = find(*g, "FusedMatMulNorm");
     const ir::Node* relu = find(*g, "Relu");
