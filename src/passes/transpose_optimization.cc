@@ -6,6 +6,10 @@
 //   Transpose(u_k(...u_1(Transpose(x, p))...), q) -> u_k(...u_1(x)...)   when r = id and every u_i is an
 //                                                          elementwise unary op read only by the next one: a unary
 //                                                          op commutes with any permutation of its input
+//   Transpose(x, p) -> Reshape(x, static output shape)   when p only moves dims of size 1 (the other dims keep their
+//                                                          order: same bytes in the same order; a Reshape may alias
+//                                                          its input where a Transpose copies, e.g. torchvision's
+//                                                          [1, S, E] <-> [S, 1, E] around nn.MultiheadAttention)
 // A missing `perm` reverses the dims. Limits: only pairs adjacent in the graph (or separated by unary ops) are seen;
 // a Transpose is never pushed through a binary op (that would need the other operand transposed too); an identity
 // pair whose result is a graph output is left (identity_elimination's rule keeps output names); a Reshape pair
@@ -131,6 +135,28 @@ bool reshape_pair(ir::Graph& g, ir::Node* outer) {
     return true;
 }
 
+// Transpose(x, p) that moves only dims of size 1 -> Reshape(x, its static output shape).
+bool unit_transpose_to_reshape(ir::Graph& g, ir::Node* t) {
+    std::vector<int64_t> p;
+    const ir::Value* x = t->input(0);
+    if (!x || !x->shape_known || !is_static(x->dims) || !perm_of(t, &p) || p.size() != x->dims.size()) return false;
+    int64_t last = -1;
+    for (int64_t j : p) {
+        const int64_t d = x->dims[j].value;
+        if (d == 0) return false;  // an empty tensor: a 0 in a Reshape shape would copy a dim
+        if (d == 1) continue;
+        if (j < last) return false;
+        last = j;
+    }
+    Tensor shape(DataType::kInt64, {static_cast<int64_t>(p.size())});
+    for (size_t j = 0; j < p.size(); ++j) shape.data<int64_t>()[j] = x->dims[p[j]].value;
+    t->op_type = "Reshape";
+    t->attrs = AttributeMap();
+    t->inputs.resize(1);
+    t->inputs.push_back(g.add_constant(g.unique_name(t->name + "_shape"), std::move(shape)));
+    return true;
+}
+
 // Transpose(u_k(...u_1(Transpose(x, p))...), q) with q o p = id -> u_k(...u_1(x)...).
 bool sink_through_unary(ir::Graph& g, ir::Node* outer, const UseMap& uses) {
     std::vector<ir::Node*> chain;  // u_k ... u_1
@@ -165,7 +191,7 @@ bool transpose_optimization(ir::Graph& g, PassContext&) {
         for (ir::Node* n : g.nodes()) {
             bool done = false;
             if (is_op(n, "Transpose")) {
-                done = transpose_pair(g, n) || sink_through_unary(g, n, uses);
+                done = transpose_pair(g, n) || sink_through_unary(g, n, uses) || unit_transpose_to_reshape(g, n);
             } else if (is_op(n, "Reshape")) {
                 done = reshape_pair(g, n);
             }

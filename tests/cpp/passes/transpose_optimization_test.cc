@@ -117,4 +117,28 @@ TEST(TransposeOptimization, NoSinkWhenPermsDoNotCancel) {
     EXPECT_EQ(g->num_nodes(), 3u);
 }
 
+TEST(TransposeOptimization, TransposeMovingOnlyUnitDimsBecomesReshape) {
+    // torchvision's nn.MultiheadAttention at batch 1: [1, S, E] -> [S, 1, E] moves no data
+    NetworkDefinition net;
+    std::string x = net.add_input("x", DataType::kFloat32, {1, 5, 8, 1});
+    net.mark_output(net.add_layer("Relu", {transpose(net, x, {1, 3, 0, 2})})[0]);
+    net.mark_output(net.add_layer("Sigmoid", {transpose(net, x, {0, 2, 1, 3})})[0]);  // 5 and 8 swap: stays
+    auto g = run_pass(net, &transpose_optimization);
+    EXPECT_EQ(count_op(*g, "Transpose"), 1);
+    EXPECT_EQ(count_op(*g, "Reshape"), 1);
+    for (const ir::Node* n : g->nodes())
+        if (n->op_type == "Reshape") EXPECT_EQ(shape_str(n->outputs[0]->dims), "5x1x1x8");
+    expect_same_outputs(net, {{"x", filled({1, 5, 8, 1}, 0.3f)}});
+}
+
+TEST(TransposeOptimization, UnitTransposeWithSymbolicDimsStays) {
+    NetworkDefinition net;
+    std::string x = net.add_input("x", DataType::kFloat32, {Dim("batch"), 1, 8});
+    net.mark_output(net.add_layer("Relu", {transpose(net, x, {1, 0, 2})})[0]);
+    bool changed = true;
+    auto g = run_pass(net, &transpose_optimization, &changed);
+    EXPECT_FALSE(changed);
+    EXPECT_EQ(count_op(*g, "Transpose"), 1);
+}
+
 }  // namespace kiln::passes::test
