@@ -29,6 +29,7 @@ constexpr int64_t V = kChannelBlock;
 struct Geom {
     int64_t cin, cin_blocks;  // input channels (real) and their blocks
     int64_t h, w, oh, ow, pt, pl;
+    int64_t wp;  // ring row width: pl zero columns, the w expanded ones, then zeros up to the last window's end
 };
 
 // Expand pixels [w0, w0 + P) of input row `ih` into OB channel blocks. x: the image's nChw16c base; we: the first
@@ -79,12 +80,13 @@ struct Tails {
                                                                     row<5>(), row<6>(), row<7>()};
 };
 
-// Input row ih expanded into blocks [0, nb) of the ring slot `dst` ([nb][width][16]); we / be start at block 0.
+// Input row ih expanded into blocks [0, nb) of a ring slot ([nb][wp][16]); dst is the slot's column pl (the first
+// expanded pixel of block 0); we / be start at block 0.
 template <DwAct A>
 KILN_AVX512 void expand_row(const float* x, const float* we, const float* be, float* dst, int64_t nb, const Geom& g,
                             int64_t ih, float lo_f, float hi_f) {
     const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f);
-    const int64_t ws = g.cin_blocks * V * V, ds = g.w * V;
+    const int64_t ws = g.cin_blocks * V * V, ds = g.wp * V;
     constexpr const auto& tail_ = Tails<A>::kTable;
     for (int64_t b = 0; b < nb; b += 3) {
         const int64_t ob = std::min<int64_t>(3, nb - b);
@@ -104,52 +106,54 @@ KILN_AVX512 void expand_row(const float* x, const float* we, const float* be, fl
     }
 }
 
-// One output pixel near the left or right edge (the window checked column by column).
-template <int K, int S, DwAct A>
-KILN_AVX512 inline void dw_edge(const float* const* rows, const float* wb, __m512 bias, float* yr, const Geom& g,
-                                int64_t ow, __m512 lo, __m512 hi) {
-    __m512 acc = bias;
+// Output pixels [ow, ow + P) of one block's depthwise row from the ring rows rows[kh] ([wp][16], column 0 is input
+// column -pl, the padding columns zero; nullptr outside the image): P independent accumulators, no edge checks.
+template <int K, int S, DwAct A, int P>
+KILN_AVX512 inline void dw_tile(const float* const* rows, const float* wb, __m512 bias, float* yr, int64_t ow,
+                                __m512 lo, __m512 hi) {
+    __m512 acc[P];
+#pragma GCC unroll 8
+    for (int j = 0; j < P; ++j) acc[j] = bias;
     for (int kh = 0; kh < K; ++kh) {
         if (!rows[kh]) continue;
+        const float* xr = rows[kh] + ow * S * V;
+#pragma GCC unroll 5
         for (int kw = 0; kw < K; ++kw) {
-            const int64_t iw = ow * S - g.pl + kw;
-            if (iw < 0 || iw >= g.w) continue;
-            acc = _mm512_fmadd_ps(_mm512_load_ps(rows[kh] + iw * V), _mm512_load_ps(wb + (kh * K + kw) * V), acc);
+            const __m512 wv = _mm512_load_ps(wb + (kh * K + kw) * V);
+#pragma GCC unroll 8
+            for (int j = 0; j < P; ++j) acc[j] = _mm512_fmadd_ps(_mm512_load_ps(xr + (j * S + kw) * V), wv, acc[j]);
         }
     }
-    _mm512_storeu_ps(yr + ow * V, activate<A>(acc, lo, hi));
+#pragma GCC unroll 8
+    for (int j = 0; j < P; ++j) _mm512_storeu_ps(yr + (ow + j) * V, activate<A>(acc[j], lo, hi));
 }
 
-// One depthwise output row of one block from the ring rows rows[kh] ([width][16], nullptr outside the image).
+// One depthwise output row of one block: tiles of 8 pixels, the last 1..7 as one narrower tile (7x7 and 14x14
+// layers keep several accumulator chains busy instead of one per pixel).
 template <int K, int S, DwAct A>
 KILN_AVX512 void dw_row(const float* const* rows, const float* wb, const float* bb, float* yr, const Geom& g,
                         float lo_f, float hi_f) {
-    constexpr int kBlock = 8;
     const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f), bias = _mm512_load_ps(bb);
-    const int64_t ow_lo = std::min(g.ow, (g.pl + S - 1) / S);
-    const int64_t last = g.w - K + g.pl;
-    const int64_t ow_hi = std::max(ow_lo, std::min(g.ow, last >= 0 ? last / S + 1 : 0));
-    for (int64_t ow = 0; ow < ow_lo; ++ow) dw_edge<K, S, A>(rows, wb, bias, yr, g, ow, lo, hi);
-    int64_t ow = ow_lo;
-    for (; ow + kBlock <= ow_hi; ow += kBlock) {
-        __m512 acc[kBlock];
-#pragma GCC unroll 8
-        for (int j = 0; j < kBlock; ++j) acc[j] = bias;
-        for (int kh = 0; kh < K; ++kh) {
-            if (!rows[kh]) continue;
-            const float* xr = rows[kh] + (ow * S - g.pl) * V;
-#pragma GCC unroll 5
-            for (int kw = 0; kw < K; ++kw) {
-                const __m512 wv = _mm512_load_ps(wb + (kh * K + kw) * V);
-#pragma GCC unroll 8
-                for (int j = 0; j < kBlock; ++j)
-                    acc[j] = _mm512_fmadd_ps(_mm512_load_ps(xr + (j * S + kw) * V), wv, acc[j]);
-            }
-        }
-#pragma GCC unroll 8
-        for (int j = 0; j < kBlock; ++j) _mm512_storeu_ps(yr + (ow + j) * V, activate<A>(acc[j], lo, hi));
+    int64_t ow = 0;
+    for (; ow + 8 <= g.ow; ow += 8) dw_tile<K, S, A, 8>(rows, wb, bias, yr, ow, lo, hi);
+    switch (g.ow - ow) {
+        case 7:
+            return dw_tile<K, S, A, 7>(rows, wb, bias, yr, ow, lo, hi);
+        case 6:
+            return dw_tile<K, S, A, 6>(rows, wb, bias, yr, ow, lo, hi);
+        case 5:
+            return dw_tile<K, S, A, 5>(rows, wb, bias, yr, ow, lo, hi);
+        case 4:
+            return dw_tile<K, S, A, 4>(rows, wb, bias, yr, ow, lo, hi);
+        case 3:
+            return dw_tile<K, S, A, 3>(rows, wb, bias, yr, ow, lo, hi);
+        case 2:
+            return dw_tile<K, S, A, 2>(rows, wb, bias, yr, ow, lo, hi);
+        case 1:
+            return dw_tile<K, S, A, 1>(rows, wb, bias, yr, ow, lo, hi);
+        default:
+            return;
     }
-    for (; ow < g.ow; ++ow) dw_edge<K, S, A>(rows, wb, bias, yr, g, ow, lo, hi);
 }
 
 using ExpandFn = void (*)(const float*, const float*, const float*, float*, int64_t, const Geom&, int64_t, float,
@@ -248,6 +252,7 @@ public:
         int64_t unused = 0;
         ops::window_output_dim(win_, 0, g.h, &g.pt, &unused, where_);
         ops::window_output_dim(win_, 1, g.w, &g.pl, &unused, where_);
+        g.wp = std::max(g.pl + g.w, (g.ow - 1) * stride_ + k_);
         const int64_t items = x.dim(0) * blocks_ * g.oh;
         const double macs =
             static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ + static_cast<double>(y.numel()) * k_ * k_;
@@ -288,8 +293,13 @@ private:
     void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0,
                  int64_t oh1) const {
         const int64_t cinp = padded_channels(cin_);
-        const int64_t slot = nb * g.w * V;  // floats per ring row
+        const int64_t slot = nb * g.wp * V;  // floats per ring row
         float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * k_ * slot));
+        for (int64_t r = 0; r < k_ * nb; ++r) {  // the padding columns of every ring row: zero
+            float* row = ring + r * g.wp * V;
+            std::memset(row, 0, sizeof(float) * g.pl * V);
+            std::memset(row + (g.pl + g.w) * V, 0, sizeof(float) * (g.wp - g.pl - g.w) * V);
+        }
         const float* xn = x + n * g.cin_blocks * g.h * g.w * V;
         int64_t next = 0;  // the next input row to expand
         for (int64_t oh = oh0; oh < oh1; ++oh) {
@@ -297,13 +307,13 @@ private:
             const int64_t need = std::min(g.h, ih0 + k_);
             next = std::max(next, std::max<int64_t>(0, ih0));
             for (; next < need; ++next)
-                expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, ring + (next % k_) * slot, nb, g, next, lo1_,
-                        hi1_);
+                expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, ring + (next % k_) * slot + g.pl * V, nb, g,
+                        next, lo1_, hi1_);
             for (int64_t j = 0; j < nb; ++j) {
                 const float* rows[5];
                 for (int kh = 0; kh < k_; ++kh) {
                     const int64_t ih = ih0 + kh;
-                    rows[kh] = ih < 0 || ih >= g.h ? nullptr : ring + (ih % k_) * slot + j * g.w * V;
+                    rows[kh] = ih < 0 || ih >= g.h ? nullptr : ring + (ih % k_) * slot + j * g.wp * V;
                 }
                 const int64_t b = b0 + j;
                 dw_(rows, wd_.get() + b * k_ * k_ * V, bd_.get() + b * V,
