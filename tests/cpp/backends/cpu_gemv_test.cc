@@ -1,9 +1,7 @@
-// kiln's gemv kernel (matmul_gemv.cc) for matmuls with a constant B and at most
-// 4 rows of A: Gemm with transB (the classifier form, FusedMatMul trans_b after
-// gemm_to_matmul), MatMul + bias + Relu, a residual, column counts that are and
-// are not multiples of the 16-column panel and of the 4-panel group, 1 to 4
-// rows (and 6: oneDNN), one and two threads. Each must match the reference
-// backend and must have run on the kernel it should.
+// kiln's gemv kernel (matmul_gemv.cc) for matmuls with a constant B and at most 4 rows of A: Gemm with transB (the
+// classifier form, FusedMatMul trans_b after gemm_to_matmul), MatMul + bias + Relu, a residual (in place), column
+// counts that are and are not multiples of the 16-column panel and of the 4-panel group, 1 to 4 rows (and 6:
+// oneDNN), one and two threads. Each must match the reference backend and must have run on the kernel it should.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -22,12 +20,12 @@ using test_util::random_tensor;
 struct GemvCase {
     Shape x;           // A's shape (the last dim is K)
     int64_t n;         // columns
-    std::string form;  // "gemm": Gemm(transB=1) + bias; "relu": MatMul + bias + Relu;
-                       // "residual": two MatMuls, the second adding the first's output
+    std::string form;  // "gemm": Gemm(transB=1) + bias; "relu": MatMul + bias + Relu; "residual": two MatMuls, the
+                       // second adding the first's output
     bool gemv;         // expected on kiln's gemv kernel
 };
 
-void make_net(NetworkDefinition &net, const GemvCase &c) {
+void make_net(NetworkDefinition& net, const GemvCase& c) {
     std::string x = net.add_input("x", DataType::kFloat32, to_sym(c.x));
     const int64_t k = c.x.back();
     if (c.form == "gemm") {
@@ -49,9 +47,9 @@ void make_net(NetworkDefinition &net, const GemvCase &c) {
     net.mark_output(net.add_layer("Add", {g, h})[0]);
 }
 
-int gemv_layers(const Engine &e) {
+int gemv_layers(const Engine& e) {
     int n = 0;
-    for (const LayerInfo &l : e.layers()) n += l.kernel.rfind("gemv_f32", 0) == 0;
+    for (const LayerInfo& l : e.layers()) n += l.kernel.rfind("gemv_f32", 0) == 0;
     return n;
 }
 
