@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "src/backends/cpu/avx512_act.h"
 #include "src/backends/cpu/cpu_backend.h"
@@ -30,6 +32,7 @@ struct Geom {
     int64_t cin, cin_blocks;  // input channels (real) and their blocks
     int64_t h, w, oh, ow, pt, pl;
     int64_t wp;  // ring row width: pl zero columns, the w expanded ones, then zeros up to the last window's end
+    int64_t images;
 };
 
 // Expand pixels [w0, w0 + P) of input row `ih` into OB channel blocks. x: the image's nChw16c base; we: the first
@@ -194,9 +197,42 @@ DwFn pick_dw(int k, int s, DwAct a) {
     return s == 1 ? pick_dw_act<5, 1>(a) : pick_dw_act<5, 2>(a);
 }
 
+// --- squeeze-excite (op_list.def): the pooled sums gathered as rows are stored, then h, the gates and the scaling
+
+// sum[0:16] += the n pixels of an nChw16c row.
+KILN_AVX512 void add_row(const float* row, int64_t n, float* sum) {
+    __m512 a = _mm512_load_ps(sum), b = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        a = _mm512_add_ps(a, _mm512_loadu_ps(row + i * V));
+        b = _mm512_add_ps(b, _mm512_loadu_ps(row + (i + 1) * V));
+    }
+    if (i < n) a = _mm512_add_ps(a, _mm512_loadu_ps(row + i * V));
+    _mm512_store_ps(sum, _mm512_add_ps(a, b));
+}
+
+// dot(w, x) over n floats (a multiple of 16, both 64-byte aligned).
+KILN_AVX512 float dot16(const float* w, const float* x, int64_t n) {
+    __m512 a = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += V) a = _mm512_fmadd_ps(_mm512_load_ps(w + i), _mm512_load_ps(x + i), a);
+    return _mm512_reduce_add_ps(a);
+}
+
+// rows [0, count) of 16 channels (nChw16c, `ow` pixels each, contiguous) times the block's gate,
+// gate = sigmoid(be + sum_j h[j] we[j][:]) with we the block's [cr][16] excitation weights.
+KILN_AVX512 void excite_rows(float* y, int64_t pixels, const float* h, int64_t cr, const float* we, const float* be) {
+    __m512 s = _mm512_load_ps(be);
+    for (int64_t j = 0; j < cr; ++j) s = _mm512_fmadd_ps(_mm512_set1_ps(h[j]), _mm512_load_ps(we + j * V), s);
+    const __m512 gate = sigmoid512(s);
+    for (int64_t i = 0; i < pixels; ++i) _mm512_storeu_ps(y + i * V, _mm512_mul_ps(_mm512_loadu_ps(y + i * V), gate));
+}
+
 // Below this many multiply-adds the block runs on the calling thread.
 constexpr double kMinParallelMacs = 2e5;
 constexpr int kRingSlot = 3;  // thread_buffer slot (conv_dnnl.cc uses 0 and 1, matmul_dnnl.cc 2)
+constexpr int kSeSlot = 4;    // the calling thread's: squeeze-excite partial sums and h, shared by the team
+constexpr int kMeanSlot =
+    2;  // each thread's pooled means (matmul_dnnl.cc / matmul_gemv.cc use it inside their kernels)
 
 class ExpandDepthwiseKernel : public Kernel {
 public:
@@ -232,10 +268,11 @@ public:
         }
         expand_ = pick_expand(act1_);
         dw_ = pick_dw(k_, stride_, act2_);
+        if (node.inputs.size() > 8 && node.inputs[5].present) pack_squeeze_excite(node);
     }
 
     std::string describe() const override {
-        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, "_f32_nChw16c_avx512");
+        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, se_cr_ ? "_se" : "", "_f32_nChw16c_avx512");
     }
     bool writes_all_outputs() const override { return true; }  // padding channels: act2(0) = 0
 
@@ -253,6 +290,7 @@ public:
         ops::window_output_dim(win_, 0, g.h, &g.pt, &unused, where_);
         ops::window_output_dim(win_, 1, g.w, &g.pl, &unused, where_);
         g.wp = std::max(g.pl + g.w, (g.ow - 1) * stride_ + k_);
+        g.images = x.dim(0);
         const int64_t items = x.dim(0) * blocks_ * g.oh;
         const double macs =
             static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ + static_cast<double>(y.numel()) * k_ * k_;
@@ -260,38 +298,119 @@ public:
             static_cast<int>(std::min<int64_t>(items, macs < kMinParallelMacs ? 1 : std::max(1, a.num_threads)));
         const float* xp = x.data<float>();
         float* yp = y.data<float>();
+        if (!se_cr_) {
+            if (threads <= 1) {
+                run(xp, yp, g, 0, items, nullptr);
+                return;
+            }
+#pragma omp parallel num_threads(threads)
+            {
+                const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+                run(xp, yp, g, items * t / nt, items * (t + 1) / nt, nullptr);
+            }
+            return;
+        }
+        // squeeze-excite: per thread partial sums [N][C padded], then h [N][cr], in the calling thread's buffer
+        const int64_t n_img = x.dim(0), cp = blocks_ * V, part = n_img * cp;
+        float* se = static_cast<float*>(thread_buffer(kSeSlot, sizeof(float) * (threads * part + n_img * se_crp_)));
+        float* h = se + threads * part;
         if (threads <= 1) {
-            run(xp, yp, g, 0, items);
+            excite(xp, yp, g, 0, items, se, 1, 0, h, false);
             return;
         }
 #pragma omp parallel num_threads(threads)
         {
-            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            run(xp, yp, g, items * t / nt, items * (t + 1) / nt);
+            const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+            excite(xp, yp, g, items * t / nt, items * (t + 1) / nt, se, nt, t, h, true);
         }
     }
 
 private:
     // Output rows [r0, r1) of the flattened (image, block, output row) on the calling thread: a partial block at
     // each end of the range (its first expanded rows computed by both threads), whole blocks in between.
-    void run(const float* x, float* y, const Geom& g, int64_t r0, int64_t r1) const {
+    // `sums` (nullptr: no squeeze-excite): [N][blocks][16] sums of the output rows this thread stores.
+    void run(const float* x, float* y, const Geom& g, int64_t r0, int64_t r1, float* sums) const {
         while (r0 < r1) {
             const int64_t n = r0 / (blocks_ * g.oh), b = r0 / g.oh % blocks_, oh = r0 % g.oh;
             if (oh != 0 || r1 - r0 < g.oh) {
                 const int64_t e = std::min(r1, r0 - oh + g.oh);
-                segment(x, y, g, n, b, 1, oh, oh + (e - r0));
+                segment(x, y, g, n, b, 1, oh, oh + (e - r0), sums);
                 r0 = e;
             } else {
                 const int64_t nb = std::min((r1 - r0) / g.oh, blocks_ - b);
-                segment(x, y, g, n, b, nb, 0, g.oh);
+                segment(x, y, g, n, b, nb, 0, g.oh, sums);
                 r0 += nb * g.oh;
             }
         }
     }
 
+    // Thread t of nt (inside the parallel region when `team`): its rows [r0, r1) with their sums into se[t], a
+    // barrier, h for its share of (image, j) from all the sums, a barrier, then the gates of the blocks it stored
+    // and its rows scaled by them (still in its cache).
+    void excite(const float* x, float* y, const Geom& g, int64_t r0, int64_t r1, float* se, int nt, int t, float* h,
+                bool team) const {
+        const int64_t cp = blocks_ * V, images = g.images, part = images * cp;
+        float* mine = se + t * part;
+        std::fill(mine, mine + part, 0.f);
+        run(x, y, g, r0, r1, mine);
+        if (team) {
+#pragma omp barrier
+        }
+        // h[n][j] = act(Br[j] + Wr[j] . mean_n), (n, j) split over the team
+        const int64_t hs = images * se_cr_;
+        float* mean = static_cast<float*>(thread_buffer(kMeanSlot, sizeof(float) * cp));
+        int64_t cur = -1;
+        for (int64_t q = hs * t / nt; q < hs * (t + 1) / nt; ++q) {
+            const int64_t n = q / se_cr_, j = q % se_cr_;
+            if (n != cur) {
+                const float inv = 1.f / static_cast<float>(g.oh * g.ow);
+                for (int64_t c = 0; c < cp; ++c) {
+                    float s = 0.f;
+                    for (int u = 0; u < nt; ++u) s += se[u * part + n * cp + c];
+                    mean[c] = s * inv;
+                }
+                cur = n;
+            }
+            h[n * se_crp_ + j] = se_act_.apply(se_br_.get()[j] + dot16(se_wr_.get() + j * cp, mean, cp));
+        }
+        if (team) {
+#pragma omp barrier
+        }
+        for (int64_t r = r0; r < r1;) {  // runs of rows of one (image, block)
+            const int64_t n = r / (blocks_ * g.oh), b = r / g.oh % blocks_, oh = r % g.oh;
+            const int64_t e = std::min(r1, r - oh + g.oh);
+            excite_rows(y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V, (e - r) * g.ow, h + n * se_crp_, se_cr_,
+                        se_we_.get() + b * se_cr_ * V, se_be_.get() + b * V);
+            r = e;
+        }
+    }
+
+    // Wr [cr][C padded] (rows for h), We [block][cr][16] (a block's gates), biases padded with zeros: the padding
+    // channels sum to 0 and keep y = 0 * gate.
+    void pack_squeeze_excite(const KernelNode& node) {
+        const Tensor& wr = *node.inputs[5].value;
+        const Tensor& we = *node.inputs[7].value;
+        se_cr_ = wr.dim(0);
+        se_crp_ = padded_channels(se_cr_);
+        const int64_t cp = blocks_ * V;
+        se_wr_ = aligned_floats(se_cr_ * cp);
+        se_br_ = aligned_floats(se_crp_);
+        se_we_ = aligned_floats(blocks_ * se_cr_ * V);
+        se_be_ = aligned_floats(cp);
+        for (int64_t j = 0; j < se_cr_; ++j) {
+            for (int64_t c = 0; c < channels_; ++c) {
+                se_wr_.get()[j * cp + c] = wr.data<float>()[j * channels_ + c];
+                se_we_.get()[((c / V) * se_cr_ + j) * V + c % V] = we.data<float>()[c * se_cr_ + j];
+            }
+            se_br_.get()[j] = node.inputs[6].value->data<float>()[j];
+        }
+        std::copy_n(node.inputs[8].value->data<float>(), channels_, se_be_.get());
+        se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), where_);
+    }
+
     // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1).
-    void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0,
-                 int64_t oh1) const {
+    void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1,
+                 float* sums) const {
         const int64_t cinp = padded_channels(cin_);
         const int64_t slot = nb * g.wp * V;  // floats per ring row
         float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * k_ * slot));
@@ -316,8 +435,9 @@ private:
                     rows[kh] = ih < 0 || ih >= g.h ? nullptr : ring + (ih % k_) * slot + j * g.wp * V;
                 }
                 const int64_t b = b0 + j;
-                dw_(rows, wd_.get() + b * k_ * k_ * V, bd_.get() + b * V,
-                    y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V, g, lo2_, hi2_);
+                float* yr = y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V;
+                dw_(rows, wd_.get() + b * k_ * k_ * V, bd_.get() + b * V, yr, g, lo2_, hi2_);
+                if (sums) add_row(yr, g.ow, sums + (n * blocks_ + b) * V);
             }
         }
     }
@@ -332,6 +452,10 @@ private:
     std::unique_ptr<float[], void (*)(void*)> wd_{nullptr, std::free}, bd_{nullptr, std::free};
     ExpandFn expand_ = nullptr;
     DwFn dw_ = nullptr;
+    int64_t se_cr_ = 0, se_crp_ = 0;  // squeeze-excite: reduced channels (0: none), padded to 16
+    Activation se_act_;
+    std::unique_ptr<float[], void (*)(void*)> se_wr_{nullptr, std::free}, se_br_{nullptr, std::free};
+    std::unique_ptr<float[], void (*)(void*)> se_we_{nullptr, std::free}, se_be_{nullptr, std::free};
 };
 
 // Layouts or CPUs the fused kernel does not take (a plain X or Y: channel counts the planner keeps plain; bf16
@@ -356,6 +480,11 @@ public:
         dn.precision = node.precision;
         expand_ = make_cpu_conv(en);
         dw_ = make_cpu_conv(dn);
+        if (node.inputs.size() > 8 && node.inputs[5].present) {
+            for (size_t i = 5; i < 9; ++i) se_.push_back(*node.inputs[i].value);
+            se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), node.where());
+            blocked_out_ = node.output_layout(0) == Layout::kNChw16c;
+        }
     }
     std::string describe() const override { return "expand_" + expand_->describe() + "+" + dw_->describe(); }
     bool writes_all_outputs() const override { return dw_->writes_all_outputs(); }
@@ -369,11 +498,46 @@ public:
         expand_->execute(e);
         KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
         dw_->execute(d);
+        if (!se_.empty()) squeeze_excite(*a.outputs[0]);
     }
 
 private:
+    // The squeeze-excite block on Y (plain or nChw16c), in scalar code: this path is the rare fallback.
+    void squeeze_excite(Tensor& y) const {
+        const int64_t c = channels_, hw = y.dim(2) * y.dim(3), cr = se_[0].dim(0), cb = padded_channels(c) / V;
+        const float *wr = se_[0].data<float>(), *br = se_[1].data<float>();
+        const float *we = se_[2].data<float>(), *be = se_[3].data<float>();
+        std::vector<float> mean(c), h(cr);
+        for (int64_t n = 0; n < y.dim(0); ++n) {
+            // element (channel i, pixel p) of image n
+            auto at = [&](int64_t i, int64_t p) -> float& {
+                return blocked_out_ ? y.data<float>()[((n * cb + i / V) * hw + p) * V + i % V]
+                                    : y.data<float>()[(n * c + i) * hw + p];
+            };
+            for (int64_t i = 0; i < c; ++i) {
+                float s = 0.f;
+                for (int64_t p = 0; p < hw; ++p) s += at(i, p);
+                mean[i] = s / static_cast<float>(hw);
+            }
+            for (int64_t j = 0; j < cr; ++j) {
+                float s = br[j];
+                for (int64_t i = 0; i < c; ++i) s += wr[j * c + i] * mean[i];
+                h[j] = se_act_.apply(s);
+            }
+            for (int64_t i = 0; i < c; ++i) {
+                float s = be[i];
+                for (int64_t j = 0; j < cr; ++j) s += we[i * cr + j] * h[j];
+                const float gate = 1.f / (1.f + std::exp(-s));
+                for (int64_t p = 0; p < hw; ++p) at(i, p) *= gate;
+            }
+        }
+    }
+
     int64_t channels_ = 0;
     std::unique_ptr<Kernel> expand_, dw_;
+    std::vector<Tensor> se_;  // Wr, Br, We, Be (empty: no squeeze-excite)
+    Activation se_act_;
+    bool blocked_out_ = false;
 };
 
 bool fused_path(const KernelNode& node) {
@@ -389,6 +553,8 @@ bool fused_path(const KernelNode& node) {
 bool supports_expand_depthwise(const KernelNode& node) {
     for (size_t i = 1; i < 5; ++i)
         if (!node.inputs[i].present || !node.inputs[i].value) return false;
+    for (size_t i = 5; i < node.inputs.size(); ++i)  // squeeze-excite: all four, constant
+        if (node.inputs.size() != 9 || !node.inputs[i].present || !node.inputs[i].value) return false;
     if (node.inputs[0].rank() != 4 || !node.inputs[0].dims[1].is_static()) return false;
     const Tensor& w2 = *node.inputs[3].value;
     if (w2.dim(2) != w2.dim(3) || (w2.dim(2) != 3 && w2.dim(2) != 5)) return false;
