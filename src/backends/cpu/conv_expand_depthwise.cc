@@ -1,11 +1,16 @@
 // FusedExpandDepthwise (op_list.def) on nChw16c values, AVX-512: the 1x1 expand convolution and the depthwise
 // convolution of an inverted-residual block in one pass,
 //   m[c, h, w] = act1(B1[c] + sum_i W1[c, i] x[i, h, w]);  y = act2(B2 + depthwise_k(m, W2))
-// m never goes to memory as a whole: each thread owns a range of (image, 16-channel block) pairs and, for each
-// output row, expands only the input rows the depthwise window newly needs into a ring of k rows of its blocks
-// (k x width x 16 floats per block, which stays in L1 / L2), then runs the depthwise row from the ring. Splitting
-// the threads over channel blocks instead of rows needs no halo rows computed twice. The expand tile is 8 pixels x
-// up to 3 channel blocks (24 accumulators), broadcasting one input channel at a time (as oneDNN's jit_1x1 does).
+// m never goes to memory as a whole: each thread owns a rectangle of (16-channel blocks x output rows) and, for
+// each output row, expands only the input rows the depthwise window newly needs into a ring of k rows of its blocks
+// (k x width x 16 floats per block, in L1 / L2), then runs the depthwise row from the ring. Images of 28 rows or
+// more are split by rows (each thread reads only its band of x, which mostly sits in its own L2 after the previous
+// layer; k - stride halo rows expanded twice); smaller ones by channel blocks (no halo, but every thread reads all
+// of x). The expand tile is 8 pixels x up to 3 channel blocks (24 accumulators), broadcasting one input channel at
+// a time (as oneDNN's jit_1x1 does).
+//
+// With a squeeze-excite block (inputs 5-8) the rows are also summed as they are stored; after a barrier the team
+// computes h, after a second one each thread scales the rows it stored by their channel gates.
 //
 // Other layouts or CPUs without AVX-512 run the two layers through the ordinary convolution kernels.
 #include <omp.h>
@@ -13,7 +18,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "src/backends/cpu/avx512_act.h"
@@ -229,6 +236,15 @@ KILN_AVX512 void excite_rows(float* y, int64_t pixels, const float* h, int64_t c
 
 // Below this many multiply-adds the block runs on the calling thread.
 constexpr double kMinParallelMacs = 2e5;
+
+// Threads split images of at least this many output rows by rows (KILN_CPU_EXPAND_DW_ROW_SPLIT, 0: never; read when
+// the kernel is made).
+constexpr int64_t kDefaultRowSplitRows = 28;
+int64_t row_split_rows() {
+    const char* e = std::getenv("KILN_CPU_EXPAND_DW_ROW_SPLIT");
+    const int64_t v = e ? std::atoll(e) : kDefaultRowSplitRows;
+    return v <= 0 ? std::numeric_limits<int64_t>::max() : v;
+}
 constexpr int kRingSlot = 3;  // thread_buffer slot (conv_dnnl.cc uses 0 and 1, matmul_dnnl.cc 2)
 constexpr int kSeSlot = 4;    // the calling thread's: squeeze-excite partial sums and h, shared by the team
 constexpr int kMeanSlot =
@@ -269,6 +285,7 @@ public:
         expand_ = pick_expand(act1_);
         dw_ = pick_dw(k_, stride_, act2_);
         if (node.inputs.size() > 8 && node.inputs[5].present) pack_squeeze_excite(node);
+        row_split_rows_ = row_split_rows();
     }
 
     std::string describe() const override {
@@ -298,16 +315,15 @@ public:
             static_cast<int>(std::min<int64_t>(items, macs < kMinParallelMacs ? 1 : std::max(1, a.num_threads)));
         const float* xp = x.data<float>();
         float* yp = y.data<float>();
+        // images of at least row_split_rows() output rows: each thread takes a band of rows of every block
+        const bool rows = threads > 1 && g.oh >= row_split_rows_;
         if (!se_cr_) {
             if (threads <= 1) {
-                run(xp, yp, g, 0, items, nullptr);
+                run(xp, yp, g, {0, 1, items, false}, nullptr);
                 return;
             }
 #pragma omp parallel num_threads(threads)
-            {
-                const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-                run(xp, yp, g, items * t / nt, items * (t + 1) / nt, nullptr);
-            }
+            run(xp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, rows}, nullptr);
             return;
         }
         // squeeze-excite: per thread partial sums [N][C padded], then h [N][cr], in the calling thread's buffer
@@ -315,44 +331,65 @@ public:
         float* se = static_cast<float*>(thread_buffer(kSeSlot, sizeof(float) * (threads * part + n_img * se_crp_)));
         float* h = se + threads * part;
         if (threads <= 1) {
-            excite(xp, yp, g, 0, items, se, 1, 0, h, false);
+            excite(xp, yp, g, {0, 1, items, false}, se, h, false);
             return;
         }
 #pragma omp parallel num_threads(threads)
-        {
-            const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-            excite(xp, yp, g, items * t / nt, items * (t + 1) / nt, se, nt, t, h, true);
-        }
+        excite(xp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, rows}, se, h, true);
     }
 
 private:
-    // Output rows [r0, r1) of the flattened (image, block, output row) on the calling thread: a partial block at
-    // each end of the range (its first expanded rows computed by both threads), whole blocks in between.
-    // `sums` (nullptr: no squeeze-excite): [N][blocks][16] sums of the output rows this thread stores.
-    void run(const float* x, float* y, const Geom& g, int64_t r0, int64_t r1, float* sums) const {
+    // Thread t's share of the output: with `rows`, a band [oh * t / nt, oh * (t + 1) / nt) of every block of every
+    // image (the k - stride halo rows at the band's top expanded by both threads; the thread reads only its band
+    // of X, which the previous layer mostly wrote from the same core); otherwise the t-th equal range of the
+    // flattened (image, block, output row), so whole blocks per thread and no halo, but every thread reads all of X.
+    struct Share {
+        int64_t t, nt, items;
+        bool rows;
+    };
+
+    // f(n, b0, nb, oh0, oh1) for the rectangles (blocks [b0, b0 + nb) of image n, output rows [oh0, oh1)) of share s:
+    // by rows, one per image; by blocks, a partial block at each end of the range, whole blocks in between.
+    template <class F>
+    void for_each_segment(const Geom& g, const Share& s, F f) const {
+        if (s.rows) {
+            const int64_t oh0 = g.oh * s.t / s.nt, oh1 = g.oh * (s.t + 1) / s.nt;
+            if (oh0 < oh1)
+                for (int64_t n = 0; n < g.images; ++n) f(n, 0, blocks_, oh0, oh1);
+            return;
+        }
+        int64_t r0 = s.items * s.t / s.nt;
+        const int64_t r1 = s.items * (s.t + 1) / s.nt;
         while (r0 < r1) {
             const int64_t n = r0 / (blocks_ * g.oh), b = r0 / g.oh % blocks_, oh = r0 % g.oh;
             if (oh != 0 || r1 - r0 < g.oh) {
                 const int64_t e = std::min(r1, r0 - oh + g.oh);
-                segment(x, y, g, n, b, 1, oh, oh + (e - r0), sums);
+                f(n, b, 1, oh, oh + (e - r0));
                 r0 = e;
             } else {
                 const int64_t nb = std::min((r1 - r0) / g.oh, blocks_ - b);
-                segment(x, y, g, n, b, nb, 0, g.oh, sums);
+                f(n, b, nb, 0, g.oh);
                 r0 += nb * g.oh;
             }
         }
     }
 
-    // Thread t of nt (inside the parallel region when `team`): its rows [r0, r1) with their sums into se[t], a
+    // Share s on the calling thread. `sums` (nullptr: no squeeze-excite): [N][blocks][16] sums of the output rows
+    // this thread stores.
+    void run(const float* x, float* y, const Geom& g, const Share& s, float* sums) const {
+        for_each_segment(g, s, [&](int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1) {
+            segment(x, y, g, n, b0, nb, oh0, oh1, sums);
+        });
+    }
+
+    // Thread s.t of s.nt (inside the parallel region when `team`): its share with their sums into se[t], a
     // barrier, h for its share of (image, j) from all the sums, a barrier, then the gates of the blocks it stored
     // and its rows scaled by them (still in its cache).
-    void excite(const float* x, float* y, const Geom& g, int64_t r0, int64_t r1, float* se, int nt, int t, float* h,
-                bool team) const {
-        const int64_t cp = blocks_ * V, images = g.images, part = images * cp;
+    void excite(const float* x, float* y, const Geom& g, const Share& s, float* se, float* h, bool team) const {
+        const int64_t cp = blocks_ * V, images = g.images, part = images * cp, t = s.t, nt = s.nt;
         float* mine = se + t * part;
         std::fill(mine, mine + part, 0.f);
-        run(x, y, g, r0, r1, mine);
+        run(x, y, g, s, mine);
         if (team) {
 #pragma omp barrier
         }
@@ -376,13 +413,11 @@ private:
         if (team) {
 #pragma omp barrier
         }
-        for (int64_t r = r0; r < r1;) {  // runs of rows of one (image, block)
-            const int64_t n = r / (blocks_ * g.oh), b = r / g.oh % blocks_, oh = r % g.oh;
-            const int64_t e = std::min(r1, r - oh + g.oh);
-            excite_rows(y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V, (e - r) * g.ow, h + n * se_crp_, se_cr_,
-                        se_we_.get() + b * se_cr_ * V, se_be_.get() + b * V);
-            r = e;
-        }
+        for_each_segment(g, s, [&](int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1) {
+            for (int64_t b = b0; b < b0 + nb; ++b)
+                excite_rows(y + ((n * blocks_ + b) * g.oh + oh0) * g.ow * V, (oh1 - oh0) * g.ow, h + n * se_crp_,
+                            se_cr_, se_we_.get() + b * se_cr_ * V, se_be_.get() + b * V);
+        });
     }
 
     // Wr [cr][C padded] (rows for h), We [block][cr][16] (a block's gates), biases padded with zeros: the padding
@@ -452,6 +487,7 @@ private:
     std::unique_ptr<float[], void (*)(void*)> wd_{nullptr, std::free}, bd_{nullptr, std::free};
     ExpandFn expand_ = nullptr;
     DwFn dw_ = nullptr;
+    int64_t row_split_rows_ = kDefaultRowSplitRows;
     int64_t se_cr_ = 0, se_crp_ = 0;  // squeeze-excite: reduced channels (0: none), padded to 16
     Activation se_act_;
     std::unique_ptr<float[], void (*)(void*)> se_wr_{nullptr, std::free}, se_br_{nullptr, std::free};

@@ -146,6 +146,27 @@ INSTANTIATE_TEST_SUITE_P(
                       IrbCase{1, 16, 64, 6, 5, 3, 1, "Silu", false, "sym", false, 8},    // plain input: fallback
                       IrbCase{2, 11, 13, 8, 9, 3, 1, "", false, "sym", true, 3}));       // plain values, scalar SE
 
+// Both ways of splitting the work over threads (by rows of every block, by blocks) on every shape above.
+TEST(CpuExpandDepthwiseSplit, RowsAndBlocksMatchTheReference) {
+    for (const char* split : {"1", "0"}) {
+        ::setenv("KILN_CPU_EXPAND_DW_ROW_SPLIT", split, 1);
+        for (const IrbCase& c : {IrbCase{1, 16, 96, 12, 11, 3, 1, "Clip", true, "sym"},
+                                 IrbCase{3, 22, 72, 9, 14, 5, 1, "Silu", true, "sym"},
+                                 IrbCase{2, 12, 36, 15, 15, 5, 2, "Relu", false, "sym"},
+                                 IrbCase{1, 16, 32, 3, 2, 5, 1, "Relu", false, "sym"},
+                                 IrbCase{3, 22, 40, 9, 14, 5, 1, "Silu", true, "sym", true, 10},
+                                 IrbCase{2, 16, 48, 30, 37, 3, 2, "Silu", false, "sym", true, 12}}) {
+            NetworkDefinition net;
+            make_net(net, c);
+            std::shared_ptr<Engine> cpu = build(net, "cpu");
+            std::shared_ptr<Engine> ref = build(net, "reference");
+            EXPECT_EQ(fused_layers(*cpu), 1);
+            test_util::expect_matches_reference(*cpu, *ref, {c.batch, 5, c.height, c.width});
+        }
+    }
+    ::unsetenv("KILN_CPU_EXPAND_DW_ROW_SPLIT");
+}
+
 TEST(CpuExpandDepthwiseSwitch, SeEnvZeroKeepsTheSqueezeExciteNodes) {
     NetworkDefinition net;
     make_net(net, IrbCase{1, 16, 96, 12, 11, 3, 1, "Silu", true, "sym", true, 4});
