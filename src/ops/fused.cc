@@ -55,6 +55,15 @@ void infer_fused_expand_depthwise(InferContext& ctx) {
     InferContext inner(ctx.node_name(), ctx.op_type(), ctx.attrs(), ins, 1);
     infer_conv(inner);
     ctx.outputs()[0] = inner.outputs()[0];
+    if (!ctx.has_input(5) && !ctx.has_input(6) && !ctx.has_input(7) && !ctx.has_input(8)) return;
+    // squeeze-excite: Wr [Cr, C, 1, 1], Br [Cr], We [C, Cr, 1, 1], Be [C]; Y keeps D's shape
+    ctx.check(ctx.has_input(5) && ctx.has_input(6) && ctx.has_input(7) && ctx.has_input(8),
+              "squeeze-excite needs all of Wr, Br, We, Be");
+    const SymShape& wr = ctx.input(5).dims;
+    const SymShape& we = ctx.input(7).dims;
+    ctx.check(wr.size() == 4 && we.size() == 4 && wr[0] == we[1] && wr[1] == w1.dims[0] && we[0] == w1.dims[0],
+              "squeeze-excite weights ", shape_str(wr), ", ", shape_str(we), " do not fit W1 of shape ",
+              shape_str(w1.dims));
 }
 
 namespace {
@@ -80,8 +89,8 @@ void infer_attention_packed(InferContext& ctx) {
     }
     ctx.check(k.dims[r - 2] == v.dims[r - 2] || !k.dims[r - 2].is_static() || !v.dims[r - 2].is_static(),
               "K and V have different lengths: ", shape_str(k.dims), ", ", shape_str(v.dims));
-    SymShape out = broadcast_shapes(ctx, SymShape(q.dims.begin(), q.dims.end() - 2),
-                                    SymShape(k.dims.begin(), k.dims.end() - 2));
+    SymShape out =
+        broadcast_shapes(ctx, SymShape(q.dims.begin(), q.dims.end() - 2), SymShape(k.dims.begin(), k.dims.end() - 2));
     if (ctx.has_input(3)) {  // the mask must broadcast into the scores [..., h, seq_q, seq_k]
         SymShape scores = out;
         scores.push_back(Dim(h));

@@ -7,6 +7,10 @@
 // or 2, no dilation, act1 / act2 in {none, Relu, Clip with min <= 0 <= max, Silu}, constant weights and biases, m read
 // only by the depthwise convolution. KILN_CPU_EXPAND_DW=0 turns the pass off; blocks whose m has fewer than
 // KILN_CPU_EXPAND_DW_MIN_PIXELS pixels per image (default 0) stay two convolutions.
+//
+// A squeeze-excite block after a fused node (EfficientNet: GlobalAveragePool -> FusedConv {act} -> FusedConv
+// {Sigmoid} -> Mul) goes into it too (op_list.def): the kernel pools the depthwise rows as it stores them and scales
+// them in the same parallel region. KILN_CPU_EXPAND_DW_SE=0 keeps those blocks as four nodes.
 #include <cstdlib>
 #include <string>
 
@@ -39,6 +43,59 @@ bool plain_fused_conv(const ir::Node* n) {
     const ir::Value* b = n->input(2);
     return w && w->is_constant() && w->constant->shape().size() == 4 && b && b->is_constant() &&
            n->input(0)->dtype == DataType::kFloat32;
+}
+
+// A FusedConv without residual with constant 1x1 weights [out, in, 1, 1] and bias, group 1, stride 1, no padding.
+bool plain_conv1x1(const ir::Node* n, int64_t out, int64_t in) {
+    if (n->op_type != "FusedConv" || n->domain != "kiln" || n->input(3) || n->inputs.size() < 3) return false;
+    const ir::Value* w = n->input(1);
+    const ir::Value* b = n->input(2);
+    if (!w || !w->is_constant() || !b || !b->is_constant() || b->constant->numel() != out) return false;
+    if (w->constant->shape() != Shape{out, in, 1, 1} || n->attrs.get_int("group", 1) != 1) return false;
+    const std::string pad = n->attrs.get_string("auto_pad", "NOTSET");
+    return (pad == "NOTSET" || pad == "VALID") && all_equal(n->attrs.get_ints("strides", {1, 1}), 1) &&
+           all_equal(n->attrs.get_ints("pads", {0}), 0);
+}
+
+// The squeeze-excite block reading a fused node's output D, when all of it can go into the node:
+//   P = GlobalAveragePool(D); H = FusedConv(P, Wr, Br) {act}; S = FusedConv(H, We, Be) {Sigmoid}; Y = Mul(D, S)
+//   => Y = FusedExpandDepthwise(x, W1, B1, W2, B2, Wr, Br, We, Be) {se_activation = act}
+// D must be read only by the pooling and the Mul, P, H and S only by the next node of the block.
+bool absorb_squeeze_excite(ir::Graph& g, ir::Node* f, const UseMap& uses) {
+    ir::Value* d = f->outputs[0];
+    const std::vector<ir::Node*>& readers = uses.uses(d);
+    if (d->is_output || readers.size() != 2) return false;
+    const int64_t c = f->input(1)->constant->shape()[0];
+    for (int i = 0; i < 2; ++i) {
+        ir::Node* gap = readers[i];
+        ir::Node* mul = readers[1 - i];
+        if (gap->op_type != "GlobalAveragePool" || !gap->domain.empty() || mul->op_type != "Mul" ||
+            !mul->domain.empty() || mul->inputs.size() != 2)
+            continue;
+        ir::Node* r = uses.only_user(gap->outputs[0]);
+        if (!r || !uses.single_use(gap->outputs[0]) || r->input(0) != gap->outputs[0]) continue;
+        const int64_t cr = r->input(1) && r->input(1)->is_constant() ? r->input(1)->constant->shape()[0] : -1;
+        if (cr < 1 || !plain_conv1x1(r, cr, c)) continue;
+        ir::Node* e = uses.only_user(r->outputs[0]);
+        if (!e || !uses.single_use(r->outputs[0]) || e->input(0) != r->outputs[0] || !plain_conv1x1(e, c, cr) ||
+            e->attrs.get_string("activation", "") != "Sigmoid")
+            continue;
+        if (!uses.single_use(e->outputs[0]) || uses.only_user(e->outputs[0]) != mul ||
+            other_input(mul, e->outputs[0]) != d)
+            continue;
+        f->inputs.insert(f->inputs.end(), {r->input(1), r->input(2), e->input(1), e->input(2)});
+        f->attrs.set("se_activation", r->attrs.get_string("activation", ""));
+        f->attrs.set("se_activation_alpha", r->attrs.get_float("activation_alpha", 0.f));
+        f->attrs.set("se_activation_beta", r->attrs.get_float("activation_beta", 0.f));
+        ir::Value* y = mul->outputs[0];
+        for (ir::Node* n : {gap, r, e}) f->fused_from.push_back(n->name);
+        f->fused_from.push_back(mul->name);
+        for (ir::Node* n : {gap, r, e, mul}) g.remove_node(n);
+        f->outputs[0] = y;
+        y->producer = f;
+        return true;
+    }
+    return false;
 }
 
 int64_t min_pixels() {
@@ -89,6 +146,11 @@ bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx) {
         dw->inputs = {ex->input(0), ex->input(1), ex->input(2), dw->input(1), dw->input(2)};
         dw->fused_from.insert(dw->fused_from.begin(), ex->name);
         g.remove_node(ex);
+    }
+    const char* se_env = std::getenv("KILN_CPU_EXPAND_DW_SE");
+    if (!pairs.empty() && !(se_env && std::string(se_env) == "0")) {
+        UseMap after(g);
+        for (auto [ex, dw] : pairs) absorb_squeeze_excite(g, dw, after);  // blocks are disjoint: one map serves all
     }
     if (!pairs.empty()) g.remove_unused_values();
     return !pairs.empty();

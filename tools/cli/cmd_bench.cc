@@ -47,15 +47,31 @@ std::vector<double> timed_loop(const BenchOptions& b, F once) {
     return ms;
 }
 
+// Per layer, the median over kProfileRuns profiled runs (one run alone is at the mercy of the machine's noise).
 void print_profile(ExecutionContext& ctx, const std::map<std::string, Tensor>& inputs, int top) {
+    constexpr int kProfileRuns = 21;
+    std::vector<std::pair<std::string, double>> layers;
+    std::vector<std::vector<double>> times;
     ctx.set_profiling(true);
-    ctx.run(inputs);
+    for (int r = 0; r < kProfileRuns; ++r) {
+        ctx.run(inputs);
+        std::vector<std::pair<std::string, double>> last = ctx.last_profile();
+        if (r == 0) {
+            layers = last;
+            times.resize(last.size());
+        }
+        for (size_t i = 0; i < last.size() && i < times.size(); ++i) times[i].push_back(last[i].second);
+    }
     ctx.set_profiling(false);
-    std::vector<std::pair<std::string, double>> layers = ctx.last_profile();
+    for (size_t i = 0; i < layers.size(); ++i) {
+        std::nth_element(times[i].begin(), times[i].begin() + times[i].size() / 2, times[i].end());
+        layers[i].second = times[i][times[i].size() / 2];
+    }
     double total = 0;
     for (auto& l : layers) total += l.second;
     std::sort(layers.begin(), layers.end(), [](auto& x, auto& y) { return x.second > y.second; });
-    std::fprintf(stderr, "profile: %zu layers, %.3f ms in layers\n", layers.size(), total);
+    std::fprintf(stderr, "profile: %zu layers, %.3f ms in layers (per-layer medians of %d runs)\n", layers.size(),
+                 total, kProfileRuns);
     for (size_t i = 0; i < layers.size() && static_cast<int>(i) < top; ++i)
         std::fprintf(stderr, "  %9.3f ms  %5.1f%%  %s\n", layers[i].second, 100 * layers[i].second / total,
                      layers[i].first.c_str());

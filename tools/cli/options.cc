@@ -124,7 +124,8 @@ void BenchOptions::add_to(CLI::App& app) {
     app.add_option("--threads", threads, "Threads per execution context (default: physical cores)")
         ->check(CLI::PositiveNumber);
     app.add_flag("--json", json, "Print one JSON object instead of a table");
-    app.add_option("--profile", profile, "Also print the N slowest layers of the last run (to stderr)")
+    app.add_option("--profile", profile,
+                   "Also print the N slowest layers (per-layer medians of 21 profiled runs, to stderr)")
         ->check(CLI::NonNegativeNumber);
 }
 

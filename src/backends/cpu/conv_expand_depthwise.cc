@@ -1,18 +1,27 @@
 // FusedExpandDepthwise (op_list.def) on nChw16c values, AVX-512: the 1x1 expand convolution and the depthwise
 // convolution of an inverted-residual block in one pass,
 //   m[c, h, w] = act1(B1[c] + sum_i W1[c, i] x[i, h, w]);  y = act2(B2 + depthwise_k(m, W2))
-// m never goes to memory as a whole: each thread owns a range of (image, 16-channel block) pairs and, for each
-// output row, expands only the input rows the depthwise window newly needs into a ring of k rows of its blocks
-// (k x width x 16 floats per block, which stays in L1 / L2), then runs the depthwise row from the ring. Splitting
-// the threads over channel blocks instead of rows needs no halo rows computed twice. The expand tile is 8 pixels x
-// up to 3 channel blocks (24 accumulators), broadcasting one input channel at a time (as oneDNN's jit_1x1 does).
+// m never goes to memory as a whole: each thread owns a rectangle of (16-channel blocks x output rows) and, for
+// each output row, expands only the input rows the depthwise window newly needs into a ring of k rows of its blocks
+// (k x width x 16 floats per block, in L1 / L2), then runs the depthwise row from the ring. Images of 28 rows or
+// more are split by rows (each thread reads only its band of x, which mostly sits in its own L2 after the previous
+// layer; k - stride halo rows expanded twice); smaller ones by channel blocks (no halo, but every thread reads all
+// of x). The expand tile is 8 pixels x up to 3 channel blocks (24 accumulators), broadcasting one input channel at
+// a time (as oneDNN's jit_1x1 does).
+//
+// With a squeeze-excite block (inputs 5-8) the rows are also summed as they are stored; after a barrier the team
+// computes h, after a second one each thread scales the rows it stored by their channel gates.
 //
 // Other layouts or CPUs without AVX-512 run the two layers through the ordinary convolution kernels.
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <vector>
 
 #include "src/backends/cpu/avx512_act.h"
 #include "src/backends/cpu/cpu_backend.h"
@@ -29,6 +38,8 @@ constexpr int64_t V = kChannelBlock;
 struct Geom {
     int64_t cin, cin_blocks;  // input channels (real) and their blocks
     int64_t h, w, oh, ow, pt, pl;
+    int64_t wp;  // ring row width: pl zero columns, the w expanded ones, then zeros up to the last window's end
+    int64_t images;
 };
 
 // Expand pixels [w0, w0 + P) of input row `ih` into OB channel blocks. x: the image's nChw16c base; we: the first
@@ -79,12 +90,13 @@ struct Tails {
                                                                     row<5>(), row<6>(), row<7>()};
 };
 
-// Input row ih expanded into blocks [0, nb) of the ring slot `dst` ([nb][width][16]); we / be start at block 0.
+// Input row ih expanded into blocks [0, nb) of a ring slot ([nb][wp][16]); dst is the slot's column pl (the first
+// expanded pixel of block 0); we / be start at block 0.
 template <DwAct A>
 KILN_AVX512 void expand_row(const float* x, const float* we, const float* be, float* dst, int64_t nb, const Geom& g,
                             int64_t ih, float lo_f, float hi_f) {
     const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f);
-    const int64_t ws = g.cin_blocks * V * V, ds = g.w * V;
+    const int64_t ws = g.cin_blocks * V * V, ds = g.wp * V;
     constexpr const auto& tail_ = Tails<A>::kTable;
     for (int64_t b = 0; b < nb; b += 3) {
         const int64_t ob = std::min<int64_t>(3, nb - b);
@@ -104,52 +116,54 @@ KILN_AVX512 void expand_row(const float* x, const float* we, const float* be, fl
     }
 }
 
-// One output pixel near the left or right edge (the window checked column by column).
-template <int K, int S, DwAct A>
-KILN_AVX512 inline void dw_edge(const float* const* rows, const float* wb, __m512 bias, float* yr, const Geom& g,
-                                int64_t ow, __m512 lo, __m512 hi) {
-    __m512 acc = bias;
+// Output pixels [ow, ow + P) of one block's depthwise row from the ring rows rows[kh] ([wp][16], column 0 is input
+// column -pl, the padding columns zero; nullptr outside the image): P independent accumulators, no edge checks.
+template <int K, int S, DwAct A, int P>
+KILN_AVX512 inline void dw_tile(const float* const* rows, const float* wb, __m512 bias, float* yr, int64_t ow,
+                                __m512 lo, __m512 hi) {
+    __m512 acc[P];
+#pragma GCC unroll 8
+    for (int j = 0; j < P; ++j) acc[j] = bias;
     for (int kh = 0; kh < K; ++kh) {
         if (!rows[kh]) continue;
+        const float* xr = rows[kh] + ow * S * V;
+#pragma GCC unroll 5
         for (int kw = 0; kw < K; ++kw) {
-            const int64_t iw = ow * S - g.pl + kw;
-            if (iw < 0 || iw >= g.w) continue;
-            acc = _mm512_fmadd_ps(_mm512_load_ps(rows[kh] + iw * V), _mm512_load_ps(wb + (kh * K + kw) * V), acc);
+            const __m512 wv = _mm512_load_ps(wb + (kh * K + kw) * V);
+#pragma GCC unroll 8
+            for (int j = 0; j < P; ++j) acc[j] = _mm512_fmadd_ps(_mm512_load_ps(xr + (j * S + kw) * V), wv, acc[j]);
         }
     }
-    _mm512_storeu_ps(yr + ow * V, activate<A>(acc, lo, hi));
+#pragma GCC unroll 8
+    for (int j = 0; j < P; ++j) _mm512_storeu_ps(yr + (ow + j) * V, activate<A>(acc[j], lo, hi));
 }
 
-// One depthwise output row of one block from the ring rows rows[kh] ([width][16], nullptr outside the image).
+// One depthwise output row of one block: tiles of 8 pixels, the last 1..7 as one narrower tile (7x7 and 14x14
+// layers keep several accumulator chains busy instead of one per pixel).
 template <int K, int S, DwAct A>
 KILN_AVX512 void dw_row(const float* const* rows, const float* wb, const float* bb, float* yr, const Geom& g,
                         float lo_f, float hi_f) {
-    constexpr int kBlock = 8;
     const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f), bias = _mm512_load_ps(bb);
-    const int64_t ow_lo = std::min(g.ow, (g.pl + S - 1) / S);
-    const int64_t last = g.w - K + g.pl;
-    const int64_t ow_hi = std::max(ow_lo, std::min(g.ow, last >= 0 ? last / S + 1 : 0));
-    for (int64_t ow = 0; ow < ow_lo; ++ow) dw_edge<K, S, A>(rows, wb, bias, yr, g, ow, lo, hi);
-    int64_t ow = ow_lo;
-    for (; ow + kBlock <= ow_hi; ow += kBlock) {
-        __m512 acc[kBlock];
-#pragma GCC unroll 8
-        for (int j = 0; j < kBlock; ++j) acc[j] = bias;
-        for (int kh = 0; kh < K; ++kh) {
-            if (!rows[kh]) continue;
-            const float* xr = rows[kh] + (ow * S - g.pl) * V;
-#pragma GCC unroll 5
-            for (int kw = 0; kw < K; ++kw) {
-                const __m512 wv = _mm512_load_ps(wb + (kh * K + kw) * V);
-#pragma GCC unroll 8
-                for (int j = 0; j < kBlock; ++j)
-                    acc[j] = _mm512_fmadd_ps(_mm512_load_ps(xr + (j * S + kw) * V), wv, acc[j]);
-            }
-        }
-#pragma GCC unroll 8
-        for (int j = 0; j < kBlock; ++j) _mm512_storeu_ps(yr + (ow + j) * V, activate<A>(acc[j], lo, hi));
+    int64_t ow = 0;
+    for (; ow + 8 <= g.ow; ow += 8) dw_tile<K, S, A, 8>(rows, wb, bias, yr, ow, lo, hi);
+    switch (g.ow - ow) {
+        case 7:
+            return dw_tile<K, S, A, 7>(rows, wb, bias, yr, ow, lo, hi);
+        case 6:
+            return dw_tile<K, S, A, 6>(rows, wb, bias, yr, ow, lo, hi);
+        case 5:
+            return dw_tile<K, S, A, 5>(rows, wb, bias, yr, ow, lo, hi);
+        case 4:
+            return dw_tile<K, S, A, 4>(rows, wb, bias, yr, ow, lo, hi);
+        case 3:
+            return dw_tile<K, S, A, 3>(rows, wb, bias, yr, ow, lo, hi);
+        case 2:
+            return dw_tile<K, S, A, 2>(rows, wb, bias, yr, ow, lo, hi);
+        case 1:
+            return dw_tile<K, S, A, 1>(rows, wb, bias, yr, ow, lo, hi);
+        default:
+            return;
     }
-    for (; ow < g.ow; ++ow) dw_edge<K, S, A>(rows, wb, bias, yr, g, ow, lo, hi);
 }
 
 using ExpandFn = void (*)(const float*, const float*, const float*, float*, int64_t, const Geom&, int64_t, float,
@@ -190,9 +204,51 @@ DwFn pick_dw(int k, int s, DwAct a) {
     return s == 1 ? pick_dw_act<5, 1>(a) : pick_dw_act<5, 2>(a);
 }
 
+// --- squeeze-excite (op_list.def): the pooled sums gathered as rows are stored, then h, the gates and the scaling
+
+// sum[0:16] += the n pixels of an nChw16c row.
+KILN_AVX512 void add_row(const float* row, int64_t n, float* sum) {
+    __m512 a = _mm512_load_ps(sum), b = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        a = _mm512_add_ps(a, _mm512_loadu_ps(row + i * V));
+        b = _mm512_add_ps(b, _mm512_loadu_ps(row + (i + 1) * V));
+    }
+    if (i < n) a = _mm512_add_ps(a, _mm512_loadu_ps(row + i * V));
+    _mm512_store_ps(sum, _mm512_add_ps(a, b));
+}
+
+// dot(w, x) over n floats (a multiple of 16, both 64-byte aligned).
+KILN_AVX512 float dot16(const float* w, const float* x, int64_t n) {
+    __m512 a = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += V) a = _mm512_fmadd_ps(_mm512_load_ps(w + i), _mm512_load_ps(x + i), a);
+    return _mm512_reduce_add_ps(a);
+}
+
+// rows [0, count) of 16 channels (nChw16c, `ow` pixels each, contiguous) times the block's gate,
+// gate = sigmoid(be + sum_j h[j] we[j][:]) with we the block's [cr][16] excitation weights.
+KILN_AVX512 void excite_rows(float* y, int64_t pixels, const float* h, int64_t cr, const float* we, const float* be) {
+    __m512 s = _mm512_load_ps(be);
+    for (int64_t j = 0; j < cr; ++j) s = _mm512_fmadd_ps(_mm512_set1_ps(h[j]), _mm512_load_ps(we + j * V), s);
+    const __m512 gate = sigmoid512(s);
+    for (int64_t i = 0; i < pixels; ++i) _mm512_storeu_ps(y + i * V, _mm512_mul_ps(_mm512_loadu_ps(y + i * V), gate));
+}
+
 // Below this many multiply-adds the block runs on the calling thread.
 constexpr double kMinParallelMacs = 2e5;
+
+// Threads split images of at least this many output rows by rows (KILN_CPU_EXPAND_DW_ROW_SPLIT, 0: never; read when
+// the kernel is made).
+constexpr int64_t kDefaultRowSplitRows = 28;
+int64_t row_split_rows() {
+    const char* e = std::getenv("KILN_CPU_EXPAND_DW_ROW_SPLIT");
+    const int64_t v = e ? std::atoll(e) : kDefaultRowSplitRows;
+    return v <= 0 ? std::numeric_limits<int64_t>::max() : v;
+}
 constexpr int kRingSlot = 3;  // thread_buffer slot (conv_dnnl.cc uses 0 and 1, matmul_dnnl.cc 2)
+constexpr int kSeSlot = 4;    // the calling thread's: squeeze-excite partial sums and h, shared by the team
+constexpr int kMeanSlot =
+    2;  // each thread's pooled means (matmul_dnnl.cc / matmul_gemv.cc use it inside their kernels)
 
 class ExpandDepthwiseKernel : public Kernel {
 public:
@@ -228,10 +284,12 @@ public:
         }
         expand_ = pick_expand(act1_);
         dw_ = pick_dw(k_, stride_, act2_);
+        if (node.inputs.size() > 8 && node.inputs[5].present) pack_squeeze_excite(node);
+        row_split_rows_ = row_split_rows();
     }
 
     std::string describe() const override {
-        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, "_f32_nChw16c_avx512");
+        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, se_cr_ ? "_se" : "", "_f32_nChw16c_avx512");
     }
     bool writes_all_outputs() const override { return true; }  // padding channels: act2(0) = 0
 
@@ -248,6 +306,8 @@ public:
         int64_t unused = 0;
         ops::window_output_dim(win_, 0, g.h, &g.pt, &unused, where_);
         ops::window_output_dim(win_, 1, g.w, &g.pl, &unused, where_);
+        g.wp = std::max(g.pl + g.w, (g.ow - 1) * stride_ + k_);
+        g.images = x.dim(0);
         const int64_t items = x.dim(0) * blocks_ * g.oh;
         const double macs =
             static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ + static_cast<double>(y.numel()) * k_ * k_;
@@ -255,41 +315,145 @@ public:
             static_cast<int>(std::min<int64_t>(items, macs < kMinParallelMacs ? 1 : std::max(1, a.num_threads)));
         const float* xp = x.data<float>();
         float* yp = y.data<float>();
+        // images of at least row_split_rows() output rows: each thread takes a band of rows of every block
+        const bool rows = threads > 1 && g.oh >= row_split_rows_;
+        if (!se_cr_) {
+            if (threads <= 1) {
+                run(xp, yp, g, {0, 1, items, false}, nullptr);
+                return;
+            }
+#pragma omp parallel num_threads(threads)
+            run(xp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, rows}, nullptr);
+            return;
+        }
+        // squeeze-excite: per thread partial sums [N][C padded], then h [N][cr], in the calling thread's buffer
+        const int64_t n_img = x.dim(0), cp = blocks_ * V, part = n_img * cp;
+        float* se = static_cast<float*>(thread_buffer(kSeSlot, sizeof(float) * (threads * part + n_img * se_crp_)));
+        float* h = se + threads * part;
         if (threads <= 1) {
-            run(xp, yp, g, 0, items);
+            excite(xp, yp, g, {0, 1, items, false}, se, h, false);
             return;
         }
 #pragma omp parallel num_threads(threads)
-        {
-            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            run(xp, yp, g, items * t / nt, items * (t + 1) / nt);
-        }
+        excite(xp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, rows}, se, h, true);
     }
 
 private:
-    // Output rows [r0, r1) of the flattened (image, block, output row) on the calling thread: a partial block at
-    // each end of the range (its first expanded rows computed by both threads), whole blocks in between.
-    void run(const float* x, float* y, const Geom& g, int64_t r0, int64_t r1) const {
+    // Thread t's share of the output: with `rows`, a band [oh * t / nt, oh * (t + 1) / nt) of every block of every
+    // image (the k - stride halo rows at the band's top expanded by both threads; the thread reads only its band
+    // of X, which the previous layer mostly wrote from the same core); otherwise the t-th equal range of the
+    // flattened (image, block, output row), so whole blocks per thread and no halo, but every thread reads all of X.
+    struct Share {
+        int64_t t, nt, items;
+        bool rows;
+    };
+
+    // f(n, b0, nb, oh0, oh1) for the rectangles (blocks [b0, b0 + nb) of image n, output rows [oh0, oh1)) of share s:
+    // by rows, one per image; by blocks, a partial block at each end of the range, whole blocks in between.
+    template <class F>
+    void for_each_segment(const Geom& g, const Share& s, F f) const {
+        if (s.rows) {
+            const int64_t oh0 = g.oh * s.t / s.nt, oh1 = g.oh * (s.t + 1) / s.nt;
+            if (oh0 < oh1)
+                for (int64_t n = 0; n < g.images; ++n) f(n, 0, blocks_, oh0, oh1);
+            return;
+        }
+        int64_t r0 = s.items * s.t / s.nt;
+        const int64_t r1 = s.items * (s.t + 1) / s.nt;
         while (r0 < r1) {
             const int64_t n = r0 / (blocks_ * g.oh), b = r0 / g.oh % blocks_, oh = r0 % g.oh;
             if (oh != 0 || r1 - r0 < g.oh) {
                 const int64_t e = std::min(r1, r0 - oh + g.oh);
-                segment(x, y, g, n, b, 1, oh, oh + (e - r0));
+                f(n, b, 1, oh, oh + (e - r0));
                 r0 = e;
             } else {
                 const int64_t nb = std::min((r1 - r0) / g.oh, blocks_ - b);
-                segment(x, y, g, n, b, nb, 0, g.oh);
+                f(n, b, nb, 0, g.oh);
                 r0 += nb * g.oh;
             }
         }
     }
 
+    // Share s on the calling thread. `sums` (nullptr: no squeeze-excite): [N][blocks][16] sums of the output rows
+    // this thread stores.
+    void run(const float* x, float* y, const Geom& g, const Share& s, float* sums) const {
+        for_each_segment(g, s, [&](int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1) {
+            segment(x, y, g, n, b0, nb, oh0, oh1, sums);
+        });
+    }
+
+    // Thread s.t of s.nt (inside the parallel region when `team`): its share with their sums into se[t], a
+    // barrier, h for its share of (image, j) from all the sums, a barrier, then the gates of the blocks it stored
+    // and its rows scaled by them (still in its cache).
+    void excite(const float* x, float* y, const Geom& g, const Share& s, float* se, float* h, bool team) const {
+        const int64_t cp = blocks_ * V, images = g.images, part = images * cp, t = s.t, nt = s.nt;
+        float* mine = se + t * part;
+        std::fill(mine, mine + part, 0.f);
+        run(x, y, g, s, mine);
+        if (team) {
+#pragma omp barrier
+        }
+        // h[n][j] = act(Br[j] + Wr[j] . mean_n), (n, j) split over the team
+        const int64_t hs = images * se_cr_;
+        float* mean = static_cast<float*>(thread_buffer(kMeanSlot, sizeof(float) * cp));
+        int64_t cur = -1;
+        for (int64_t q = hs * t / nt; q < hs * (t + 1) / nt; ++q) {
+            const int64_t n = q / se_cr_, j = q % se_cr_;
+            if (n != cur) {
+                const float inv = 1.f / static_cast<float>(g.oh * g.ow);
+                for (int64_t c = 0; c < cp; ++c) {
+                    float s = 0.f;
+                    for (int u = 0; u < nt; ++u) s += se[u * part + n * cp + c];
+                    mean[c] = s * inv;
+                }
+                cur = n;
+            }
+            h[n * se_crp_ + j] = se_act_.apply(se_br_.get()[j] + dot16(se_wr_.get() + j * cp, mean, cp));
+        }
+        if (team) {
+#pragma omp barrier
+        }
+        for_each_segment(g, s, [&](int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1) {
+            for (int64_t b = b0; b < b0 + nb; ++b)
+                excite_rows(y + ((n * blocks_ + b) * g.oh + oh0) * g.ow * V, (oh1 - oh0) * g.ow, h + n * se_crp_,
+                            se_cr_, se_we_.get() + b * se_cr_ * V, se_be_.get() + b * V);
+        });
+    }
+
+    // Wr [cr][C padded] (rows for h), We [block][cr][16] (a block's gates), biases padded with zeros: the padding
+    // channels sum to 0 and keep y = 0 * gate.
+    void pack_squeeze_excite(const KernelNode& node) {
+        const Tensor& wr = *node.inputs[5].value;
+        const Tensor& we = *node.inputs[7].value;
+        se_cr_ = wr.dim(0);
+        se_crp_ = padded_channels(se_cr_);
+        const int64_t cp = blocks_ * V;
+        se_wr_ = aligned_floats(se_cr_ * cp);
+        se_br_ = aligned_floats(se_crp_);
+        se_we_ = aligned_floats(blocks_ * se_cr_ * V);
+        se_be_ = aligned_floats(cp);
+        for (int64_t j = 0; j < se_cr_; ++j) {
+            for (int64_t c = 0; c < channels_; ++c) {
+                se_wr_.get()[j * cp + c] = wr.data<float>()[j * channels_ + c];
+                se_we_.get()[((c / V) * se_cr_ + j) * V + c % V] = we.data<float>()[c * se_cr_ + j];
+            }
+            se_br_.get()[j] = node.inputs[6].value->data<float>()[j];
+        }
+        std::copy_n(node.inputs[8].value->data<float>(), channels_, se_be_.get());
+        se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), where_);
+    }
+
     // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1).
-    void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0,
-                 int64_t oh1) const {
+    void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1,
+                 float* sums) const {
         const int64_t cinp = padded_channels(cin_);
-        const int64_t slot = nb * g.w * V;  // floats per ring row
+        const int64_t slot = nb * g.wp * V;  // floats per ring row
         float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * k_ * slot));
+        for (int64_t r = 0; r < k_ * nb; ++r) {  // the padding columns of every ring row: zero
+            float* row = ring + r * g.wp * V;
+            std::memset(row, 0, sizeof(float) * g.pl * V);
+            std::memset(row + (g.pl + g.w) * V, 0, sizeof(float) * (g.wp - g.pl - g.w) * V);
+        }
         const float* xn = x + n * g.cin_blocks * g.h * g.w * V;
         int64_t next = 0;  // the next input row to expand
         for (int64_t oh = oh0; oh < oh1; ++oh) {
@@ -297,17 +461,18 @@ private:
             const int64_t need = std::min(g.h, ih0 + k_);
             next = std::max(next, std::max<int64_t>(0, ih0));
             for (; next < need; ++next)
-                expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, ring + (next % k_) * slot, nb, g, next, lo1_,
-                        hi1_);
+                expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, ring + (next % k_) * slot + g.pl * V, nb, g,
+                        next, lo1_, hi1_);
             for (int64_t j = 0; j < nb; ++j) {
                 const float* rows[5];
                 for (int kh = 0; kh < k_; ++kh) {
                     const int64_t ih = ih0 + kh;
-                    rows[kh] = ih < 0 || ih >= g.h ? nullptr : ring + (ih % k_) * slot + j * g.w * V;
+                    rows[kh] = ih < 0 || ih >= g.h ? nullptr : ring + (ih % k_) * slot + j * g.wp * V;
                 }
                 const int64_t b = b0 + j;
-                dw_(rows, wd_.get() + b * k_ * k_ * V, bd_.get() + b * V,
-                    y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V, g, lo2_, hi2_);
+                float* yr = y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V;
+                dw_(rows, wd_.get() + b * k_ * k_ * V, bd_.get() + b * V, yr, g, lo2_, hi2_);
+                if (sums) add_row(yr, g.ow, sums + (n * blocks_ + b) * V);
             }
         }
     }
@@ -322,6 +487,11 @@ private:
     std::unique_ptr<float[], void (*)(void*)> wd_{nullptr, std::free}, bd_{nullptr, std::free};
     ExpandFn expand_ = nullptr;
     DwFn dw_ = nullptr;
+    int64_t row_split_rows_ = kDefaultRowSplitRows;
+    int64_t se_cr_ = 0, se_crp_ = 0;  // squeeze-excite: reduced channels (0: none), padded to 16
+    Activation se_act_;
+    std::unique_ptr<float[], void (*)(void*)> se_wr_{nullptr, std::free}, se_br_{nullptr, std::free};
+    std::unique_ptr<float[], void (*)(void*)> se_we_{nullptr, std::free}, se_be_{nullptr, std::free};
 };
 
 // Layouts or CPUs the fused kernel does not take (a plain X or Y: channel counts the planner keeps plain; bf16
@@ -346,6 +516,11 @@ public:
         dn.precision = node.precision;
         expand_ = make_cpu_conv(en);
         dw_ = make_cpu_conv(dn);
+        if (node.inputs.size() > 8 && node.inputs[5].present) {
+            for (size_t i = 5; i < 9; ++i) se_.push_back(*node.inputs[i].value);
+            se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), node.where());
+            blocked_out_ = node.output_layout(0) == Layout::kNChw16c;
+        }
     }
     std::string describe() const override { return "expand_" + expand_->describe() + "+" + dw_->describe(); }
     bool writes_all_outputs() const override { return dw_->writes_all_outputs(); }
@@ -359,11 +534,46 @@ public:
         expand_->execute(e);
         KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
         dw_->execute(d);
+        if (!se_.empty()) squeeze_excite(*a.outputs[0]);
     }
 
 private:
+    // The squeeze-excite block on Y (plain or nChw16c), in scalar code: this path is the rare fallback.
+    void squeeze_excite(Tensor& y) const {
+        const int64_t c = channels_, hw = y.dim(2) * y.dim(3), cr = se_[0].dim(0), cb = padded_channels(c) / V;
+        const float *wr = se_[0].data<float>(), *br = se_[1].data<float>();
+        const float *we = se_[2].data<float>(), *be = se_[3].data<float>();
+        std::vector<float> mean(c), h(cr);
+        for (int64_t n = 0; n < y.dim(0); ++n) {
+            // element (channel i, pixel p) of image n
+            auto at = [&](int64_t i, int64_t p) -> float& {
+                return blocked_out_ ? y.data<float>()[((n * cb + i / V) * hw + p) * V + i % V]
+                                    : y.data<float>()[(n * c + i) * hw + p];
+            };
+            for (int64_t i = 0; i < c; ++i) {
+                float s = 0.f;
+                for (int64_t p = 0; p < hw; ++p) s += at(i, p);
+                mean[i] = s / static_cast<float>(hw);
+            }
+            for (int64_t j = 0; j < cr; ++j) {
+                float s = br[j];
+                for (int64_t i = 0; i < c; ++i) s += wr[j * c + i] * mean[i];
+                h[j] = se_act_.apply(s);
+            }
+            for (int64_t i = 0; i < c; ++i) {
+                float s = be[i];
+                for (int64_t j = 0; j < cr; ++j) s += we[i * cr + j] * h[j];
+                const float gate = 1.f / (1.f + std::exp(-s));
+                for (int64_t p = 0; p < hw; ++p) at(i, p) *= gate;
+            }
+        }
+    }
+
     int64_t channels_ = 0;
     std::unique_ptr<Kernel> expand_, dw_;
+    std::vector<Tensor> se_;  // Wr, Br, We, Be (empty: no squeeze-excite)
+    Activation se_act_;
+    bool blocked_out_ = false;
 };
 
 bool fused_path(const KernelNode& node) {
@@ -379,6 +589,8 @@ bool fused_path(const KernelNode& node) {
 bool supports_expand_depthwise(const KernelNode& node) {
     for (size_t i = 1; i < 5; ++i)
         if (!node.inputs[i].present || !node.inputs[i].value) return false;
+    for (size_t i = 5; i < node.inputs.size(); ++i)  // squeeze-excite: all four, constant
+        if (node.inputs.size() != 9 || !node.inputs[i].present || !node.inputs[i].value) return false;
     if (node.inputs[0].rank() != 4 || !node.inputs[0].dims[1].is_static()) return false;
     const Tensor& w2 = *node.inputs[3].value;
     if (w2.dim(2) != w2.dim(3) || (w2.dim(2) != 3 && w2.dim(2) != 5)) return false;

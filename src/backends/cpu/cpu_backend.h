@@ -34,6 +34,10 @@ LayoutCaps layout_caps_expand_depthwise(const KernelNode& node);
 void silu_inplace(float* x, int64_t n, int threads);
 bool supports_matmul(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node);
+/// A matmul with a constant 2-D B and at most 4 static rows of A (a classifier at batch 1): kiln's AVX-512 gemv
+/// over B packed in 16-column panels (matmul_gemv.cc); KILN_CPU_GEMV=0 leaves them to oneDNN.
+bool matmul_is_gemv(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_matmul_gemv(const KernelNode& node);
 LayoutCaps layout_caps_matmul(const KernelNode& node);
 bool supports_gemm(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_gemm(const KernelNode& node);

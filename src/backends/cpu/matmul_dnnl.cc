@@ -233,7 +233,10 @@ bool supports_gemm(const KernelNode& node) {
     return true;
 }
 
-std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node) { return std::make_unique<MatMulKernel>(node, false); }
+std::unique_ptr<Kernel> make_cpu_matmul(const KernelNode& node) {
+    if (matmul_is_gemv(node)) return make_cpu_matmul_gemv(node);
+    return std::make_unique<MatMulKernel>(node, false);
+}
 
 LayoutCaps layout_caps_matmul(const KernelNode& node) {
     LayoutCaps c;  // plain values; the residual's sum post-op accumulates onto Y in place

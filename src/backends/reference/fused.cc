@@ -76,9 +76,41 @@ std::unique_ptr<Kernel> make_ref_FusedConv(const KernelNode& node) {
         name);
 }
 
-// The expand and the depthwise convolution one after the other, through a temporary M.
+namespace {
+
+// y[n, c, :] *= sigmoid(Be[c] + sum_j We[c, j] h[j]),  h[j] = act(Br[j] + sum_c Wr[j, c] mean(y[n, c, :]))
+void squeeze_excite(Tensor& y, const Tensor& wr, const Tensor& br, const Tensor& we, const Tensor& be,
+                    const Activation& act) {
+    const int64_t c = y.dim(1), hw = y.dim(2) * y.dim(3), cr = wr.dim(0);
+    std::vector<double> mean(c);
+    std::vector<float> h(cr);
+    for (int64_t n = 0; n < y.dim(0); ++n) {
+        float* yn = y.data<float>() + n * c * hw;
+        for (int64_t i = 0; i < c; ++i) {
+            double s = 0;
+            for (int64_t p = 0; p < hw; ++p) s += yn[i * hw + p];
+            mean[i] = s / static_cast<double>(hw);
+        }
+        for (int64_t j = 0; j < cr; ++j) {
+            double s = br.data<float>()[j];
+            for (int64_t i = 0; i < c; ++i) s += static_cast<double>(wr.data<float>()[j * c + i]) * mean[i];
+            h[j] = act.apply(static_cast<float>(s));
+        }
+        for (int64_t i = 0; i < c; ++i) {
+            double s = be.data<float>()[i];
+            for (int64_t j = 0; j < cr; ++j) s += static_cast<double>(we.data<float>()[i * cr + j]) * h[j];
+            const float gate = static_cast<float>(1.0 / (1.0 + std::exp(-s)));
+            for (int64_t p = 0; p < hw; ++p) yn[i * hw + p] *= gate;
+        }
+    }
+}
+
+}  // namespace
+
+// The expand and the depthwise convolution one after the other, through a temporary M (then the squeeze-excite
+// block, when the node has one).
 std::unique_ptr<Kernel> make_ref_FusedExpandDepthwise(const KernelNode& node) {
-    check_f32(node, 5);
+    check_f32(node, 9);
     const std::string conv_op = "FusedConv";
     const AttributeMap ea = expand_conv_attrs(node.attrs), da = depthwise_conv_attrs(node.attrs);
     ops::TensorInfo mid = node.inputs[0];
@@ -88,6 +120,8 @@ std::unique_ptr<Kernel> make_ref_FusedExpandDepthwise(const KernelNode& node) {
     KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, node.outputs};
     std::shared_ptr<Kernel> expand = make_ref_FusedConv(en), dw = make_ref_FusedConv(dn);
     const int64_t channels = node.inputs[1].value ? node.inputs[1].value->dim(0) : 0;
+    const bool se = node.inputs.size() > 8 && node.inputs[5].present;
+    const Activation se_act = Activation::from_attrs(se_reduce_attrs(node.attrs), node.where());
     return make_kernel(
         [=](const KernelArgs& a) {
             const Tensor& x = *a.inputs[0];
@@ -96,6 +130,7 @@ std::unique_ptr<Kernel> make_ref_FusedExpandDepthwise(const KernelNode& node) {
             expand->execute(e);
             KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
             dw->execute(d);
+            if (se) squeeze_excite(*a.outputs[0], *a.inputs[5], *a.inputs[6], *a.inputs[7], *a.inputs[8], se_act);
         },
         "fused_expand_" + dw->describe());
 }
