@@ -65,6 +65,36 @@ private:
     std::vector<void*> ptrs_;
 };
 
+/// Auto-tuning: times candidates 0..n-1 on the stream (a warm-up launch, then `reps` timed launches each) and returns
+/// the fastest; `launch(i)` returns false when candidate i cannot run (it is skipped). 0 when none could be timed.
+/// `times`, when given, gets each candidate's time per launch in ms (-1: not timed).
+template <typename Launch>
+int fastest_candidate(cudaStream_t stream, int n, Launch&& launch, const std::string& what, int reps = 3,
+                      std::vector<float>* times = nullptr) {
+    cudaEvent_t ev0 = nullptr, ev1 = nullptr;
+    KILN_CUDA_CHECK(cudaEventCreate(&ev0), what);
+    KILN_CUDA_CHECK(cudaEventCreate(&ev1), what);
+    int best = 0;
+    float best_ms = 1e30f;
+    if (times) times->assign(static_cast<size_t>(n), -1.f);
+    for (int i = 0; i < n; ++i) {
+        if (!launch(i)) continue;
+        cudaEventRecord(ev0, stream);
+        bool ok = true;
+        for (int r = 0; r < reps && ok; ++r) ok = launch(i);
+        cudaEventRecord(ev1, stream);
+        float ms = 0.f;
+        if (!ok || cudaEventSynchronize(ev1) != cudaSuccess || cudaEventElapsedTime(&ms, ev0, ev1) != cudaSuccess)
+            continue;
+        if (times) (*times)[static_cast<size_t>(i)] = ms / static_cast<float>(reps);
+        if (ms < best_ms) best_ms = ms, best = i;
+    }
+    cudaEventDestroy(ev0);
+    cudaEventDestroy(ev1);
+    KILN_CUDA_CHECK(cudaGetLastError(), what);
+    return best;
+}
+
 /// What a device kernel gets at run time: the context's stream and library handles.
 struct RunCtx {
     cudaStream_t stream = nullptr;

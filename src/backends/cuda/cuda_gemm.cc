@@ -9,6 +9,8 @@
 // and the timing cache carry to later loads.
 #include <cublasLt.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -90,6 +92,73 @@ uint32_t alignment_of(const void* p) {
     uint32_t al = 256;
     while (al > 4 && a % al) al >>= 1;
     return al;
+}
+
+bool env_on(const char* name) {
+    const char* e = std::getenv(name);
+    return e && *e && std::string(e) != "0";
+}
+
+// KILN_CUDA_GEMM_SEARCH=1: variants of the heuristic's first candidates with the other tiles and split-K counts
+// their kernels offer (each checked by cuBLASLt against the problem and the workspace), timed with them. The
+// heuristic ranks by a model of the kernel; on the small GEMMs of batch-1 transformers its picks leave most SMs idle.
+std::vector<cublasLtMatmulAlgo_t> algo_variants(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
+                                                cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                                                cublasLtMatrixLayout_t lc, const cublasLtMatmulHeuristicResult_t* heur,
+                                                int found, int64_t k, size_t workspace_bytes) {
+    constexpr int kBases = 4, kMaxVariants = 64;
+    std::vector<cublasLtMatmulAlgo_t> out;
+    std::vector<std::string> seen;
+    for (int i = 0; i < found; ++i) seen.push_back(algo_hex(heur[i].algo));
+    for (int i = 0; i < found && i < kBases; ++i) {
+        const cublasLtMatmulAlgo_t& base = heur[i].algo;
+        size_t got = 0;
+        int tiles[128] = {};
+        std::vector<int> tile_ids;
+        if (cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_TILE_IDS, tiles, sizeof(tiles), &got) ==
+                CUBLAS_STATUS_SUCCESS &&
+            got <= sizeof(tiles))
+            tile_ids.assign(tiles, tiles + got / sizeof(int));
+        int cur_tile = 0, splitk_ok = 0;
+        uint32_t schemes = 0;
+        cublasLtMatmulAlgoConfigGetAttribute(&base, CUBLASLT_ALGO_CONFIG_TILE_ID, &cur_tile, sizeof(cur_tile), &got);
+        if (tile_ids.empty()) tile_ids.push_back(cur_tile);
+        cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &splitk_ok, sizeof(splitk_ok), &got);
+        cublasLtMatmulAlgoCapGetAttribute(&base, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes, sizeof(schemes),
+                                          &got);
+        std::vector<int> splits = {0};  // 0: the base's own split
+        if (splitk_ok)
+            for (int sk : {1, 2, 3, 4, 6, 8})
+                if (sk == 1 || (k % sk == 0 && k / sk >= 64)) splits.push_back(sk);
+        uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_INPLACE;
+        if (schemes & CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE) scheme = CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+        else if (schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE) scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+        for (int sk : splits)
+            for (int tile : tile_ids) {
+                if (static_cast<int>(out.size()) >= kMaxVariants) return out;
+                cublasLtMatmulAlgo_t a = base;
+                if (cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile)) !=
+                    CUBLAS_STATUS_SUCCESS)
+                    continue;
+                if (sk > 0) {
+                    const uint32_t sch = sk > 1 ? scheme : CUBLASLT_REDUCTION_SCHEME_NONE;
+                    if (cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &sk, sizeof(sk)) !=
+                            CUBLAS_STATUS_SUCCESS ||
+                        cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &sch,
+                                                             sizeof(sch)) != CUBLAS_STATUS_SUCCESS)
+                        continue;
+                }
+                cublasLtMatmulHeuristicResult_t check{};
+                if (cublasLtMatmulAlgoCheck(lt, op, la, lb, lc, lc, &a, &check) != CUBLAS_STATUS_SUCCESS ||
+                    check.workspaceSize > workspace_bytes)
+                    continue;
+                std::string hex = algo_hex(a);
+                if (std::find(seen.begin(), seen.end(), hex) != seen.end()) continue;
+                seen.push_back(std::move(hex));
+                out.push_back(a);
+            }
+    }
+    return out;
 }
 
 // D = epilogue(alpha * A B + beta * C); a/b of type `ab` (R_32F, R_16F or R_16BF), c/d fp32.
@@ -186,39 +255,45 @@ void lt_matmul(const RunCtx& ctx, const LtGemm& g, const void* a, const void* b,
                         what);
         KILN_CHECK(found > 0, kUnsupported, what, ": cuBLASLt has no algorithm for this matmul (m=", g.m, " n=", g.n,
                    " k=", g.k, " batch=", g.batch, ")");
-        int best = 0;
+        std::vector<cublasLtMatmulAlgo_t> cands;
+        for (int i = 0; i < found; ++i) cands.push_back(heur[i].algo);
         cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
         cudaStreamIsCapturing(ctx.stream, &capturing);
-        if (found > 1 && capturing == cudaStreamCaptureStatusNone) {
+        const bool can_time = capturing == cudaStreamCaptureStatusNone;
+        if (can_time && env_on("KILN_CUDA_GEMM_SEARCH")) {
+            std::vector<cublasLtMatmulAlgo_t> more =
+                algo_variants(ctx.lt, op, la, lb, lc, heur, found, g.k, ctx.workspace_bytes);
+            cands.insert(cands.end(), more.begin(), more.end());
+        }
+        int best = 0;
+        if (cands.size() > 1 && can_time) {
             // time each candidate (3 launches after one warm-up) into a scratch D, so C == D stays intact
             Scratch scratch(ctx.stream, what);
             size_t d_elems = static_cast<size_t>(g.batch > 1 ? g.batch * g.stride_c : g.m * g.n);
             void* dt = scratch.get(d_elems * (cd == CUDA_R_32F ? 4 : 2));
-            cudaEvent_t ev0 = nullptr, ev1 = nullptr;
-            KILN_CUDA_CHECK(cudaEventCreate(&ev0), what);
-            KILN_CUDA_CHECK(cudaEventCreate(&ev1), what);
-            float best_ms = 1e30f;
-            for (int i = 0; i < found; ++i) {
-                auto launch = [&] {
+            std::vector<float> times;
+            best = fastest_candidate(
+                ctx.stream, static_cast<int>(cands.size()),
+                [&](int i) {
                     return cublasLtMatmul(ctx.lt, op, &g.alpha, b, la, a, lb, &g.beta, c ? c : dt, lc, dt, lc,
-                                          &heur[i].algo, ctx.workspace, ctx.workspace_bytes, ctx.stream);
-                };
-                if (launch() != CUBLAS_STATUS_SUCCESS) continue;
-                cudaEventRecord(ev0, ctx.stream);
-                bool ok = true;
-                for (int r = 0; r < 3 && ok; ++r) ok = launch() == CUBLAS_STATUS_SUCCESS;
-                cudaEventRecord(ev1, ctx.stream);
-                float ms = 0.f;
-                if (ok && cudaEventSynchronize(ev1) == cudaSuccess && cudaEventElapsedTime(&ms, ev0, ev1) == cudaSuccess &&
-                    ms < best_ms)
-                    best_ms = ms, best = i;
+                                          &cands[static_cast<size_t>(i)], ctx.workspace, ctx.workspace_bytes,
+                                          ctx.stream) == CUBLAS_STATUS_SUCCESS;
+                },
+                what, 3, &times);
+            if (env_on("KILN_CUDA_TUNE_LOG")) {
+                auto us = [&](int i) { return 1e3f * times[static_cast<size_t>(i)]; };
+                float heur_best = 1e30f;
+                for (int i = 0; i < found; ++i)
+                    if (us(i) >= 0) heur_best = std::min(heur_best, us(i));
+                std::fprintf(stderr,
+                             "tune gemm %s: %zu candidates (%d heuristic): best #%d %s %.2f us; heuristic's best "
+                             "%.2f us, its first %.2f us\n",
+                             key.c_str(), cands.size(), found, best,
+                             algo_desc(cands[static_cast<size_t>(best)]).c_str(), us(best), heur_best, us(0));
             }
-            cudaEventDestroy(ev0);
-            cudaEventDestroy(ev1);
-            KILN_CUDA_CHECK(cudaGetLastError(), what);
         }
-        algo = heur[best].algo;
-        if (tactics) tactics->put(table_key, algo_hex(algo), found > 1);
+        algo = cands[static_cast<size_t>(best)];
+        if (tactics) tactics->put(table_key, algo_hex(algo), cands.size() > 1);
         std::lock_guard<std::mutex> lock(cache.mu);
         cache.algos[key] = algo;
         cache.last = algo_desc(algo);

@@ -83,6 +83,8 @@ public:
             r.y_low = y.dtype != DataType::kFloat32;
             r.s = sd;
             r.s_low = s && s->dtype != DataType::kFloat32;
+            if (!sd && n > kMatMulNormMaxCols)
+                r.wide = static_cast<float*>(scratch.get(static_cast<size_t>(m * n) * 4));
             launch_matmul_norm_epilogue(r, low_, ctx.stream);
         };
         const int splits = choose_splits(ctx, m, n, k, scratch, launch, y.bytes(), s ? s->bytes() : 0);
@@ -118,23 +120,13 @@ private:
             float* part = static_cast<float*>(scratch.get(static_cast<size_t>(candidates.back() * m * n) * 4));
             void* yt = scratch.get(y_bytes);
             void* st = s_bytes ? scratch.get(s_bytes) : nullptr;
-            cudaEvent_t ev0 = nullptr, ev1 = nullptr;
-            KILN_CUDA_CHECK(cudaEventCreate(&ev0), where_);
-            KILN_CUDA_CHECK(cudaEventCreate(&ev1), where_);
-            float best_ms = 1e30f;
-            for (int c : candidates) {
-                launch(c, part, yt, st);
-                cudaEventRecord(ev0, ctx.stream);
-                for (int r = 0; r < 3; ++r) launch(c, part, yt, st);
-                cudaEventRecord(ev1, ctx.stream);
-                float ms = 0.f;
-                if (cudaEventSynchronize(ev1) == cudaSuccess && cudaEventElapsedTime(&ms, ev0, ev1) == cudaSuccess &&
-                    ms < best_ms)
-                    best_ms = ms, best = c;
-            }
-            cudaEventDestroy(ev0);
-            cudaEventDestroy(ev1);
-            KILN_CUDA_CHECK(cudaGetLastError(), where_);
+            best = candidates[fastest_candidate(
+                ctx.stream, static_cast<int>(candidates.size()),
+                [&](int i) {
+                    launch(candidates[i], part, yt, st);
+                    return true;
+                },
+                where_)];
             if (tactics_) tactics_->put(key, std::to_string(best), true);
         }
         std::lock_guard<std::mutex> lock(mu_);

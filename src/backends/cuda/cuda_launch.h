@@ -93,7 +93,11 @@ struct MatMulNormArgs {
     int cols = 0;
     float eps = 1e-5f;
     bool normalize = true;  // set by the launcher
+    // rows wider than kMatMulNormMaxCols with no S wanted: rows * cols floats of scratch for S (the LayerNormalization
+    // kernel reads it back)
+    float* wide = nullptr;
 };
+constexpr int kMatMulNormMaxCols = 1024;  // rows the epilogue normalizes in registers (32 lanes x 32 values)
 void launch_matmul_norm_epilogue(const MatMulNormArgs& args, LowType t, cudaStream_t s);
 
 // attention.cu / attention_mma.cu. Every offset and stride is in elements; the head batch (the output's batch dims,

@@ -12,7 +12,7 @@ namespace kiln::cuda {
 
 namespace {
 
-constexpr int kPerLane = 32;
+constexpr int kPerLane = kMatMulNormMaxCols / 32;
 
 // element i of a tensor stored as T (low) or fp32
 template <typename T>
@@ -119,10 +119,8 @@ void launch_matmul_norm_epilogue(const MatMulNormArgs& args, LowType t, cudaStre
     if (args.rows == 0 || args.cols == 0) return;
     MatMulNormArgs a = args;
     a.normalize = a.cols <= 32 * kPerLane;
-    float* wide_s = nullptr;
-    if (!a.normalize && !a.s) {  // S into scratch, then the LayerNormalization kernel
-        cudaMallocAsync(reinterpret_cast<void**>(&wide_s), a.rows * a.cols * sizeof(float), s);
-        a.s = wide_s;
+    if (!a.normalize && !a.s) {  // S into the caller's scratch, then the LayerNormalization kernel
+        a.s = a.wide;
         a.s_low = false;
     }
     auto go = [&](auto low_tag, auto z_low_tag) {
@@ -162,7 +160,6 @@ void launch_matmul_norm_epilogue(const MatMulNormArgs& args, LowType t, cudaStre
         const LowType st = a.s_low ? t : LowType::kF32, yt = a.y_low ? t : LowType::kF32;
         launch_layer_norm_rowwise(a.s, st, a.gamma, a.beta, a.y, yt, a.rows, a.cols, a.eps, false, s);
     }
-    if (wide_s) cudaFreeAsync(wide_s, s);
 }
 
 }  // namespace kiln::cuda
