@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "src/backends/cuda/attention_common.cuh"
+#include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
 
@@ -146,6 +147,8 @@ __global__ void __launch_bounds__(kThreads) attention_mma(const TIn* __restrict_
                                                                 const void* __restrict__ mask,
                                                                 TOut* __restrict__ out, AttentionDims d,
                                                                 bool vec) {
+    pdl_wait();  // launched with launch_pdl(): Q, K, V and the mask come from the kernels before
+    pdl_launch_dependents();
     // dynamic shared memory: Q rows [64][D + kPad], then the K and V tiles [kKeys][D + kPad] (V read as the B
     // operand through ldmatrix.trans); kSplit reuses the K/V region for the warps' partial results
     constexpr int kKeys = tile_keys<D, kSplit>();
@@ -388,9 +391,9 @@ void launch_typed(const void* q, const void* k, const void* v, bool in_low, cons
         const int keys = split ? tile_keys<D, true>() : tile_keys<D, false>();
         const int smem = (kMaxWarps * 16 + 2 * keys) * (D + kPad) * static_cast<int>(sizeof(T));
         if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        kernel<<<grid, threads, smem, s>>>(static_cast<const TIn*>(q), static_cast<const TIn*>(k),
-                                        static_cast<const TIn*>(v), mask, static_cast<TOut*>(out), d,
-                                        vec && std::is_same_v<TIn, T>);
+        launch_pdl(kernel, grid, dim3(threads), static_cast<size_t>(smem), s, static_cast<const TIn*>(q),
+                   static_cast<const TIn*>(k), static_cast<const TIn*>(v), mask, static_cast<TOut*>(out), d,
+                   vec && std::is_same_v<TIn, T>);
     };
     if (in_low && out_low) go(T{}, T{});
     else if (in_low) go(T{}, float{});

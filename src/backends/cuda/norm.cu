@@ -4,8 +4,10 @@
 #include <cuda_fp16.h>
 
 #include <cfloat>
+#include <type_traits>
 
 #include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
 
@@ -51,6 +53,8 @@ template <typename TX, typename TY>
 __global__ void layer_norm_rowwise(const TX* __restrict__ x, const float* __restrict__ scale,
                                    const float* __restrict__ bias, TY* __restrict__ y, int64_t cols, float eps,
                                    bool rms) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     __shared__ float shared[32];
     const TX* xr = x + blockIdx.x * cols;
     TY* yr = y + blockIdx.x * cols;
@@ -81,6 +85,8 @@ __global__ void __launch_bounds__(kLnWarps * 32) layer_norm_warp(const TX* __res
                                                                  const float* __restrict__ scale,
                                                                  const float* __restrict__ bias, TY* __restrict__ y,
                                                                  int64_t rows, int cols, float eps, bool rms) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     const int64_t row = blockIdx.x * int64_t(kLnWarps) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (row >= rows) return;
@@ -157,23 +163,19 @@ void launch_layer_norm_rowwise(const void* x, LowType xt, const float* scale, co
     const unsigned wgrid = static_cast<unsigned>((rows + kLnWarps - 1) / kLnWarps), wthreads = kLnWarps * 32;
     const int c = static_cast<int>(cols);
     auto go = [&](auto* xp) {
-        if (warp) {
-            if (yt == LowType::kF16)
-                layer_norm_warp<<<wgrid, wthreads, 0, s>>>(xp, scale, bias, static_cast<__half*>(y), rows, c, eps, rms);
-            else if (yt == LowType::kBF16)
-                layer_norm_warp<<<wgrid, wthreads, 0, s>>>(xp, scale, bias, static_cast<__nv_bfloat16*>(y), rows, c,
-                                                           eps, rms);
+        using TX = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+        auto typed = [&](auto* yp) {
+            using TY = std::remove_pointer_t<decltype(yp)>;
+            if (warp)
+                launch_pdl(layer_norm_warp<TX, TY>, dim3(wgrid), dim3(wthreads), 0, s, xp, scale, bias, yp, rows, c,
+                           eps, rms);
             else
-                layer_norm_warp<<<wgrid, wthreads, 0, s>>>(xp, scale, bias, static_cast<float*>(y), rows, c, eps, rms);
-            return;
-        }
-        if (yt == LowType::kF16)
-            layer_norm_rowwise<<<grid, threads, 0, s>>>(xp, scale, bias, static_cast<__half*>(y), cols, eps, rms);
-        else if (yt == LowType::kBF16)
-            layer_norm_rowwise<<<grid, threads, 0, s>>>(xp, scale, bias, static_cast<__nv_bfloat16*>(y), cols, eps,
-                                                        rms);
-        else
-            layer_norm_rowwise<<<grid, threads, 0, s>>>(xp, scale, bias, static_cast<float*>(y), cols, eps, rms);
+                launch_pdl(layer_norm_rowwise<TX, TY>, dim3(grid), dim3(threads), 0, s, xp, scale, bias, yp, cols,
+                           eps, rms);
+        };
+        if (yt == LowType::kF16) typed(static_cast<__half*>(y));
+        else if (yt == LowType::kBF16) typed(static_cast<__nv_bfloat16*>(y));
+        else typed(static_cast<float*>(y));
     };
     if (xt == LowType::kF16) go(static_cast<const __half*>(x));
     else if (xt == LowType::kBF16) go(static_cast<const __nv_bfloat16*>(x));
