@@ -70,6 +70,55 @@ def test_fp16_convolutions_chain_in_nhwc(zoo_dir):  # noqa: F811
     assert pools and all("f16_chain_in_out" in k for k in pools), pools
 
 
+def _chain_model(tmp_path, channels, middle, precision):
+    """Conv 3x3 -> `middle` -> Conv 1x1, all inside the fp16/bf16 NHWC chain; returns (path, model, the kernels)."""
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((channels, 3, 3, 3)).astype(np.float32) * 0.3
+    w2 = rng.standard_normal((8, channels, 1, 1)).astype(np.float32) * 0.3
+    nodes = [onnx.helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]), middle,
+             onnx.helper.make_node("Conv", ["p", "w2"], ["y"])]
+    inits = [onnx.numpy_helper.from_array(w1, "w1"), onnx.numpy_helper.from_array(w2, "w2"),
+             onnx.numpy_helper.from_array(rng.standard_normal((channels, channels, 1, 1)).astype(np.float32) * 0.3,
+                                          "wm"),
+             onnx.numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "bm")]
+    graph = onnx.helper.make_graph(
+        nodes, "chain", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [3, 3, 17, 15])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], initializer=inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = str(tmp_path / "chain.onnx")
+    onnx.save(model, path)
+    kernels = [l["kernel"] for l in json.loads(run_kiln(["inspect", path, "--backend", "cuda", f"--{precision}",
+                                                         "--json"]).stdout)["nodes"]]
+    feeds = {"x": rng.standard_normal((3, 3, 17, 15)).astype(np.float32)}
+    want = reference_outputs(model, feeds)[0]
+    got = _outputs(path, feeds, tmp_path, [f"--{precision}"])[0]
+    assert got.shape == want.shape
+    assert cosine(got, want) >= (0.999 if precision == "fp16" else COSINE_BF16)
+    return kernels
+
+
+@pytest.mark.parametrize("channels", [16, 12])  # 16: the vectorised NHWC kernel (8 channels a thread); 12: generic
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("op,attrs", [("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+                                      ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1],
+                                                       "count_include_pad": 1}),
+                                      ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2]})])
+def test_pool_inside_the_nhwc_chain(tmp_path, channels, precision, op, attrs):
+    kernels = _chain_model(tmp_path, channels, onnx.helper.make_node(op, ["a"], ["p"], **attrs), precision)
+    assert any("_pool2d_" in k and "chain_in_out" in k for k in kernels), kernels
+
+
+@pytest.mark.parametrize("channels", [16, 12])  # 16: 16-byte copies of the strided pixels; 12: 2-byte copies
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("strides", [[2, 2], [2, 3]])
+def test_strided_1x1_convolution_runs_as_a_gemm(tmp_path, channels, precision, strides):
+    # ResNet's downsampling shortcut: the strided pixels are packed, then the cuBLASLt GEMM with the bias fused
+    middle = onnx.helper.make_node("Conv", ["a", "wm", "bm"], ["p"], strides=strides)
+    kernels = _chain_model(tmp_path, channels, middle, precision)
+    assert sum("1x1_as_cublaslt_gemm" in k for k in kernels) == 2, kernels
+
+
 def test_inspect_shows_the_tactic_per_layer(zoo_dir):  # noqa: F811
     path = tiny_model(zoo_dir, "bert_base")
     out = run_kiln(["inspect", path, "--backend", "cuda", "--shape", "input_ids:1x16",

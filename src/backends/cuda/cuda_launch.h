@@ -40,6 +40,9 @@ void launch_low_to_f32(const void* src, LowType t, float* dst, int64_t n, cudaSt
 void launch_nchw_f32_to_nhwc_low(const float* src, void* dst, LowType t, int64_t n, int64_t c, int64_t hw,
                                  cudaStream_t s);
 /// y = act(conv + bias[c] + z): conv NHWC of type t; z / y NHWC of type t when z_low / y_low, else fp32 NCHW.
+/// y[n, oy, ox, :] = x[n, oy * sh, ox * sw, :] for 16-bit NHWC values (a strided 1x1 convolution's input pixels).
+void launch_subsample_nhwc_16bit(const void* x, void* y, int64_t n, int64_t h, int64_t w, int64_t c, int sh, int sw,
+                                 int64_t oh, int64_t ow, cudaStream_t s);
 void launch_conv_epilogue_nhwc(const void* conv, LowType t, const float* bias, const void* z, bool z_low, void* y,
                                bool y_low, int64_t n, int64_t c, int64_t hw, DevAct act, cudaStream_t s);
 /// y = act(x + bias[channel] + z) with channel = (i / inner) % channels; x of type `xt`, y of type `yt` (y may be
