@@ -167,7 +167,7 @@ def residual_norm_model(t, k, w, pre_norm):
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 @pytest.mark.parametrize("t,k,w,pre_norm", [(64, 3072, 768, False), (64, 768, 768, True), (7, 200, 96, False),
-                                            (5, 96, 1280, True), (3, 64, 1280, False)])
+                                            (5, 96, 1280, True), (3, 64, 1280, False), (9, 64, 150, True)])
 def test_residual_matmul_and_layer_norm_fuse(tmp_path, monkeypatch, precision, t, k, w, pre_norm):
     # fuse_matmul_norm: split-K partial products (tuned split count: 3072 and 768 offer several, 200 and 96 only one)
     # and one kernel for their sum, the bias, the residual and the LayerNorm; 1280 columns take the wide-row path

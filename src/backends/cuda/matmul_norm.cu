@@ -4,9 +4,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
 #include <type_traits>
 
 #include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
 
@@ -113,6 +115,94 @@ __global__ void matmul_norm_epilogue(const MatMulNormArgs a) {
     }
 }
 
+// 4 values of a row of T / fp32 at column c (16-byte aligned for fp32, 8-byte for T: cols % 4 == 0)
+template <typename T, bool kLow>
+__device__ __forceinline__ float4 load4(const void* p, int64_t i) {
+    if constexpr (!kLow) {
+        return *reinterpret_cast<const float4*>(static_cast<const float*>(p) + i);
+    } else {
+        const uint2 raw = *reinterpret_cast<const uint2*>(static_cast<const T*>(p) + i);
+        const T* h = reinterpret_cast<const T*>(&raw);
+        float r[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            if constexpr (std::is_same_v<T, __half>)
+                r[e] = __half2float(h[e]);
+            else
+                r[e] = __bfloat162float(h[e]);
+        }
+        return make_float4(r[0], r[1], r[2], r[3]);
+    }
+}
+template <typename T>
+__device__ __forceinline__ void store4(void* p, int64_t i, float4 v, bool low) {
+    if (!low) {
+        *reinterpret_cast<float4*>(static_cast<float*>(p) + i) = v;
+        return;
+    }
+    uint2 raw;
+    T* h = reinterpret_cast<T*>(&raw);
+    const float f[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+        if constexpr (std::is_same_v<T, __half>)
+            h[e] = __float2half_rn(f[e]);
+        else
+            h[e] = __float2bfloat16_rn(f[e]);
+    }
+    *reinterpret_cast<uint2*>(static_cast<T*>(p) + i) = raw;
+}
+
+// sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it
+__device__ __forceinline__ float block_sum(float v, float* red) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    if ((threadIdx.x & 31) == 0) red[warp] = v;
+    __syncthreads();
+    float t = 0.f;
+    for (int w = 0; w < warps; ++w) t += red[w];
+    __syncthreads();  // red is reused by the next call
+    return t;
+}
+
+// One block per row, one thread per 4 columns (cols % 4 == 0, cols <= 4096): 16-byte loads of the partial products,
+// and the row spread over cols / 4 threads (6 warps at 768 columns) so each multiprocessor keeps many loads in flight.
+// The one-warp-per-row kernel below took 5.6 us per call at BERT's size (128 x 768, 3 partial products) on an H100.
+template <typename T, bool kZLow>
+__global__ void __launch_bounds__(1024) matmul_norm_rows_vec4(const MatMulNormArgs a) {
+    pdl_wait();  // launched with launch_pdl(): the partial products come from the GEMM before
+    pdl_launch_dependents();
+    __shared__ float red[32];
+    const int64_t row = blockIdx.x;
+    const int c = threadIdx.x * 4;
+    const bool on = c < a.cols;
+    const int64_t base = row * a.cols + c;
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (on) {
+        if (a.bias) v = *reinterpret_cast<const float4*>(a.bias + c);
+        if (a.z) {
+            const float4 z = load4<T, kZLow>(a.z, base);
+            v.x += z.x, v.y += z.y, v.z += z.z, v.w += z.w;
+        }
+        for (int p = 0; p < a.parts; ++p) {
+            const float4 q = *reinterpret_cast<const float4*>(a.part + p * a.part_stride + base);
+            v.x += q.x, v.y += q.y, v.z += q.z, v.w += q.w;
+        }
+    }
+    const float inv_n = 1.f / static_cast<float>(a.cols);
+    const float mean = block_sum(v.x + v.y + v.z + v.w, red) * inv_n;
+    const float dx = v.x - mean, dy = v.y - mean, dz = v.z - mean, dw = v.w - mean;
+    const float var = block_sum(on ? dx * dx + dy * dy + dz * dz + dw * dw : 0.f, red) * inv_n;
+    const float inv = rsqrtf(var + a.eps);
+    if (!on) return;
+    const float4 g = *reinterpret_cast<const float4*>(a.gamma + c);
+    const float4 b = a.beta ? *reinterpret_cast<const float4*>(a.beta + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+    if (a.s) store4<T>(a.s, base, v, a.s_low);
+    store4<T>(a.y, base, make_float4(dx * inv * g.x + b.x, dy * inv * g.y + b.y, dz * inv * g.z + b.z,
+                                     dw * inv * g.w + b.w),
+              a.y_low);
+}
+
 }  // namespace
 
 void launch_matmul_norm_epilogue(const MatMulNormArgs& args, LowType t, cudaStream_t s) {
@@ -130,6 +220,14 @@ void launch_matmul_norm_epilogue(const MatMulNormArgs& args, LowType t, cudaStre
             const int64_t n = a.rows * a.cols;
             const unsigned blocks = static_cast<unsigned>((n + 255) / 256 < 65535 * 8 ? (n + 255) / 256 : 65535 * 8);
             matmul_norm_sum<T><<<blocks, 256, 0, s>>>(a);
+            return;
+        }
+        auto al = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };  // nullptr passes
+        const bool vec4 = a.cols % 4 == 0 && a.cols <= 4096 && a.part_stride % 4 == 0 && al(a.part) && al(a.bias) &&
+                          al(a.z) && al(a.gamma) && al(a.beta) && al(a.y) && al(a.s);
+        if (vec4) {
+            const unsigned threads = static_cast<unsigned>((a.cols / 4 + 31) / 32 * 32);
+            launch_pdl(matmul_norm_rows_vec4<T, kZLow>, dim3(static_cast<unsigned>(a.rows)), dim3(threads), 0, s, a);
             return;
         }
         // one warp per row; 4 per block once there are rows enough to fill the GPU that way

@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(kLnWarps * 32) layer_norm_warp(const TX* __res
                                                                  int64_t rows, int cols, float eps, bool rms) {
     pdl_wait();  // launched with launch_pdl()
     pdl_launch_dependents();
-    const int64_t row = blockIdx.x * int64_t(kLnWarps) + (threadIdx.x >> 5);
+    const int64_t row = blockIdx.x * int64_t(blockDim.x >> 5) + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
     if (row >= rows) return;
     const TX* xr = x + row * cols;
@@ -160,7 +160,10 @@ void launch_layer_norm_rowwise(const void* x, LowType xt, const float* scale, co
     if (rows == 0 || cols == 0) return;
     const unsigned grid = static_cast<unsigned>(rows), threads = cols >= 1024 ? 512 : cols >= 512 ? kThreads : 128;
     const bool warp = cols <= 32 * kLnPerLane;
-    const unsigned wgrid = static_cast<unsigned>((rows + kLnWarps - 1) / kLnWarps), wthreads = kLnWarps * 32;
+    // a warp per row; kLnWarps rows per block only once there are rows enough to fill the GPU (BERT at batch 1 has
+    // 128: one-warp blocks spread them over 128 multiprocessors instead of 32)
+    const int warps = rows >= 2048 ? kLnWarps : 1;
+    const unsigned wgrid = static_cast<unsigned>((rows + warps - 1) / warps), wthreads = warps * 32;
     const int c = static_cast<int>(cols);
     auto go = [&](auto* xp) {
         using TX = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
