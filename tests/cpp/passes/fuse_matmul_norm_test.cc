@@ -10,9 +10,9 @@ namespace kiln::passes::test {
 namespace {
 
 // x [2, 3, k] -> x W + b + r -> LayerNormalization(gamma, beta, eps 1e-3) [-> also an output when `pre_norm`]
-void residual_norm(NetworkDefinition& net, int64_t k, int64_t n, bool pre_norm) {
-    std::string x = net.add_input("x", DataType::kFloat32, {2, 3, k});
-    std::string r = net.add_input("r", DataType::kFloat32, {2, 3, n});
+void residual_norm(NetworkDefinition& net, int64_t k, int64_t n, bool pre_norm, int64_t tokens = 3) {
+    std::string x = net.add_input("x", DataType::kFloat32, {2, tokens, k});
+    std::string r = net.add_input("r", DataType::kFloat32, {2, tokens, n});
     std::string mm = net.add_layer("MatMul", {x, net.add_constant("w", filled({k, n}, 1.f, 0.5f))})[0];
     std::string s =
         net.add_layer("Add", {net.add_layer("Add", {mm, net.add_constant("b", filled({n}, 2.f))})[0], r})[0];
@@ -25,11 +25,11 @@ void residual_norm(NetworkDefinition& net, int64_t k, int64_t n, bool pre_norm) 
     if (pre_norm) net.mark_output(net.add_layer("Relu", {s})[0]);
 }
 
+// mode: KILN_CUDA_MATMUL_NORM's value ("1": any size, "0": never), nullptr: unset (up to 1024 static rows)
 std::unique_ptr<ir::Graph> optimise_for(const NetworkDefinition& net, const std::string& backend, bool* fused,
-                                        bool enabled = true) {
-    // the pass is opt-in for now (KILN_CUDA_MATMUL_NORM=1)
-    if (enabled)
-        setenv("KILN_CUDA_MATMUL_NORM", "1", 1);
+                                        const char* mode = nullptr) {
+    if (mode)
+        setenv("KILN_CUDA_MATMUL_NORM", mode, 1);
     else
         unsetenv("KILN_CUDA_MATMUL_NORM");
     std::unique_ptr<ir::Graph> g = net.graph().clone();
@@ -94,8 +94,20 @@ TEST(FuseMatMulNorm, OnlyForCuda) {
     bool fused = true;
     optimise_for(net, "cpu", &fused);
     EXPECT_FALSE(fused);
-    optimise_for(net, "cuda", &fused, false);  // not asked for
+    optimise_for(net, "cuda", &fused, "0");  // turned off
     EXPECT_FALSE(fused);
+}
+
+TEST(FuseMatMulNorm, ByDefaultOnlyUpToAThousandRows) {
+    for (int64_t tokens : {3, 512, 513}) {  // 6, 1024 and 1026 rows
+        NetworkDefinition net;
+        residual_norm(net, 8, 16, false, tokens);
+        bool fused = false;
+        optimise_for(net, "cuda", &fused);
+        EXPECT_EQ(fused, tokens <= 512) << tokens;
+        optimise_for(net, "cuda", &fused, "1");  // any size when asked for
+        EXPECT_TRUE(fused) << tokens;
+    }
 }
 
 // The reference kernel (the host fallback and the oracle) against S = x W + b + r and a plain LayerNormalization.
