@@ -4,8 +4,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <type_traits>
+
 #include "src/backends/cuda/cuda_launch.h"
 #include "src/backends/cuda/device_math.cuh"
+#include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
 
@@ -52,6 +55,8 @@ __device__ __forceinline__ float apply_binary(int op, float a, float b) {
 
 __global__ void unary_f32_contiguous(int op, const float* __restrict__ x, float* __restrict__ y, int64_t n,
                                      float alpha, float beta) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         y[i] = apply_unary(op, x[i], alpha, beta);
 }
@@ -63,6 +68,8 @@ struct Strides8 {
 
 __global__ void binary_f32_broadcast(int op, const float* __restrict__ a, const float* __restrict__ b,
                                      float* __restrict__ y, StridedDims d, Strides8 bs, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         int64_t rem = i, ao = 0, bo = 0;
         for (int k = d.rank - 1; k >= 0; --k) {
@@ -77,6 +84,8 @@ __global__ void binary_f32_broadcast(int op, const float* __restrict__ a, const 
 
 __global__ void binary_f32_contiguous(int op, const float* __restrict__ a, const float* __restrict__ b,
                                       float* __restrict__ y, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         y[i] = apply_binary(op, a[i], b[i]);
 }
@@ -84,6 +93,8 @@ __global__ void binary_f32_contiguous(int op, const float* __restrict__ a, const
 __global__ void where_f32_broadcast(const uint8_t* __restrict__ c, const float* __restrict__ a,
                                     const float* __restrict__ b, float* __restrict__ y, StridedDims d, Strides8 as,
                                     Strides8 bs, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         int64_t rem = i, co = 0, ao = 0, bo = 0;
         for (int k = d.rank - 1; k >= 0; --k) {
@@ -116,6 +127,8 @@ template <typename T, typename Y>
 __global__ void bias_act_epilogue(const T* x, Y* y, const float* __restrict__ bias,
                                   const float* __restrict__ z, int64_t n, int64_t channels, int64_t inner,
                                   DevAct act) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         float v = load_f32(x, i);
         if (bias) v += bias[(i / inner) % channels];
@@ -126,18 +139,24 @@ __global__ void bias_act_epilogue(const T* x, Y* y, const float* __restrict__ bi
 
 template <typename T>
 __global__ void f32_to_low(const float* __restrict__ x, T* __restrict__ y, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         store_low(y + i, x[i]);
 }
 
 template <typename T>
 __global__ void low_to_f32(const T* __restrict__ x, float* __restrict__ y, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         y[i] = load_f32(x, i);
 }
 
 template <typename T>
 __global__ void strided_copy(const T* __restrict__ src, T* __restrict__ dst, StridedDims d, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         int64_t rem = i, so = 0, dof = 0;
         for (int k = d.rank - 1; k >= 0; --k) {
@@ -160,7 +179,8 @@ Strides8 to_strides8(const int64_t* s, int rank) {
 
 void launch_unary_f32(UnaryOp op, const float* x, float* y, int64_t n, float alpha, float beta, cudaStream_t s) {
     if (n == 0) return;
-    unary_f32_contiguous<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<int>(op), x, y, n, alpha, beta);
+    launch_pdl(unary_f32_contiguous, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<int>(op), x, y, n, alpha,
+               beta);
 }
 
 void launch_binary_f32(BinaryOp op, const float* a, const float* b, float* y, const StridedDims& da,
@@ -173,32 +193,33 @@ void launch_binary_f32(BinaryOp op, const float* a, const float* b, float* y, co
         expect *= da.shape[k];
     }
     if (contiguous)
-        binary_f32_contiguous<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<int>(op), a, b, y, n);
+        launch_pdl(binary_f32_contiguous, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<int>(op), a, b, y, n);
     else
-        binary_f32_broadcast<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<int>(op), a, b, y, da,
-                                                                 to_strides8(b_strides, da.rank), n);
+        launch_pdl(binary_f32_broadcast, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<int>(op), a, b, y, da,
+                   to_strides8(b_strides, da.rank), n);
 }
 
 void launch_where_f32(const uint8_t* c, const float* a, const float* b, float* y, const StridedDims& d,
                       const int64_t* a_strides, const int64_t* b_strides, int64_t n, cudaStream_t s) {
     if (n == 0) return;
-    where_f32_broadcast<<<ew_blocks(n), kEwThreads, 0, s>>>(c, a, b, y, d, to_strides8(a_strides, d.rank),
-                                                            to_strides8(b_strides, d.rank), n);
+    launch_pdl(where_f32_broadcast, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, c, a, b, y, d,
+               to_strides8(a_strides, d.rank), to_strides8(b_strides, d.rank), n);
 }
 
 void launch_bias_act_epilogue(const void* x, LowType xt, void* y, LowType yt, const float* bias, const float* z,
                               int64_t n, int64_t channels, int64_t inner, DevAct act, cudaStream_t s) {
     if (n == 0) return;
     auto go = [&](auto* yp) {
+        using Y = std::remove_pointer_t<decltype(yp)>;
         if (xt == LowType::kF16)
-            bias_act_epilogue<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __half*>(x), yp, bias, z, n,
-                                                                  channels, inner, act);
+            launch_pdl(bias_act_epilogue<__half, Y>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s,
+                       static_cast<const __half*>(x), yp, bias, z, n, channels, inner, act);
         else if (xt == LowType::kBF16)
-            bias_act_epilogue<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(x), yp, bias, z,
-                                                                  n, channels, inner, act);
+            launch_pdl(bias_act_epilogue<__nv_bfloat16, Y>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s,
+                       static_cast<const __nv_bfloat16*>(x), yp, bias, z, n, channels, inner, act);
         else
-            bias_act_epilogue<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const float*>(x), yp, bias, z, n,
-                                                                  channels, inner, act);
+            launch_pdl(bias_act_epilogue<float, Y>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s,
+                       static_cast<const float*>(x), yp, bias, z, n, channels, inner, act);
     };
     if (yt == LowType::kF16) go(static_cast<__half*>(y));
     else if (yt == LowType::kBF16) go(static_cast<__nv_bfloat16*>(y));
@@ -208,17 +229,20 @@ void launch_bias_act_epilogue(const void* x, LowType xt, void* y, LowType yt, co
 void launch_f32_to_low(const float* src, void* dst, LowType t, int64_t n, cudaStream_t s) {
     if (n == 0) return;
     if (t == LowType::kBF16)
-        f32_to_low<<<ew_blocks(n), kEwThreads, 0, s>>>(src, static_cast<__nv_bfloat16*>(dst), n);
+        launch_pdl(f32_to_low<__nv_bfloat16>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, src,
+                   static_cast<__nv_bfloat16*>(dst), n);
     else
-        f32_to_low<<<ew_blocks(n), kEwThreads, 0, s>>>(src, static_cast<__half*>(dst), n);
+        launch_pdl(f32_to_low<__half>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, src, static_cast<__half*>(dst), n);
 }
 
 void launch_low_to_f32(const void* src, LowType t, float* dst, int64_t n, cudaStream_t s) {
     if (n == 0) return;
     if (t == LowType::kBF16)
-        low_to_f32<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(src), dst, n);
+        launch_pdl(low_to_f32<__nv_bfloat16>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s,
+                   static_cast<const __nv_bfloat16*>(src), dst, n);
     else
-        low_to_f32<<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const __half*>(src), dst, n);
+        launch_pdl(low_to_f32<__half>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const __half*>(src), dst,
+                   n);
 }
 
 void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int elem_size, cudaStream_t s) {
@@ -226,14 +250,22 @@ void launch_strided_copy(const void* src, void* dst, const StridedDims& d, int e
     for (int k = 0; k < d.rank; ++k) n *= d.shape[k];
     if (n == 0) return;
     switch (elem_size) {
-        case 1: strided_copy<uint8_t><<<ew_blocks(n), kEwThreads, 0, s>>>(
-                    static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), d, n); break;
-        case 2: strided_copy<uint16_t><<<ew_blocks(n), kEwThreads, 0, s>>>(
-                    static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), d, n); break;
-        case 8: strided_copy<uint64_t><<<ew_blocks(n), kEwThreads, 0, s>>>(
-                    static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), d, n); break;
-        default: strided_copy<uint32_t><<<ew_blocks(n), kEwThreads, 0, s>>>(
-                    static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), d, n); break;
+        case 1:
+            launch_pdl(strided_copy<uint8_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s,
+                       static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), d, n);
+            break;
+        case 2:
+            launch_pdl(strided_copy<uint16_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s,
+                       static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), d, n);
+            break;
+        case 8:
+            launch_pdl(strided_copy<uint64_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s,
+                       static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), d, n);
+            break;
+        default:
+            launch_pdl(strided_copy<uint32_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s,
+                       static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), d, n);
+            break;
     }
 }
 

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 
 #include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
 
@@ -19,14 +20,20 @@ __device__ __forceinline__ float load_in(const EwProgram& prog, const InputPtrs&
     return __half2float(static_cast<const __half*>(in.p[k])[off]);
 }
 
+// I: the index type, uint32_t when the output has fewer than 2^31 elements (every input offset is then smaller
+// too): a 64-bit division costs several times a 32-bit one, and the index decomposition is most of the work here.
+template <typename I>
 __global__ void fused_elementwise_bcast(EwProgram prog, InputPtrs in, void* __restrict__ y, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        int64_t off[kMaxEwInputs] = {};
-        int64_t rem = i;
+        I off[kMaxEwInputs] = {};
+        I rem = static_cast<I>(i);
         for (int d = prog.rank - 1; d >= 0; --d) {
-            int64_t c = rem % prog.shape[d];
-            rem /= prog.shape[d];
-            for (int k = 0; k < prog.num_inputs; ++k) off[k] += c * prog.strides[k][d];
+            const I dim = static_cast<I>(prog.shape[d]);
+            const I c = rem % dim;
+            rem /= dim;
+            for (int k = 0; k < prog.num_inputs; ++k) off[k] += c * static_cast<I>(prog.strides[k][d]);
         }
         float st[kMaxEwStack];
         int sp = 0;
@@ -82,11 +89,15 @@ __global__ void fused_elementwise_bcast(EwProgram prog, InputPtrs in, void* __re
 
 template <typename T>
 __global__ void cast_to_f32(const T* __restrict__ x, float* __restrict__ y, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         y[i] = static_cast<float>(x[i]);
 }
 
 __global__ void cast_f16_to_f32(const __half* __restrict__ x, float* __restrict__ y, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         y[i] = __half2float(x[i]);
 }
@@ -97,7 +108,10 @@ void launch_fused_elementwise(const EwProgram& p, const void* const* inputs, voi
     if (n == 0) return;
     InputPtrs in{};
     for (int k = 0; k < p.num_inputs; ++k) in.p[k] = inputs[k];
-    fused_elementwise_bcast<<<ew_blocks(n), kEwThreads, 0, s>>>(p, in, y, n);
+    if (n < (int64_t(1) << 31))
+        launch_pdl(fused_elementwise_bcast<uint32_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, p, in, y, n);
+    else
+        launch_pdl(fused_elementwise_bcast<int64_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, p, in, y, n);
 }
 
 // src_dtype follows kiln::DataType: 0 f32, 1 f16, 2 bf16, 3 f64, 4 i8, 5 u8, 6 i32, 7 i64, 8 bool
@@ -105,14 +119,29 @@ void launch_cast_to_f32(const void* x, int src_dtype, float* y, int64_t n, cudaS
     if (n == 0) return;
     unsigned b = ew_blocks(n);
     switch (src_dtype) {
-        case 0: cast_to_f32<float><<<b, kEwThreads, 0, s>>>(static_cast<const float*>(x), y, n); break;
-        case 1: cast_f16_to_f32<<<b, kEwThreads, 0, s>>>(static_cast<const __half*>(x), y, n); break;
+        case 0:
+            launch_pdl(cast_to_f32<float>, dim3(b), dim3(kEwThreads), 0, s, static_cast<const float*>(x), y, n);
+            break;
+        case 1:
+            launch_pdl(cast_f16_to_f32, dim3(b), dim3(kEwThreads), 0, s, static_cast<const __half*>(x), y, n);
+            break;
         case 2: launch_low_to_f32(x, LowType::kBF16, y, n, s); break;
-        case 3: cast_to_f32<double><<<b, kEwThreads, 0, s>>>(static_cast<const double*>(x), y, n); break;
-        case 4: cast_to_f32<int8_t><<<b, kEwThreads, 0, s>>>(static_cast<const int8_t*>(x), y, n); break;
-        case 5: case 8: cast_to_f32<uint8_t><<<b, kEwThreads, 0, s>>>(static_cast<const uint8_t*>(x), y, n); break;
-        case 6: cast_to_f32<int32_t><<<b, kEwThreads, 0, s>>>(static_cast<const int32_t*>(x), y, n); break;
-        case 7: cast_to_f32<int64_t><<<b, kEwThreads, 0, s>>>(static_cast<const int64_t*>(x), y, n); break;
+        case 3:
+            launch_pdl(cast_to_f32<double>, dim3(b), dim3(kEwThreads), 0, s, static_cast<const double*>(x), y, n);
+            break;
+        case 4:
+            launch_pdl(cast_to_f32<int8_t>, dim3(b), dim3(kEwThreads), 0, s, static_cast<const int8_t*>(x), y, n);
+            break;
+        case 5:
+        case 8:
+            launch_pdl(cast_to_f32<uint8_t>, dim3(b), dim3(kEwThreads), 0, s, static_cast<const uint8_t*>(x), y, n);
+            break;
+        case 6:
+            launch_pdl(cast_to_f32<int32_t>, dim3(b), dim3(kEwThreads), 0, s, static_cast<const int32_t*>(x), y, n);
+            break;
+        case 7:
+            launch_pdl(cast_to_f32<int64_t>, dim3(b), dim3(kEwThreads), 0, s, static_cast<const int64_t*>(x), y, n);
+            break;
         default: break;
     }
 }

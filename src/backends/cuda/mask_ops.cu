@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
 
@@ -49,6 +50,8 @@ __device__ __forceinline__ void store(void* p, int dt, int64_t i, double f, int6
 }
 
 __global__ void cast_any(const void* __restrict__ x, int src, void* __restrict__ y, int dst, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     const bool ff = is_float_code(src);
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
         store(y, dst, i, ff ? load_f(x, src, i) : 0.0, ff ? 0 : load_i(x, src, i), ff);
@@ -70,6 +73,8 @@ struct Strides {
 
 __global__ void logic_bcast(int op, const void* __restrict__ a, const void* __restrict__ b, int dt,
                             uint8_t* __restrict__ y, StridedDims d, Strides bs, int64_t n) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     const bool ff = is_float_code(dt);
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         int64_t ia = bcast_offset(i, d, d.src_strides), ib = op == kLogicNot ? 0 : bcast_offset(i, d, bs.s);
@@ -94,7 +99,7 @@ __global__ void logic_bcast(int op, const void* __restrict__ a, const void* __re
 
 void launch_cast(const void* x, int src_dtype, void* y, int dst_dtype, int64_t n, cudaStream_t s) {
     if (n == 0) return;
-    cast_any<<<ew_blocks(n), kEwThreads, 0, s>>>(x, src_dtype, y, dst_dtype, n);
+    launch_pdl(cast_any, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, x, src_dtype, y, dst_dtype, n);
 }
 
 void launch_logic(int op, const void* a, const void* b, int dtype, uint8_t* y, const StridedDims& da,
@@ -102,7 +107,7 @@ void launch_logic(int op, const void* a, const void* b, int dtype, uint8_t* y, c
     if (n == 0) return;
     Strides bs{};
     for (int k = 0; k < da.rank; ++k) bs.s[k] = b_strides ? b_strides[k] : 0;
-    logic_bcast<<<ew_blocks(n), kEwThreads, 0, s>>>(op, a, b, dtype, y, da, bs, n);
+    launch_pdl(logic_bcast, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, op, a, b, dtype, y, da, bs, n);
 }
 
 }  // namespace kiln::cuda

@@ -3,6 +3,7 @@
 #include <cfloat>
 
 #include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
 
@@ -11,6 +12,8 @@ namespace {
 template <typename T>
 __global__ void gather_axis(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ y,
                             int64_t outer, int64_t axis_len, int64_t n_idx, int64_t inner) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     int64_t n = outer * n_idx * inner;
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
         int64_t in = i % inner, t = i / inner;
@@ -24,6 +27,8 @@ __global__ void gather_axis(const T* __restrict__ x, const int64_t* __restrict__
 
 // one warp per (n, c) plane
 __global__ void global_avg_pool_f32_nchw(const float* __restrict__ x, float* __restrict__ y, int64_t nc, int64_t hw) {
+    pdl_wait();  // launched with launch_pdl()
+    pdl_launch_dependents();
     int64_t plane = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x & 31;
     if (plane >= nc) return;
@@ -41,21 +46,17 @@ void launch_gather(const void* x, const int64_t* idx, void* y, int64_t outer, in
     int64_t n = outer * n_idx * inner;
     if (n == 0) return;
     if (elem_size == 8)
-        gather_axis<uint64_t><<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const uint64_t*>(x), idx,
-                                                                  static_cast<uint64_t*>(y), outer, axis_len, n_idx,
-                                                                  inner);
+        launch_pdl(gather_axis<uint64_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const uint64_t*>(x),
+                   idx, static_cast<uint64_t*>(y), outer, axis_len, n_idx, inner);
     else if (elem_size == 2)
-        gather_axis<uint16_t><<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const uint16_t*>(x), idx,
-                                                                  static_cast<uint16_t*>(y), outer, axis_len, n_idx,
-                                                                  inner);
+        launch_pdl(gather_axis<uint16_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const uint16_t*>(x),
+                   idx, static_cast<uint16_t*>(y), outer, axis_len, n_idx, inner);
     else if (elem_size == 1)
-        gather_axis<uint8_t><<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const uint8_t*>(x), idx,
-                                                                 static_cast<uint8_t*>(y), outer, axis_len, n_idx,
-                                                                 inner);
+        launch_pdl(gather_axis<uint8_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const uint8_t*>(x),
+                   idx, static_cast<uint8_t*>(y), outer, axis_len, n_idx, inner);
     else
-        gather_axis<uint32_t><<<ew_blocks(n), kEwThreads, 0, s>>>(static_cast<const uint32_t*>(x), idx,
-                                                                  static_cast<uint32_t*>(y), outer, axis_len, n_idx,
-                                                                  inner);
+        launch_pdl(gather_axis<uint32_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const uint32_t*>(x),
+                   idx, static_cast<uint32_t*>(y), outer, axis_len, n_idx, inner);
 }
 
 void launch_pool2d_f32_nchw(const float* x, float* y, const PoolDims& p, cudaStream_t s) {
@@ -64,7 +65,7 @@ void launch_pool2d_f32_nchw(const float* x, float* y, const PoolDims& p, cudaStr
 
 void launch_global_avg_pool_f32_nchw(const float* x, float* y, int64_t nc, int64_t hw, cudaStream_t s) {
     if (nc == 0) return;
-    global_avg_pool_f32_nchw<<<static_cast<unsigned>((nc + 7) / 8), 256, 0, s>>>(x, y, nc, hw);
+    launch_pdl(global_avg_pool_f32_nchw, dim3(static_cast<unsigned>((nc + 7) / 8)), dim3(256), 0, s, x, y, nc, hw);
 }
 
 }  // namespace kiln::cuda
