@@ -23,7 +23,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import make_zoo  # noqa: E402
 
 
-def emulate_fp16(model, fp32_tail, rounding):
+def emulate_fp16(model, fp32_tail, rounding, float_values):
+    """A Cast to fp16 and back after every float32 node output in `float_values` (not after shape arithmetic, not
+    after the last `fp32_tail` nodes, not at all with rounding == "weights"); float32 weights rounded unless
+    rounding == "activations"."""
     g = model.graph
     for init in g.initializer:
         if init.data_type == onnx.TensorProto.FLOAT and rounding != "activations":
@@ -39,7 +42,7 @@ def emulate_fp16(model, fp32_tail, rounding):
         if idx >= len(nodes) - fp32_tail or rounding == "weights":
             continue
         for k, out in enumerate(node.output):
-            if not out or out in graph_outputs or node.op_type in ("Shape", "Constant"):
+            if not out or out in graph_outputs or out not in float_values:
                 continue
             half, back = out + "__f16", out + "__r"
             new_nodes += [helper.make_node("Cast", [out], [half], to=onnx.TensorProto.FLOAT16),
@@ -63,27 +66,13 @@ def main():
     for name in args.models.split(","):
         model = make_zoo.make_model(name, False)
         ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        # every node output is float here except shape arithmetic; Cast pairs only after float outputs
+        # Cast pairs only after float outputs (shape arithmetic stays int64)
         onnx.checker.check_model(model)
         inferred = onnx.shape_inference.infer_shapes(model)
         float_values = {v.name for v in list(inferred.graph.value_info) + list(inferred.graph.output)
                         if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
-        for node in model.graph.node:
-            node.output[:] = list(node.output)
-        emu_model = emulate_fp16(onnx.load_from_string(model.SerializeToString()), args.fp32_tail, args.round)
-        # drop Cast pairs on non-float values (made for every output above)
-        keep = []
-        bad = set()
-        for node in emu_model.graph.node:
-            if node.op_type == "Cast" and node.output[0].endswith("__f16") and node.input[0] not in float_values:
-                bad.add(node.input[0])
-        for node in emu_model.graph.node:
-            if node.op_type == "Cast" and (node.input[0] in bad or node.input[0][:-5] in bad):
-                continue
-            node.input[:] = [i[:-3] if i.endswith("__r") and i[:-3] in bad else i for i in node.input]
-            keep.append(node)
-        del emu_model.graph.node[:]
-        emu_model.graph.node.extend(keep)
+        emu_model = emulate_fp16(onnx.load_from_string(model.SerializeToString()), args.fp32_tail, args.round,
+                                 float_values)
         emu = ort.InferenceSession(emu_model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         in_name, out_name = ref.get_inputs()[0].name, ref.get_outputs()[0].name
         rng = np.random.default_rng(0)
