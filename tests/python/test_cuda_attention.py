@@ -88,6 +88,38 @@ def test_head_packed_attention(tmp_path, precision, b, s, h, d, masked):
         assert "mma_flash" in nodes[0]["kernel"], nodes
 
 
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("b,h,s,d,masked", [(2, 3, 197, 64, False), (1, 2, 5, 16, True), (3, 1, 40, 32, True)])
+@pytest.mark.parametrize("kt_mma", ["1", "0"])
+def test_attention_with_k_given_transposed(tmp_path, monkeypatch, precision, b, h, s, d, masked, kt_mma):
+    # torchvision's ViT export: K arrives as [b, h, d, s] (transposed and scaled before the MatMul), so the Attention
+    # has k_transposed=1; the tensor-core kernel reads it after a tiled copy into key rows (KILN_CUDA_ATTN_KT_MMA=0:
+    # the cuBLASLt Q K^T / softmax / P V path instead)
+    monkeypatch.setenv("KILN_CUDA_ATTN_KT_MMA", kt_mma)
+    f = onnx.TensorProto.FLOAT
+    nodes = [helper.make_node("MatMul", ["q", "kt"], ["qk"]),
+             helper.make_node("Add", ["qk", "mask"], ["qkm"]) if masked else None,
+             helper.make_node("Softmax", ["qkm" if masked else "qk"], ["p"], axis=-1),
+             helper.make_node("MatMul", ["p", "v"], ["out"])]
+    feeds = {"q": rnd(b, h, s, d, scale=0.3), "kt": rnd(b, h, d, s, seed=1, scale=0.3), "v": rnd(b, h, s, d, seed=2)}
+    inputs = [helper.make_tensor_value_info("q", f, [b, h, s, d]), helper.make_tensor_value_info("kt", f, [b, h, d, s]),
+              helper.make_tensor_value_info("v", f, [b, h, s, d])]
+    if masked:
+        m = np.zeros((b, 1, 1, s), np.float32)
+        m[-1, ..., s - s // 3:] = -10000.0
+        feeds["mask"] = m
+        inputs.append(helper.make_tensor_value_info("mask", f, [b, 1, 1, s]))
+    graph = helper.make_graph([n for n in nodes if n is not None], "attn_kt", inputs,
+                              [helper.make_tensor_value_info("out", f, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path, flags = compare(tmp_path, model, feeds, precision)
+    nodes = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--json"] + flags).stdout)["nodes"]
+    assert [n["op"] for n in nodes] == ["Attention"], nodes
+    assert int(nodes[0]["attributes"].get("k_transposed", 0)) == 1, nodes
+    assert ("mma_flash" in nodes[0]["kernel"]) == (kt_mma == "1"), nodes
+
+
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_qkv_projections_merge_into_one_gemm(tmp_path, precision):
     # fuse_qkv_projection: x W_q, x W_k, x W_v as one GEMM of three times the width, the Attention reading its

@@ -195,6 +195,43 @@ __global__ void attention_softmax_low(const float* __restrict__ s, const void* _
     }
 }
 
+// K given transposed ([.., d, sk] per head, k_transposed) -> dense [nb, sk, d] of the reduced type, for the
+// tensor-core kernel, which stages 16-byte key rows. 32 x 32 tiles through shared memory, so both the reads (along sk)
+// and the writes (along d) are coalesced. blockIdx.z: the head-batch index.
+template <typename TIn, typename T>
+__global__ void k_rows_low(const TIn* __restrict__ k, T* __restrict__ dst, AttentionDims a) {
+    __shared__ float tile[32][33];
+    int64_t hb = blockIdx.z, off = a.k_base;
+    for (int i = a.batch_rank - 1; i >= 0; --i) {
+        off += (hb % a.batch[i]) * a.k_bstride[i];
+        hb /= a.batch[i];
+    }
+    const int64_t r0 = int64_t(blockIdx.x) * 32, c0 = int64_t(blockIdx.y) * 32;  // key rows, head-dim columns
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {  // read: head-dim row c0 + j, keys r0 + threadIdx.x
+        const int64_t c = c0 + j, r = r0 + threadIdx.x;
+        float v = 0.f;
+        if (c < a.d && r < a.sk) {
+            if constexpr (std::is_same_v<TIn, float>)
+                v = k[off + c * a.k_row + r];
+            else if constexpr (std::is_same_v<TIn, __half>)
+                v = __half2float(k[off + c * a.k_row + r]);
+            else
+                v = __bfloat162float(k[off + c * a.k_row + r]);
+        }
+        tile[j][threadIdx.x] = v;
+    }
+    __syncthreads();
+    T* out = dst + int64_t(blockIdx.z) * a.sk * a.d;
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {  // write: key row r0 + j, head-dim columns c0 + threadIdx.x
+        const int64_t r = r0 + j, c = c0 + threadIdx.x;
+        if (r >= a.sk || c >= a.d) continue;
+        if constexpr (std::is_same_v<T, __half>)
+            out[r * a.d + c] = __float2half_rn(tile[threadIdx.x][j]);
+        else
+            out[r * a.d + c] = __float2bfloat16_rn(tile[threadIdx.x][j]);
+    }
+}
+
 }  // namespace
 
 void launch_attention_softmax_low(const float* scores, const void* mask, void* probs, LowType t,
@@ -228,6 +265,38 @@ void launch_attention_f32(const float* q, const float* k, const float* v, const 
                              static_cast<int>(smem));
     dim3 grid(static_cast<unsigned>(nb), static_cast<unsigned>((d.sq + kRowsPerBlock - 1) / kRowsPerBlock));
     attention_f32_rowmajor<<<grid, kThreads, smem, s>>>(q, k, v, mask, out, d);
+}
+
+bool launch_k_rows_low(const void* k, bool k_low, void* dst, LowType t, const AttentionDims& d,
+                       AttentionDims* dense, cudaStream_t s) {
+    int64_t nb = 1;
+    for (int i = 0; i < d.batch_rank; ++i) nb *= d.batch[i];
+    if (!d.k_transposed || nb > 65535 || nb == 0 || d.sk == 0) return false;
+    const dim3 grid(static_cast<unsigned>((d.sk + 31) / 32), static_cast<unsigned>((d.d + 31) / 32),
+                    static_cast<unsigned>(nb));
+    const dim3 block(32, 8);
+    auto go = [&](auto in_tag, auto out_tag) {
+        using TIn = decltype(in_tag);
+        using T = decltype(out_tag);
+        k_rows_low<TIn, T><<<grid, block, 0, s>>>(static_cast<const TIn*>(k), static_cast<T*>(dst), d);
+    };
+    if (t == LowType::kBF16) {
+        if (k_low) go(__nv_bfloat16{}, __nv_bfloat16{});
+        else go(float{}, __nv_bfloat16{});
+    } else {
+        if (k_low) go(__half{}, __half{});
+        else go(float{}, __half{});
+    }
+    *dense = d;
+    dense->k_transposed = false;
+    dense->k_base = 0;
+    dense->k_row = d.d;
+    int64_t stride = d.sk * d.d;
+    for (int i = d.batch_rank - 1; i >= 0; --i) {
+        dense->k_bstride[i] = stride;
+        stride *= d.batch[i];
+    }
+    return true;
 }
 
 }  // namespace kiln::cuda

@@ -6,6 +6,7 @@
 //    GEMMs around a row softmax;
 //  - fp32, or anything else: attention_f32_tiled (attention.cu), an fp32 online-softmax kernel.
 #include <cmath>
+#include <cstdlib>
 
 #include "src/backends/attention_geometry.h"
 #include "src/backends/cuda/cuda_common.h"
@@ -95,9 +96,19 @@ bool supports_attention(const KernelNode& n) {
     return true;
 }
 
+// KILN_CUDA_ATTN_KT_MMA=0: K given transposed takes the cuBLASLt path (Q K^T GEMM, softmax, P V GEMM) instead.
+bool k_transposed_on_tensor_cores() {
+    const char* e = std::getenv("KILN_CUDA_ATTN_KT_MMA");
+    return !(e && std::string(e) == "0");
+}
+
 bool attention_on_tensor_cores(const KernelNode& n, LowType low) {
-    // K given transposed ([d, sk] per head, ViT's export) stages element by element: the cuBLASLt path is faster
-    if (low == LowType::kF32 || n.attrs.get_int("k_transposed", 0) != 0) return false;
+    if (low == LowType::kF32) return false;
+    // K given transposed ([d, sk] per head, torchvision's ViT export) is copied as key rows first (k_rows_low); only
+    // in the classic layout (the head-packed one never has it)
+    if (n.attrs.get_int("k_transposed", 0) != 0 &&
+        (n.attrs.get_int("num_heads", 0) > 0 || !k_transposed_on_tensor_cores()))
+        return false;
     int64_t d = 0, dv = 0;
     head_dims(n, &d, &dv);
     return attention_mma_fits(d, dv);
@@ -130,16 +141,25 @@ std::unique_ptr<DeviceKernel> make_attention(const KernelRequest& r) {
         int64_t nb = g.count();
         const bool gemm_fits = low != LowType::kF32 && !packed && q.numel() == nb * d.sq * d.d &&
                                k.numel() == nb * d.sk * d.d && v.numel() == nb * d.sk * d.dv && d.sk > 0 && d.sq > 0;
-        // fp32 inputs in the classic layout (ViT's exporter scales Q and K with fp32 Muls): the cuBLASLt path,
-        // whose whole-tensor conversions beat the flash kernel's element-wise fp32 staging
-        if (mma && (any_low || !gemm_fits || out[0]->dtype != DataType::kFloat32)) {
+        // fp32 Q, V and K given transposed in the classic layout (ViT's exporter scales Q and K with fp32 Muls):
+        // converted, K into key rows, then the flash kernel (at batch 32 the cuBLASLt path's fp32 scores alone were
+        // 60 MB per layer); without k_transposed, fp32 classic inputs keep the cuBLASLt path
+        const bool kt = d.k_transposed && nb <= 65535;
+        if (mma && (any_low || !gemm_fits || out[0]->dtype != DataType::kFloat32 || kt) &&
+            (!d.k_transposed || kt)) {
             // Q, K, V as fp16/bf16: fp32 ones are converted whole (coalesced), so that the kernel stages 16-byte rows
             Scratch scratch(c.stream, *c.node);
             const void* p[3] = {q.data, k.data, v.data};
             const DevTensor* t[3] = {&q, &k, &v};
+            AttentionDims dd = d;
+            if (kt) {  // K as dense key rows [nb, sk, d] of the reduced type
+                void* kr = scratch.get(static_cast<size_t>(nb * d.sk * d.d) * 2);
+                launch_k_rows_low(k.data, k.dtype != DataType::kFloat32, kr, low, d, &dd, c.stream);
+                p[1] = kr;
+            }
             for (int i = 0; i < 3; ++i) {
-                if (t[i]->dtype != DataType::kFloat32) continue;
-                if (i > 0 && t[i]->data == t[i - 1]->data) {  // one packed QKV tensor: converted once
+                if (t[i]->dtype != DataType::kFloat32 || (i == 1 && kt)) continue;
+                if (i > 0 && t[i]->data == t[i - 1]->data && !(i == 2 && kt)) {  // one packed QKV tensor: once
                     p[i] = p[i - 1];
                     continue;
                 }
@@ -148,7 +168,7 @@ std::unique_ptr<DeviceKernel> make_attention(const KernelRequest& r) {
                 p[i] = lp;
             }
             launch_attention_mma(p[0], p[1], p[2], true, mask ? mask->data : nullptr, out[0]->data,
-                                 out[0]->dtype != DataType::kFloat32, low, d, sms, c.stream);
+                                 out[0]->dtype != DataType::kFloat32, low, dd, sms, c.stream);
             return;
         }
         if (gemm_fits) {

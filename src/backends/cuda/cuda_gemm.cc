@@ -141,7 +141,7 @@ std::vector<cublasLtMatmulAlgo_t> algo_variants(cublasLtHandle_t lt, cublasLtMat
                     CUBLAS_STATUS_SUCCESS)
                     continue;
                 if (sk > 0) {
-                    const uint32_t sch = sk > 1 ? scheme : CUBLASLT_REDUCTION_SCHEME_NONE;
+                    const uint32_t sch = sk > 1 ? scheme : static_cast<uint32_t>(CUBLASLT_REDUCTION_SCHEME_NONE);
                     if (cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &sk, sizeof(sk)) !=
                             CUBLAS_STATUS_SUCCESS ||
                         cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &sch,

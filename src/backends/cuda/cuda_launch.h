@@ -126,6 +126,11 @@ void launch_attention_softmax_low(const float* scores, const void* mask, void* p
                                   const AttentionDims& d, int64_t rows, cudaStream_t s);
 void launch_attention_f32(const float* q, const float* k, const float* v, const void* mask, float* out,
                           const AttentionDims& d, cudaStream_t s);
+/// K given transposed (d.k_transposed: [.., d, sk] per head, ViT's export) copied as dense key rows [nb, sk, d] of
+/// type t into dst (nb * sk * d elements), and `dense` set to d with K read from there. False (nothing launched) when
+/// K is not transposed or the head batch exceeds a grid dimension. k_low: k is stored as t, else fp32.
+bool launch_k_rows_low(const void* k, bool k_low, void* dst, LowType t, const AttentionDims& d,
+                       AttentionDims* dense, cudaStream_t s);
 /// True when launch_attention_mma runs these dims (head dims multiples of 16 up to 128, compute capability >= 8.0).
 bool attention_mma_fits(int64_t d, int64_t dv);
 /// Fused attention on tensor cores (mma.sync, fp16/bf16 operands of type t, fp32 softmax statistics and
