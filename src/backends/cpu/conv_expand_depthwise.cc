@@ -12,6 +12,11 @@
 // With a squeeze-excite block (inputs 5-8) the rows are also summed as they are stored; after a barrier the team
 // computes h, after a second one each thread scales the rows it stored by their channel gates.
 //
+// With a projection (inputs 9-11: the 1x1 convolution after the block, + residual) the threads always split rows:
+// each output row's depthwise rows of all blocks go to a small per-thread buffer (L1) and are projected from there
+// right away, so the depthwise output never reaches memory either, and each thread writes (and the next block
+// reads) the same band of rows, which stays in that core's L2.
+//
 // Other layouts or CPUs without AVX-512 run the two layers through the ordinary convolution kernels.
 #include <omp.h>
 
@@ -204,6 +209,95 @@ DwFn pick_dw(int k, int s, DwAct a) {
     return s == 1 ? pick_dw_act<5, 1>(a) : pick_dw_act<5, 2>(a);
 }
 
+// --- the projection (inputs 9-11): one output row from the depthwise rows of all blocks
+
+// Output pixels [p0, p0 + P) of OB output blocks: y = Bp + Wp d (+ z). d: the depthwise row, [C blocks][ow][16];
+// wp: the first block's packed weights [C padded][16] (blocks `wstride` floats apart); y and z: the first block's
+// output row, blocks `ystride` floats apart (z may be nullptr when !R). With H the last block has at most 8 real
+// channels (MobileNetV2's 24, EfficientNet's 40): it runs on 256-bit accumulators, which Zen 4 issues at twice the
+// rate of 512-bit ones, and its padding lanes are stored as zeros.
+// (every AVX-512 CPU has FMA3; the 256-bit FMA needs the target named)
+#define KILN_AVX512_FMA __attribute__((target("avx512f,fma")))
+template <int OB, int P, bool R, bool H>
+KILN_AVX512_FMA inline void project_tile(const float* d, int64_t ow, int64_t c, const float* wp, int64_t wstride,
+                                     const float* bp, const float* z, float* y, int64_t ystride, int64_t p0) {
+    constexpr int F = H ? OB - 1 : OB;  // full blocks
+    __m512 acc[F > 0 ? F : 1][P];
+    __m256 half[P];
+#pragma GCC unroll 3
+    for (int o = 0; o < F; ++o) {
+        const __m512 b = _mm512_load_ps(bp + o * V);
+#pragma GCC unroll 8
+        for (int p = 0; p < P; ++p)
+            acc[o][p] = R ? _mm512_add_ps(b, _mm512_loadu_ps(z + o * ystride + (p0 + p) * V)) : b;
+    }
+    if (H) {
+        const __m256 b = _mm256_load_ps(bp + F * V);
+#pragma GCC unroll 8
+        for (int p = 0; p < P; ++p)
+            half[p] = R ? _mm256_add_ps(b, _mm256_loadu_ps(z + F * ystride + (p0 + p) * V)) : b;
+    }
+    for (int64_t ib = 0; ib * V < c; ++ib) {
+        const float* dr = d + (ib * ow + p0) * V;
+        const int64_t n = std::min<int64_t>(V, c - ib * V);
+        const float* wi = wp + ib * V * V;
+        for (int64_t i = 0; i < n; ++i) {
+            __m512 wv[F > 0 ? F : 1];
+#pragma GCC unroll 3
+            for (int o = 0; o < F; ++o) wv[o] = _mm512_load_ps(wi + o * wstride + i * V);
+            const __m256 wh = H ? _mm256_load_ps(wi + F * wstride + i * V) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+            for (int p = 0; p < P; ++p) {
+                const __m512 xv = _mm512_set1_ps(dr[p * V + i]);
+#pragma GCC unroll 3
+                for (int o = 0; o < F; ++o) acc[o][p] = _mm512_fmadd_ps(xv, wv[o], acc[o][p]);
+                if (H) half[p] = _mm256_fmadd_ps(_mm512_castps512_ps256(xv), wh, half[p]);
+            }
+        }
+    }
+#pragma GCC unroll 3
+    for (int o = 0; o < F; ++o)
+#pragma GCC unroll 8
+        for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + o * ystride + (p0 + p) * V, acc[o][p]);
+    if (H)
+#pragma GCC unroll 8
+        for (int p = 0; p < P; ++p)
+            _mm512_storeu_ps(y + F * ystride + (p0 + p) * V, _mm512_maskz_mov_ps(0xff, _mm512_castps256_ps512(half[p])));
+}
+
+using ProjectFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, const float*, const float*, float*,
+                           int64_t, int64_t);
+
+template <bool R, bool H>
+struct ProjectTiles {
+    template <int P>
+    static constexpr std::array<ProjectFn, 3> row() {
+        return {project_tile<1, P, R, H>, project_tile<2, P, R, H>, project_tile<3, P, R, H>};
+    }
+    static constexpr std::array<std::array<ProjectFn, 3>, 8> kTable = {row<1>(), row<2>(), row<3>(), row<4>(),
+                                                                       row<5>(), row<6>(), row<7>(), row<8>()};
+};
+
+// All `pb` output blocks of one output row: groups of up to 3 blocks (4 as 2 + 2), tiles of 8 pixels and a tail;
+// `half`: the last block has at most 8 real channels.
+KILN_AVX512_FMA void project_row(const float* d, int64_t ow, int64_t c, const float* wp, const float* bp, const float* z,
+                             float* y, int64_t pb, int64_t ystride, bool half) {
+    using Table = std::array<std::array<ProjectFn, 3>, 8>;
+    static constexpr const Table* kTables[2][2] = {{&ProjectTiles<false, false>::kTable, &ProjectTiles<false, true>::kTable},
+                                                   {&ProjectTiles<true, false>::kTable, &ProjectTiles<true, true>::kTable}};
+    const int64_t ws = (c + V - 1) / V * V * V;
+    for (int64_t b = 0; b < pb;) {
+        const int64_t left = pb - b, ob = left == 4 ? 2 : std::min<int64_t>(3, left);
+        const Table& table = *kTables[z != nullptr][half && b + ob == pb];
+        const float* zb = z ? z + b * ystride : nullptr;
+        for (int64_t p0 = 0; p0 < ow; p0 += 8) {
+            const int64_t np = std::min<int64_t>(8, ow - p0);
+            table[np - 1][ob - 1](d, ow, c, wp + b * ws, ws, bp + b * V, zb, y + b * ystride, ystride, p0);
+        }
+        b += ob;
+    }
+}
+
 // --- squeeze-excite (op_list.def): the pooled sums gathered as rows are stored, then h, the gates and the scaling
 
 // sum[0:16] += the n pixels of an nChw16c row.
@@ -285,11 +379,13 @@ public:
         expand_ = pick_expand(act1_);
         dw_ = pick_dw(k_, stride_, act2_);
         if (node.inputs.size() > 8 && node.inputs[5].present) pack_squeeze_excite(node);
+        if (node.inputs.size() > 10 && node.inputs[9].present) pack_projection(node);
         row_split_rows_ = row_split_rows();
     }
 
     std::string describe() const override {
-        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, se_cr_ ? "_se" : "", "_f32_nChw16c_avx512");
+        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, se_cr_ ? "_se" : "", pblocks_ ? "_project" : "",
+                   residual_ ? "_residual" : "", "_f32_nChw16c_avx512");
     }
     bool writes_all_outputs() const override { return true; }  // padding channels: act2(0) = 0
 
@@ -309,14 +405,26 @@ public:
         g.wp = std::max(g.pl + g.w, (g.ow - 1) * stride_ + k_);
         g.images = x.dim(0);
         const int64_t items = x.dim(0) * blocks_ * g.oh;
-        const double macs =
-            static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ + static_cast<double>(y.numel()) * k_ * k_;
+        const double dw_out = static_cast<double>(x.dim(0)) * channels_ * g.oh * g.ow;
+        const double macs = static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ + dw_out * k_ * k_ +
+                            dw_out * pblocks_ * V;
         const int threads =
             static_cast<int>(std::min<int64_t>(items, macs < kMinParallelMacs ? 1 : std::max(1, a.num_threads)));
         const float* xp = x.data<float>();
         float* yp = y.data<float>();
-        // images of at least row_split_rows() output rows: each thread takes a band of rows of every block
-        const bool rows = threads > 1 && g.oh >= row_split_rows_;
+        // images of at least row_split_rows() output rows (with a projection: all): each thread takes a band of rows
+        // of every block
+        const bool rows = threads > 1 && (g.oh >= row_split_rows_ || pblocks_ > 0);
+        if (pblocks_) {
+            const float* zp = residual_ ? a.inputs[11]->data<float>() : nullptr;
+            if (threads <= 1) {
+                run_projected(xp, zp, yp, g, {0, 1, items, true});
+                return;
+            }
+#pragma omp parallel num_threads(threads)
+            run_projected(xp, zp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, true});
+            return;
+        }
         if (!se_cr_) {
             if (threads <= 1) {
                 run(xp, yp, g, {0, 1, items, false}, nullptr);
@@ -420,6 +528,29 @@ private:
         });
     }
 
+    // Share s (a band of rows, or everything) with the projection: y (and z) have pblocks_ blocks.
+    void run_projected(const float* x, const float* z, float* y, const Geom& g, const Share& s) const {
+        for_each_segment(g, s, [&](int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1) {
+            const int64_t off = n * pblocks_ * g.oh * g.ow * V;
+            segment(x, y + off, g, n, b0, nb, oh0, oh1, nullptr, z ? z + off : nullptr);
+        });
+    }
+
+    // Wp [Cout block][C padded][16], Bp [Cout padded]; the padding stays zero (y's padding channels: 0 + z's 0).
+    void pack_projection(const KernelNode& node) {
+        const Tensor& wp = *node.inputs[9].value;
+        const int64_t cout = wp.dim(0), cp = blocks_ * V;
+        pblocks_ = padded_channels(cout) / V;
+        pw_ = aligned_floats(pblocks_ * cp * V);
+        pb_ = aligned_floats(pblocks_ * V);
+        for (int64_t o = 0; o < cout; ++o) {
+            for (int64_t c = 0; c < channels_; ++c) pw_.get()[((o / V) * cp + c) * V + o % V] = wp.data<float>()[o * channels_ + c];
+            pb_.get()[o] = node.inputs[10].value->data<float>()[o];
+        }
+        residual_ = node.inputs.size() > 11 && node.inputs[11].present;
+        phalf_ = cout % V != 0 && cout % V <= V / 2;
+    }
+
     // Wr [cr][C padded] (rows for h), We [block][cr][16] (a block's gates), biases padded with zeros: the padding
     // channels sum to 0 and keep y = 0 * gate.
     void pack_squeeze_excite(const KernelNode& node) {
@@ -443,12 +574,15 @@ private:
         se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), where_);
     }
 
-    // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1).
+    // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1). With the projection (pblocks_ > 0: all blocks, y and
+    // z at image n), each output row's depthwise rows go to a buffer after the ring and are projected into y.
     void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1,
-                 float* sums) const {
+                 float* sums, const float* z = nullptr) const {
         const int64_t cinp = padded_channels(cin_);
         const int64_t slot = nb * g.wp * V;  // floats per ring row
-        float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * k_ * slot));
+        const int64_t drow = pblocks_ ? nb * g.ow * V : 0;
+        float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * (k_ * slot + drow)));
+        float* d = ring + k_ * slot;
         for (int64_t r = 0; r < k_ * nb; ++r) {  // the padding columns of every ring row: zero
             float* row = ring + r * g.wp * V;
             std::memset(row, 0, sizeof(float) * g.pl * V);
@@ -470,10 +604,13 @@ private:
                     rows[kh] = ih < 0 || ih >= g.h ? nullptr : ring + (ih % k_) * slot + j * g.wp * V;
                 }
                 const int64_t b = b0 + j;
-                float* yr = y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V;
+                float* yr = pblocks_ ? d + j * g.ow * V : y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V;
                 dw_(rows, wd_.get() + b * k_ * k_ * V, bd_.get() + b * V, yr, g, lo2_, hi2_);
                 if (sums) add_row(yr, g.ow, sums + (n * blocks_ + b) * V);
             }
+            if (pblocks_)
+                project_row(d, g.ow, channels_, pw_.get(), pb_.get(), z ? z + oh * g.ow * V : nullptr,
+                            y + oh * g.ow * V, pblocks_, g.oh * g.ow * V, phalf_);
         }
     }
 
@@ -488,6 +625,9 @@ private:
     ExpandFn expand_ = nullptr;
     DwFn dw_ = nullptr;
     int64_t row_split_rows_ = kDefaultRowSplitRows;
+    int64_t pblocks_ = 0;  // the projection's output blocks (0: none)
+    bool residual_ = false, phalf_ = false;  // phalf_: the last output block has at most 8 real channels
+    std::unique_ptr<float[], void (*)(void*)> pw_{nullptr, std::free}, pb_{nullptr, std::free};
     int64_t se_cr_ = 0, se_crp_ = 0;  // squeeze-excite: reduced channels (0: none), padded to 16
     Activation se_act_;
     std::unique_ptr<float[], void (*)(void*)> se_wr_{nullptr, std::free}, se_br_{nullptr, std::free};
@@ -510,20 +650,37 @@ public:
         en.input_layouts = {node.input_layout(0)};
         en.output_layouts = {Layout::kNChw16c};
         en.precision = node.precision;
-        KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, node.outputs};
+        proj_ = node.inputs.size() > 10 && node.inputs[9].present;
+        ops::TensorInfo dinfo = node.outputs[0];  // the depthwise output (with a projection: an nChw16c temporary)
+        dinfo.value = nullptr;
+        dinfo.dims[1] = node.inputs[1].dims[0];
+        KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, proj_ ? std::vector{dinfo} : node.outputs};
         dn.input_layouts = {Layout::kNChw16c};
-        dn.output_layouts = {node.output_layout(0)};
+        dn.output_layouts = {proj_ ? Layout::kNChw16c : node.output_layout(0)};
         dn.precision = node.precision;
         expand_ = make_cpu_conv(en);
         dw_ = make_cpu_conv(dn);
+        if (proj_) {
+            KernelNode pn{node.name, conv_op, AttributeMap{}, {dinfo, node.inputs[9], node.inputs[10]}, node.outputs};
+            pn.input_layouts = {Layout::kNChw16c, Layout::kPlain, Layout::kPlain};
+            if (node.inputs.size() > 11 && node.inputs[11].present) {
+                pn.inputs.push_back(node.inputs[11]);
+                pn.input_layouts.push_back(node.input_layout(11));
+            }
+            pn.output_layouts = {node.output_layout(0)};
+            pn.precision = node.precision;
+            project_ = make_cpu_conv(pn);
+        }
         if (node.inputs.size() > 8 && node.inputs[5].present) {
             for (size_t i = 5; i < 9; ++i) se_.push_back(*node.inputs[i].value);
             se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), node.where());
             blocked_out_ = node.output_layout(0) == Layout::kNChw16c;
         }
     }
-    std::string describe() const override { return "expand_" + expand_->describe() + "+" + dw_->describe(); }
-    bool writes_all_outputs() const override { return dw_->writes_all_outputs(); }
+    std::string describe() const override {
+        return "expand_" + expand_->describe() + "+" + dw_->describe() + (project_ ? "+" + project_->describe() : "");
+    }
+    bool writes_all_outputs() const override { return (project_ ? project_ : dw_)->writes_all_outputs(); }
     void execute(const KernelArgs& a) const override {
         const Tensor& x = *a.inputs[0];
         // nChw16c bytes: the channels padded to a multiple of 16 (the expand zero-fills the padding)
@@ -533,8 +690,20 @@ public:
         KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
         expand_->execute(e);
         KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
+        if (!project_) {
+            dw_->execute(d);
+            if (!se_.empty()) squeeze_excite(*a.outputs[0]);
+            return;
+        }
+        const Tensor& y = *a.outputs[0];
+        Tensor dbuf =
+            Tensor::uninitialized(DataType::kFloat32, {y.dim(0), padded_channels(channels_), y.dim(2), y.dim(3)});
+        Tensor dt = Tensor::wrap(DataType::kFloat32, {y.dim(0), channels_, y.dim(2), y.dim(3)}, dbuf.raw());
+        d.outputs = {&dt};
         dw_->execute(d);
-        if (!se_.empty()) squeeze_excite(*a.outputs[0]);
+        KernelArgs p{{&dt, a.inputs[9], a.inputs[10]}, a.outputs, a.num_threads};
+        if (a.inputs.size() > 11 && a.inputs[11]) p.inputs.push_back(a.inputs[11]);
+        project_->execute(p);
     }
 
 private:
@@ -570,7 +739,8 @@ private:
     }
 
     int64_t channels_ = 0;
-    std::unique_ptr<Kernel> expand_, dw_;
+    bool proj_ = false;
+    std::unique_ptr<Kernel> expand_, dw_, project_;
     std::vector<Tensor> se_;  // Wr, Br, We, Be (empty: no squeeze-excite)
     Activation se_act_;
     bool blocked_out_ = false;
@@ -579,6 +749,7 @@ private:
 bool fused_path(const KernelNode& node) {
     if (!__builtin_cpu_supports("avx512f") || node.precision != "fp32") return false;
     if (node.input_layout(0) != Layout::kNChw16c || node.output_layout(0) != Layout::kNChw16c) return false;
+    if (node.inputs.size() > 11 && node.inputs[11].present && node.input_layout(11) != Layout::kNChw16c) return false;
     DwAct a;
     return act_of(Activation::from_attrs(expand_conv_attrs(node.attrs), node.where()), &a) &&
            act_of(Activation::from_attrs(depthwise_conv_attrs(node.attrs), node.where()), &a);
@@ -589,8 +760,14 @@ bool fused_path(const KernelNode& node) {
 bool supports_expand_depthwise(const KernelNode& node) {
     for (size_t i = 1; i < 5; ++i)
         if (!node.inputs[i].present || !node.inputs[i].value) return false;
-    for (size_t i = 5; i < node.inputs.size(); ++i)  // squeeze-excite: all four, constant
-        if (node.inputs.size() != 9 || !node.inputs[i].present || !node.inputs[i].value) return false;
+    const size_t n = node.inputs.size();
+    const bool se = n > 5 && node.inputs[5].present, proj = n > 9 && node.inputs[9].present;
+    for (size_t i = 5; i < 9 && i < n; ++i)  // squeeze-excite: all four, constant
+        if (node.inputs[i].present != se || (se && !node.inputs[i].value)) return false;
+    if (se && proj) return false;
+    for (size_t i = 9; i < 11 && i < n; ++i)  // projection: Wp and Bp constant, Z (11) any value
+        if (node.inputs[i].present != proj || (proj && !node.inputs[i].value)) return false;
+    if (proj && (n < 11 || node.inputs[9].value->rank() != 4)) return false;
     if (node.inputs[0].rank() != 4 || !node.inputs[0].dims[1].is_static()) return false;
     const Tensor& w2 = *node.inputs[3].value;
     if (w2.dim(2) != w2.dim(3) || (w2.dim(2) != 3 && w2.dim(2) != 5)) return false;
@@ -609,6 +786,7 @@ LayoutCaps layout_caps_expand_depthwise(const KernelNode& node) {
     LayoutCaps c;
     c.inputs.assign(node.inputs.size(), false);
     c.inputs[0] = true;
+    if (c.inputs.size() > 11) c.inputs[11] = true;  // the residual, read in the output's layout
     c.outputs = {true};
     c.prefers_blocked = true;
     return c;
