@@ -114,11 +114,11 @@ INSTANTIATE_TEST_SUITE_P(
                       ProjCase{1, 16, 64, 16, 40, 33, 3, 1, true},   // more rows than 2 threads x the window
                       ProjCase{2, 16, 64, 5, 6, 5, 3, 1, true, false}));  // plain input: three convolutions
 
-// By default only images of at least 28 output rows take the projection (smaller ones: halo rows cost more than the
+// By default only images of at least 14 output rows take the projection (smaller ones: halo rows cost more than the
 // pass saves); KILN_CPU_EXPAND_DW_PROJECT=0 keeps it a separate convolution everywhere.
 TEST(CpuExpandDepthwiseProjectSwitch, RowThresholdAndEnvZero) {
     NetworkDefinition small, large;
-    make_net(small, ProjCase{1, 24, 144, 24, 14, 14, 3, 1, true});
+    make_net(small, ProjCase{1, 24, 144, 24, 13, 14, 3, 1, true});
     make_net(large, ProjCase{1, 24, 144, 24, 28, 28, 3, 1, true});
     EXPECT_EQ(fused_layers(*build(small, "cpu")), std::make_pair(1, 0));
     std::shared_ptr<Engine> on = build(large, "cpu");
