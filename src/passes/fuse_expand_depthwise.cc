@@ -13,11 +13,10 @@
 // them in the same parallel region. KILN_CPU_EXPAND_DW_SE=0 keeps those blocks as four nodes.
 //
 // The projection after a fused node without squeeze-excite (MobileNetV2: FusedConv 1x1, no activation, with the
-// block's input as residual or none) goes into it too when the node's output has at least
-// KILN_CPU_EXPAND_DW_PROJECT_ROWS rows (default 14; 0: any shape, dynamic included): the kernel splits rows over the
-// threads, and on 7 x 7 images the 3 / 4 split and the halo rows that both threads expand cost more than the
-// projection pass saves (MobileNetV2's 7 x 7 blocks: 0.18 -> 0.23 ms each on 2 threads).
-// KILN_CPU_EXPAND_DW_PROJECT=0 keeps the projection a separate node.
+// block's input as residual or none) goes into it too (the kernel splits rows over the threads, or on images of
+// fewer than KILN_CPU_EXPAND_DW_PROJECT_ROWS = 14 rows runs two phases). KILN_CPU_EXPAND_DW_PROJECT=0 keeps the
+// projection a separate node; KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS=N only takes it into nodes whose output has at
+// least N static rows (default 0: all).
 #include <cstdlib>
 #include <string>
 
@@ -111,7 +110,8 @@ bool absorb_squeeze_excite(ir::Graph& g, ir::Node* f, const UseMap& uses) {
 // The projection reading a fused node's output D (no squeeze-excite), when it can go into the node:
 //   Y = FusedConv(D, Wp, Bp, Z?) {1x1, no activation} (or Conv(D, Wp, Bp)), Z absent or the node's input X
 //   => Y = FusedExpandDepthwise(x, W1, B1, W2, B2, -, -, -, -, Wp, Bp, Z?)
-// D must be read only by the projection and have at least `min_rows` static rows (min_rows 0: any).
+// D must be read only by the projection and have at least `min_rows` static rows (min_rows 0: any); Y must be able
+// to stay nChw16c.
 bool absorb_projection(ir::Graph& g, ir::Node* f, const UseMap& uses, int64_t min_rows) {
     ir::Value* d = f->outputs[0];
     if (f->inputs.size() != 5 || d->is_output || !uses.single_use(d)) return false;
@@ -128,6 +128,10 @@ bool absorb_projection(ir::Graph& g, ir::Node* f, const UseMap& uses, int64_t mi
     if (z) p->inputs.push_back(z);
     if (!ok) return false;
     if (min_rows > 0 && (d->dims.size() != 4 || !d->dims[2].is_static() || d->dims[2].value < min_rows)) return false;
+    // Y must be able to stay nChw16c, or the node runs its fallback: not a graph output, and (as the layout planner
+    // rules) its channel padding at most half its channels
+    const int64_t padded = (cout + 15) / 16 * 16;
+    if (p->outputs[0]->is_output || 2 * padded > 3 * cout) return false;
     f->inputs.resize(9, nullptr);
     f->inputs.insert(f->inputs.end(), {p->input(1), p->input(2)});
     if (z) f->inputs.push_back(z);
@@ -201,7 +205,7 @@ bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx) {
     const char* proj_env = std::getenv("KILN_CPU_EXPAND_DW_PROJECT");
     if (!pairs.empty() && !(proj_env && std::string(proj_env) == "0")) {
         UseMap after(g);
-        const int64_t min_rows = env_int("KILN_CPU_EXPAND_DW_PROJECT_ROWS", 14);
+        const int64_t min_rows = env_int("KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS", 0);
         for (auto [ex, dw] : pairs) absorb_projection(g, dw, after, min_rows);
     }
     if (!pairs.empty()) g.remove_unused_values();

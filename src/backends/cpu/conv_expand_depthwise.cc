@@ -278,8 +278,9 @@ struct ProjectTiles {
                                                                        row<5>(), row<6>(), row<7>(), row<8>()};
 };
 
-// All `pb` output blocks of one output row: groups of up to 3 blocks (4 as 2 + 2), tiles of 8 pixels and a tail;
-// `half`: the last block has at most 8 real channels.
+// `pb` output blocks of `ow` pixels (one output row, or a whole image: d's channel blocks are ow pixels apart):
+// groups of up to 3 blocks (4 as 2 + 2), tiles of at most 8 pixels; `half`: the last block has at most 8 real
+// channels.
 KILN_AVX512_FMA void project_row(const float* d, int64_t ow, int64_t c, const float* wp, const float* bp, const float* z,
                              float* y, int64_t pb, int64_t ystride, bool half) {
     using Table = std::array<std::array<ProjectFn, 3>, 8>;
@@ -290,9 +291,13 @@ KILN_AVX512_FMA void project_row(const float* d, int64_t ow, int64_t c, const fl
         const int64_t left = pb - b, ob = left == 4 ? 2 : std::min<int64_t>(3, left);
         const Table& table = *kTables[z != nullptr][half && b + ob == pb];
         const float* zb = z ? z + b * ystride : nullptr;
-        for (int64_t p0 = 0; p0 < ow; p0 += 8) {
-            const int64_t np = std::min<int64_t>(8, ow - p0);
+        // ceil(ow / 8) tiles of equal width (+1 for the first few): 49 pixels as 7 x 7, not 6 x 8 + 1 (a lone
+        // pixel would run one dependent FMA chain over all of C)
+        const int64_t tiles = (ow + 7) / 8, base = ow / tiles, extra = ow % tiles;
+        for (int64_t t = 0, p0 = 0; t < tiles; ++t) {
+            const int64_t np = base + (t < extra);
             table[np - 1][ob - 1](d, ow, c, wp + b * ws, ws, bp + b * V, zb, y + b * ystride, ystride, p0);
+            p0 += np;
         }
         b += ob;
     }
@@ -339,8 +344,16 @@ int64_t row_split_rows() {
     const int64_t v = e ? std::atoll(e) : kDefaultRowSplitRows;
     return v <= 0 ? std::numeric_limits<int64_t>::max() : v;
 }
+// With a projection, images of at least this many output rows split rows over the threads, smaller ones run in two
+// phases (KILN_CPU_EXPAND_DW_PROJECT_ROWS, read when the kernel is made).
+constexpr int64_t kDefaultProjectRows = 14;
+int64_t project_rows() {
+    const char* e = std::getenv("KILN_CPU_EXPAND_DW_PROJECT_ROWS");
+    return e ? std::atoll(e) : kDefaultProjectRows;
+}
 constexpr int kRingSlot = 3;  // thread_buffer slot (conv_dnnl.cc uses 0 and 1, matmul_dnnl.cc 2)
-constexpr int kSeSlot = 4;    // the calling thread's: squeeze-excite partial sums and h, shared by the team
+constexpr int kSeSlot = 4;    // the calling thread's: squeeze-excite partial sums and h, shared by the team; with a
+                              // projection on small images, all of D
 constexpr int kMeanSlot =
     2;  // each thread's pooled means (matmul_dnnl.cc / matmul_gemv.cc use it inside their kernels)
 
@@ -381,6 +394,7 @@ public:
         if (node.inputs.size() > 8 && node.inputs[5].present) pack_squeeze_excite(node);
         if (node.inputs.size() > 10 && node.inputs[9].present) pack_projection(node);
         row_split_rows_ = row_split_rows();
+        proj_rows_ = project_rows();
     }
 
     std::string describe() const override {
@@ -414,15 +428,21 @@ public:
         float* yp = y.data<float>();
         // images of at least row_split_rows() output rows (with a projection: all): each thread takes a band of rows
         // of every block
-        const bool rows = threads > 1 && (g.oh >= row_split_rows_ || pblocks_ > 0);
+        const bool rows = threads > 1 && g.oh >= row_split_rows_;
         if (pblocks_) {
             const float* zp = residual_ ? a.inputs[11]->data<float>() : nullptr;
             if (threads <= 1) {
                 run_projected(xp, zp, yp, g, {0, 1, items, true});
                 return;
             }
+            if (g.oh >= proj_rows_) {
 #pragma omp parallel num_threads(threads)
-            run_projected(xp, zp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, true});
+                run_projected(xp, zp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, true});
+                return;
+            }
+            float* d = static_cast<float*>(thread_buffer(kSeSlot, sizeof(float) * g.images * blocks_ * g.oh * g.ow * V));
+#pragma omp parallel num_threads(threads)
+            run_phases(xp, zp, d, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, false}, true);
             return;
         }
         if (!se_cr_) {
@@ -532,8 +552,27 @@ private:
     void run_projected(const float* x, const float* z, float* y, const Geom& g, const Share& s) const {
         for_each_segment(g, s, [&](int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1) {
             const int64_t off = n * pblocks_ * g.oh * g.ow * V;
-            segment(x, y + off, g, n, b0, nb, oh0, oh1, nullptr, z ? z + off : nullptr);
+            segment(x, y + off, g, n, b0, nb, oh0, oh1, nullptr, true, z ? z + off : nullptr);
         });
+    }
+
+    // Images of fewer rows than proj_rows_ (7 x 7: two bands would be 3 and 4 rows, each with halo rows): thread t
+    // of nt (inside the parallel region when `team`) stores its channel blocks' depthwise rows in d (all of D,
+    // nChw16c), a barrier, then projects its share of the output blocks of every image from all of d.
+    void run_phases(const float* x, const float* z, float* d, float* y, const Geom& g, const Share& s,
+                    bool team) const {
+        run(x, d, g, s, nullptr);
+        if (team) {
+#pragma omp barrier
+        }
+        const int64_t px = g.oh * g.ow, b0 = pblocks_ * s.t / s.nt, b1 = pblocks_ * (s.t + 1) / s.nt;
+        if (b0 == b1) return;
+        const int64_t ws = blocks_ * V * V;
+        for (int64_t n = 0; n < g.images; ++n) {
+            const int64_t off = (n * pblocks_ + b0) * px * V;
+            project_row(d + n * blocks_ * px * V, px, channels_, pw_.get() + b0 * ws, pb_.get() + b0 * V,
+                        z ? z + off : nullptr, y + off, b1 - b0, px * V, phalf_ && b1 == pblocks_);
+        }
     }
 
     // Wp [Cout block][C padded][16], Bp [Cout padded]; the padding stays zero (y's padding channels: 0 + z's 0).
@@ -574,13 +613,13 @@ private:
         se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), where_);
     }
 
-    // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1). With the projection (pblocks_ > 0: all blocks, y and
-    // z at image n), each output row's depthwise rows go to a buffer after the ring and are projected into y.
+    // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1). With `project` (all blocks, y and z at image n), each
+    // output row's depthwise rows go to a buffer after the ring and are projected into y.
     void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1,
-                 float* sums, const float* z = nullptr) const {
+                 float* sums, bool project = false, const float* z = nullptr) const {
         const int64_t cinp = padded_channels(cin_);
         const int64_t slot = nb * g.wp * V;  // floats per ring row
-        const int64_t drow = pblocks_ ? nb * g.ow * V : 0;
+        const int64_t drow = project ? nb * g.ow * V : 0;
         float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * (k_ * slot + drow)));
         float* d = ring + k_ * slot;
         for (int64_t r = 0; r < k_ * nb; ++r) {  // the padding columns of every ring row: zero
@@ -604,11 +643,11 @@ private:
                     rows[kh] = ih < 0 || ih >= g.h ? nullptr : ring + (ih % k_) * slot + j * g.wp * V;
                 }
                 const int64_t b = b0 + j;
-                float* yr = pblocks_ ? d + j * g.ow * V : y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V;
+                float* yr = project ? d + j * g.ow * V : y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V;
                 dw_(rows, wd_.get() + b * k_ * k_ * V, bd_.get() + b * V, yr, g, lo2_, hi2_);
                 if (sums) add_row(yr, g.ow, sums + (n * blocks_ + b) * V);
             }
-            if (pblocks_)
+            if (project)
                 project_row(d, g.ow, channels_, pw_.get(), pb_.get(), z ? z + oh * g.ow * V : nullptr,
                             y + oh * g.ow * V, pblocks_, g.oh * g.ow * V, phalf_);
         }
@@ -626,6 +665,7 @@ private:
     DwFn dw_ = nullptr;
     int64_t row_split_rows_ = kDefaultRowSplitRows;
     int64_t pblocks_ = 0;  // the projection's output blocks (0: none)
+    int64_t proj_rows_ = kDefaultProjectRows;
     bool residual_ = false, phalf_ = false;  // phalf_: the last output block has at most 8 real channels
     std::unique_ptr<float[], void (*)(void*)> pw_{nullptr, std::free}, pb_{nullptr, std::free};
     int64_t se_cr_ = 0, se_crp_ = 0;  // squeeze-excite: reduced channels (0: none), padded to 16

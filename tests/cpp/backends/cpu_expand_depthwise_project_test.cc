@@ -75,17 +75,9 @@ std::pair<int, int> fused_layers(const Engine& e) {
 
 int layers(const Engine& e) { return static_cast<int>(e.layers().size()); }
 
-}  // namespace
-
-class CpuExpandDepthwiseProject : public ::testing::TestWithParam<ProjCase> {};
-
-TEST_P(CpuExpandDepthwiseProject, MatchesTheReference) {
-    const ProjCase c = GetParam();
-    NetworkDefinition net;
-    make_net(net, c);
-    ::setenv("KILN_CPU_EXPAND_DW_PROJECT_ROWS", "0", 1);
-    std::shared_ptr<Engine> cpu = build(net, "cpu");
-    ::unsetenv("KILN_CPU_EXPAND_DW_PROJECT_ROWS");
+// The cpu engine of case c: one fused node with the projection inside (on nChw16c values), matching the reference.
+void check(const NetworkDefinition& net, Engine& cpu_engine, const ProjCase& c) {
+    Engine* cpu = &cpu_engine;
     std::shared_ptr<Engine> ref = build(net, "reference");
     // stem conv, the whole block, the last conv (the plain-input case: the block and the last conv)
     EXPECT_EQ(layers(*cpu), c.stem ? 3 : 2);
@@ -100,6 +92,24 @@ TEST_P(CpuExpandDepthwiseProject, MatchesTheReference) {
     test_util::expect_matches_reference(*cpu, *ref, {c.batch, 5, c.height, c.width});
 }
 
+}  // namespace
+
+class CpuExpandDepthwiseProject : public ::testing::TestWithParam<ProjCase> {};
+
+// Every shape under both ways of running the projection: rows split over the threads (images of at least
+// KILN_CPU_EXPAND_DW_PROJECT_ROWS rows; 1: always) and two phases with a barrier (99: always).
+TEST_P(CpuExpandDepthwiseProject, MatchesTheReference) {
+    const ProjCase c = GetParam();
+    NetworkDefinition net;
+    make_net(net, c);
+    for (const char* rows : {"1", "99"}) {
+        ::setenv("KILN_CPU_EXPAND_DW_PROJECT_ROWS", rows, 1);
+        std::shared_ptr<Engine> cpu = build(net, "cpu");
+        ::unsetenv("KILN_CPU_EXPAND_DW_PROJECT_ROWS");
+        check(net, *cpu, c);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CpuExpandDepthwiseProject,
     ::testing::Values(ProjCase{1, 24, 144, 24, 12, 11, 3, 1, true},  // MobileNetV2's 24 channels: the half block
@@ -112,15 +122,19 @@ INSTANTIATE_TEST_SUITE_P(
                       ProjCase{1, 32, 64, 80, 7, 7, 3, 1, false},    // 5 blocks: 3 + 2, 7x7 (tail tiles only)
                       ProjCase{1, 16, 32, 16, 3, 2, 5, 1, true},     // image smaller than the window
                       ProjCase{1, 16, 64, 16, 40, 33, 3, 1, true},   // more rows than 2 threads x the window
-                      ProjCase{2, 16, 64, 5, 6, 5, 3, 1, true, false}));  // plain input: three convolutions
+                      ProjCase{2, 16, 64, 24, 6, 5, 3, 1, false, false}));  // plain input: three convolutions
 
-// By default only images of at least 14 output rows take the projection (smaller ones: halo rows cost more than the
-// pass saves); KILN_CPU_EXPAND_DW_PROJECT=0 keeps it a separate convolution everywhere.
-TEST(CpuExpandDepthwiseProjectSwitch, RowThresholdAndEnvZero) {
+// KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS=N leaves the projection out of nodes with fewer output rows;
+// KILN_CPU_EXPAND_DW_PROJECT=0 keeps it a separate convolution everywhere.
+TEST(CpuExpandDepthwiseProjectSwitch, MinRowsAndEnvZero) {
     NetworkDefinition small, large;
     make_net(small, ProjCase{1, 24, 144, 24, 13, 14, 3, 1, true});
     make_net(large, ProjCase{1, 24, 144, 24, 28, 28, 3, 1, true});
+    ::setenv("KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS", "14", 1);
     EXPECT_EQ(fused_layers(*build(small, "cpu")), std::make_pair(1, 0));
+    EXPECT_EQ(fused_layers(*build(large, "cpu")), std::make_pair(1, 1));
+    ::unsetenv("KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS");
+    EXPECT_EQ(fused_layers(*build(small, "cpu")), std::make_pair(1, 1));
     std::shared_ptr<Engine> on = build(large, "cpu");
     EXPECT_EQ(fused_layers(*on), std::make_pair(1, 1));
     EXPECT_EQ(layers(*on), 3);
