@@ -47,6 +47,19 @@ struct Geom {
     int64_t images;
 };
 
+// acc + broadcast(*x) * w with the broadcast folded into the FMA ({1to16} memory operand, as oneDNN's jit_1x1
+// kernels do): GCC keeps a separate vbroadcastss per pixel when one value feeds several blocks' FMAs.
+KILN_AVX512 inline __m512 fmadd_bcast(const float* x, __m512 w, __m512 acc) {
+    asm("vfmadd231ps %1%{1to16%}, %2, %0" : "+v"(acc) : "m"(*x), "v"(w));
+    return acc;
+}
+
+// The same on 256 bits ({1to8}).
+__attribute__((target("avx512f,avx512vl,fma"))) inline __m256 fmadd_bcast8(const float* x, __m256 w, __m256 acc) {
+    asm("vfmadd231ps %1%{1to8%}, %2, %0" : "+v"(acc) : "m"(*x), "v"(w));
+    return acc;
+}
+
 // Expand pixels [w0, w0 + P) of input row `ih` into OB channel blocks. x: the image's nChw16c base; we: the first
 // block's packed weights [cin][16] (blocks `wstride` floats apart); dst: [OB][width][16] with `dstride` between blocks.
 template <int OB, int P, DwAct A>
@@ -68,11 +81,9 @@ KILN_AVX512 inline void expand_tile(const float* x, const float* we, int64_t wst
 #pragma GCC unroll 3
             for (int o = 0; o < OB; ++o) wv[o] = _mm512_load_ps(wi + o * wstride + i * V);
 #pragma GCC unroll 8
-            for (int p = 0; p < P; ++p) {
-                const __m512 xv = _mm512_set1_ps(xr[p * V + i]);
+            for (int p = 0; p < P; ++p)
 #pragma GCC unroll 3
-                for (int o = 0; o < OB; ++o) acc[o][p] = _mm512_fmadd_ps(xv, wv[o], acc[o][p]);
-            }
+                for (int o = 0; o < OB; ++o) acc[o][p] = fmadd_bcast(xr + p * V + i, wv[o], acc[o][p]);
         }
     }
 #pragma GCC unroll 3
@@ -217,7 +228,7 @@ DwFn pick_dw(int k, int s, DwAct a) {
 // channels (MobileNetV2's 24, EfficientNet's 40): it runs on 256-bit accumulators, which Zen 4 issues at twice the
 // rate of 512-bit ones, and its padding lanes are stored as zeros.
 // (every AVX-512 CPU has FMA3; the 256-bit FMA needs the target named)
-#define KILN_AVX512_FMA __attribute__((target("avx512f,fma")))
+#define KILN_AVX512_FMA __attribute__((target("avx512f,avx512vl,fma")))
 template <int OB, int P, bool R, bool H>
 KILN_AVX512_FMA inline void project_tile(const float* d, int64_t ow, int64_t c, const float* wp, int64_t wstride,
                                      const float* bp, const float* z, float* y, int64_t ystride, int64_t p0) {
@@ -248,10 +259,9 @@ KILN_AVX512_FMA inline void project_tile(const float* d, int64_t ow, int64_t c, 
             const __m256 wh = H ? _mm256_load_ps(wi + F * wstride + i * V) : _mm256_setzero_ps();
 #pragma GCC unroll 8
             for (int p = 0; p < P; ++p) {
-                const __m512 xv = _mm512_set1_ps(dr[p * V + i]);
 #pragma GCC unroll 3
-                for (int o = 0; o < F; ++o) acc[o][p] = _mm512_fmadd_ps(xv, wv[o], acc[o][p]);
-                if (H) half[p] = _mm256_fmadd_ps(_mm512_castps512_ps256(xv), wh, half[p]);
+                for (int o = 0; o < F; ++o) acc[o][p] = fmadd_bcast(dr + p * V + i, wv[o], acc[o][p]);
+                if (H) half[p] = fmadd_bcast8(dr + p * V + i, wh, half[p]);
             }
         }
     }
@@ -787,7 +797,9 @@ private:
 };
 
 bool fused_path(const KernelNode& node) {
-    if (!__builtin_cpu_supports("avx512f") || node.precision != "fp32") return false;
+    // (avx512vl: the projection's 256-bit FMAs with an embedded broadcast are EVEX-encoded)
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl") || node.precision != "fp32")
+        return false;
     if (node.input_layout(0) != Layout::kNChw16c || node.output_layout(0) != Layout::kNChw16c) return false;
     if (node.inputs.size() > 11 && node.inputs[11].present && node.input_layout(11) != Layout::kNChw16c) return false;
     DwAct a;
