@@ -405,6 +405,8 @@ public:
         if (node.inputs.size() > 10 && node.inputs[9].present) pack_projection(node);
         row_split_rows_ = row_split_rows();
         proj_rows_ = project_rows();
+        const char* he = std::getenv("KILN_CPU_EXPAND_DW_HALO");
+        halo_ = !(he && std::string(he) == "0");
     }
 
     std::string describe() const override {
@@ -446,8 +448,13 @@ public:
                 return;
             }
             if (g.oh >= proj_rows_) {
+                // (every band non-empty: each overlap is then seen alike by the two threads that share it)
+                float* halo = halo_ && g.oh >= threads ? static_cast<float*>(thread_buffer(
+                                          kSeSlot, sizeof(float) * (threads - 1) * kHaloRows * g.images * blocks_ *
+                                                       g.wp * V))
+                                    : nullptr;
 #pragma omp parallel num_threads(threads)
-                run_projected(xp, zp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, true});
+                run_projected(xp, zp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, true}, halo);
                 return;
             }
             float* d = static_cast<float*>(thread_buffer(kSeSlot, sizeof(float) * g.images * blocks_ * g.oh * g.ow * V));
@@ -558,11 +565,69 @@ private:
         });
     }
 
-    // Share s (a band of rows, or everything) with the projection: y (and z) have pblocks_ blocks.
-    void run_projected(const float* x, const float* z, float* y, const Geom& g, const Share& s) const {
+    // The input rows [lo, hi) thread t of nt needs for its band of output rows.
+    void band_rows(const Geom& g, int64_t t, int64_t nt, int64_t* lo, int64_t* hi) const {
+        const int64_t oh0 = g.oh * t / nt, oh1 = g.oh * (t + 1) / nt;
+        *lo = std::max<int64_t>(0, oh0 * stride_ - g.pt);
+        *hi = oh0 < oh1 ? std::min(g.h, (oh1 - 1) * stride_ - g.pt + k_) : *lo;
+    }
+
+    // Rows shared by neighbouring bands (run_projected): [prev_lo, prev_hi) with the previous band (boundary
+    // prev_b), [next_lo, next_hi) with the next one (boundary next_b); row(n, b, i): the i-th row of boundary b.
+    struct Halo {
+        float* buf = nullptr;
+        int64_t slot = 0, images = 1;
+        int64_t prev_lo = 0, prev_hi = 0, prev_b = 0, next_lo = 0, next_hi = 0, next_b = 0;
+        float* row(int64_t n, int64_t b, int64_t i) const { return buf + ((b * images + n) * kHaloRows + i) * slot; }
+        // the buffered row r of image n (at column 0 of the ring row layout), or nullptr
+        const float* find(int64_t n, int64_t r) const {
+            if (r >= prev_lo && r < prev_hi) return row(n, prev_b, r - prev_lo);
+            if (r >= next_lo && r < next_hi) return row(n, next_b, r - next_lo);
+            return nullptr;
+        }
+    };
+    static constexpr int64_t kHaloRows = 4;  // k - stride <= 4
+
+    // Share s (a band of rows, or everything) with the projection: y (and z) have pblocks_ blocks. With `halo`
+    // (inside the parallel region, nt > 1: a buffer of (nt - 1) x 4 x images ring rows) the input rows two
+    // neighbouring bands both need are expanded once: each thread expands its half of each overlap into the
+    // buffer, a barrier, then both copy those rows into their rings instead of expanding them again.
+    void run_projected(const float* x, const float* z, float* y, const Geom& g, const Share& s,
+                       float* halo = nullptr) const {
+        Halo h;
+        if (halo && s.nt > 1) {
+            h.buf = halo;
+            h.slot = blocks_ * g.wp * V;
+            int64_t lo_t, hi_t, lo_n = 0, hi_p = 0;
+            band_rows(g, s.t, s.nt, &lo_t, &hi_t);
+            if (s.t > 0) {
+                int64_t lo_p;
+                band_rows(g, s.t - 1, s.nt, &lo_p, &hi_p);
+                h.prev_lo = lo_t, h.prev_hi = std::min(hi_p, hi_t), h.prev_b = s.t - 1;
+            }
+            if (s.t + 1 < s.nt) {
+                int64_t hi_n;
+                band_rows(g, s.t + 1, s.nt, &lo_n, &hi_n);
+                h.next_lo = std::max(lo_n, lo_t), h.next_hi = hi_t, h.next_b = s.t;
+            }
+            h.images = g.images;
+            // this thread's halves: the lower half of the overlap with the next band, the upper of the previous
+            const float* we = we_.get();
+            for (int64_t n = 0; n < g.images; ++n) {
+                const float* xn = x + n * g.cin_blocks * g.h * g.w * V;
+                const int64_t next_mid = (h.next_lo + h.next_hi) / 2, prev_mid = (h.prev_lo + h.prev_hi) / 2;
+                for (int64_t r = h.next_lo; r < std::min(h.next_hi, next_mid + (h.next_hi - h.next_lo) % 2); ++r)
+                    expand_(xn, we, be_.get(), h.row(n, h.next_b, r - h.next_lo) + g.pl * V, blocks_, g, r, lo1_,
+                            hi1_);
+                for (int64_t r = std::max(h.prev_lo, prev_mid + (h.prev_hi - h.prev_lo) % 2); r < h.prev_hi; ++r)
+                    expand_(xn, we, be_.get(), h.row(n, h.prev_b, r - h.prev_lo) + g.pl * V, blocks_, g, r, lo1_,
+                            hi1_);
+            }
+#pragma omp barrier
+        }
         for_each_segment(g, s, [&](int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1) {
             const int64_t off = n * pblocks_ * g.oh * g.ow * V;
-            segment(x, y + off, g, n, b0, nb, oh0, oh1, nullptr, true, z ? z + off : nullptr);
+            segment(x, y + off, g, n, b0, nb, oh0, oh1, nullptr, true, z ? z + off : nullptr, h.buf ? &h : nullptr);
         });
     }
 
@@ -626,7 +691,7 @@ private:
     // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1). With `project` (all blocks, y and z at image n), each
     // output row's depthwise rows go to a buffer after the ring and are projected into y.
     void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1,
-                 float* sums, bool project = false, const float* z = nullptr) const {
+                 float* sums, bool project = false, const float* z = nullptr, const Halo* halo = nullptr) const {
         const int64_t cinp = padded_channels(cin_);
         const int64_t slot = nb * g.wp * V;  // floats per ring row
         const int64_t drow = project ? nb * g.ow * V : 0;
@@ -643,9 +708,16 @@ private:
             const int64_t ih0 = oh * stride_ - g.pt;
             const int64_t need = std::min(g.h, ih0 + k_);
             next = std::max(next, std::max<int64_t>(0, ih0));
-            for (; next < need; ++next)
-                expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, ring + (next % k_) * slot + g.pl * V, nb, g,
-                        next, lo1_, hi1_);
+            for (; next < need; ++next) {
+                float* dst = ring + (next % k_) * slot + g.pl * V;
+                const float* shared = halo ? halo->find(n, next) : nullptr;
+                if (shared) {  // all blocks (rows split): expanded once, by this thread or its neighbour
+                    for (int64_t j = 0; j < nb; ++j)
+                        std::memcpy(dst + j * g.wp * V, shared + j * g.wp * V + g.pl * V, sizeof(float) * g.w * V);
+                } else {
+                    expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, dst, nb, g, next, lo1_, hi1_);
+                }
+            }
             for (int64_t j = 0; j < nb; ++j) {
                 const float* rows[5];
                 for (int kh = 0; kh < k_; ++kh) {
@@ -676,6 +748,7 @@ private:
     int64_t row_split_rows_ = kDefaultRowSplitRows;
     int64_t pblocks_ = 0;  // the projection's output blocks (0: none)
     int64_t proj_rows_ = kDefaultProjectRows;
+    bool halo_ = true;  // KILN_CPU_EXPAND_DW_HALO=0: both bands expand their shared rows
     bool residual_ = false, phalf_ = false;  // phalf_: the last output block has at most 8 real channels
     std::unique_ptr<float[], void (*)(void*)> pw_{nullptr, std::free}, pb_{nullptr, std::free};
     int64_t se_cr_ = 0, se_crp_ = 0;  // squeeze-excite: reduced channels (0: none), padded to 16

@@ -1,15 +1,17 @@
 // The projection inside FusedExpandDepthwise (inputs 9-11: the whole inverted-residual block in one kernel,
 // conv_expand_depthwise.cc): 1x1 expand + act -> depthwise + act -> 1x1 projection (+ the block's input as residual).
-// With KILN_CPU_EXPAND_DW_PROJECT_ROWS=0 every shape takes it: 3x3 / 5x5, stride 1 / 2, output channels that are a
-// multiple of 16, that leave at most 8 in the last block (24, 40: its 256-bit path) and more than 8 (13, 29),
-// 1 to 5 output blocks, rows narrower than, equal to and wider than the 8-pixel tile, batch 1 to 3, one and two
-// threads, all against the reference backend (which runs the unfused graph). Also: the plain-input fallback (three
-// ordinary convolutions), the default row threshold, KILN_CPU_EXPAND_DW_PROJECT=0, and the reference kernel's
-// projection against a hand computation on top of the unprojected node.
+// Every shape runs with rows split over the threads (the rows two bands share expanded once, or by both threads)
+// and in two phases: 3x3 / 5x5, stride 1 / 2, output channels that are a multiple of 16, that leave at most 8 in
+// the last block (24, 40: its 256-bit path) and more than 8 (13, 29), 1 to 5 output blocks, rows narrower than,
+// equal to and wider than the 8-pixel tile, batch 1 to 3, one and two threads, all against the reference backend
+// (which runs the unfused graph). Also: the plain-input fallback (three ordinary convolutions),
+// KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS, KILN_CPU_EXPAND_DW_PROJECT=0, and the reference kernel's projection against a
+// hand computation on top of the unprojected node.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <string>
 
 #include "kiln/kiln.h"
 #include "src/backends/backend.h"
@@ -96,16 +98,20 @@ void check(const NetworkDefinition& net, Engine& cpu_engine, const ProjCase& c) 
 
 class CpuExpandDepthwiseProject : public ::testing::TestWithParam<ProjCase> {};
 
-// Every shape under both ways of running the projection: rows split over the threads (images of at least
-// KILN_CPU_EXPAND_DW_PROJECT_ROWS rows; 1: always) and two phases with a barrier (99: always).
+// Every shape under the ways of running the projection: rows split over the threads (images of at least
+// KILN_CPU_EXPAND_DW_PROJECT_ROWS rows; 1: always), with the rows two bands share expanded once (default) or by
+// both (KILN_CPU_EXPAND_DW_HALO=0), and two phases with a barrier (99: always).
 TEST_P(CpuExpandDepthwiseProject, MatchesTheReference) {
     const ProjCase c = GetParam();
     NetworkDefinition net;
     make_net(net, c);
-    for (const char* rows : {"1", "99"}) {
-        ::setenv("KILN_CPU_EXPAND_DW_PROJECT_ROWS", rows, 1);
+    for (const char* mode : {"rows", "rows, halo expanded twice", "phases"}) {
+        ::setenv("KILN_CPU_EXPAND_DW_PROJECT_ROWS", mode[0] == 'p' ? "99" : "1", 1);
+        if (std::string(mode).find("twice") != std::string::npos) ::setenv("KILN_CPU_EXPAND_DW_HALO", "0", 1);
         std::shared_ptr<Engine> cpu = build(net, "cpu");
         ::unsetenv("KILN_CPU_EXPAND_DW_PROJECT_ROWS");
+        ::unsetenv("KILN_CPU_EXPAND_DW_HALO");
+        SCOPED_TRACE(mode);
         check(net, *cpu, c);
     }
 }
