@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "src/backends/cpu/avx512_act.h"
+#include "src/backends/cpu/conv1x1_tile.h"
 #include "src/backends/cpu/cpu_backend.h"
 #include "src/backends/cpu/dnnl_util.h"
 #include "src/backends/expand_depthwise.h"
@@ -39,6 +40,8 @@ namespace kiln::backends::cpu {
 namespace {
 
 constexpr int64_t V = kChannelBlock;
+using conv1x1::fmadd_bcast;
+using conv1x1::project_row;
 
 struct Geom {
     int64_t cin, cin_blocks;  // input channels (real) and their blocks
@@ -46,19 +49,6 @@ struct Geom {
     int64_t wp;  // ring row width: pl zero columns, the w expanded ones, then zeros up to the last window's end
     int64_t images;
 };
-
-// acc + broadcast(*x) * w with the broadcast folded into the FMA ({1to16} memory operand, as oneDNN's jit_1x1
-// kernels do): GCC keeps a separate vbroadcastss per pixel when one value feeds several blocks' FMAs.
-KILN_AVX512 inline __m512 fmadd_bcast(const float* x, __m512 w, __m512 acc) {
-    asm("vfmadd231ps %1%{1to16%}, %2, %0" : "+v"(acc) : "m"(*x), "v"(w));
-    return acc;
-}
-
-// The same on 256 bits ({1to8}).
-__attribute__((target("avx512f,avx512vl,fma"))) inline __m256 fmadd_bcast8(const float* x, __m256 w, __m256 acc) {
-    asm("vfmadd231ps %1%{1to8%}, %2, %0" : "+v"(acc) : "m"(*x), "v"(w));
-    return acc;
-}
 
 // Expand pixels [w0, w0 + P) of input row `ih` into OB channel blocks. x: the image's nChw16c base; we: the first
 // block's packed weights [cin][16] (blocks `wstride` floats apart); dst: [OB][width][16] with `dstride` between blocks.
@@ -218,99 +208,6 @@ DwFn pick_dw_act(DwAct a) {
 DwFn pick_dw(int k, int s, DwAct a) {
     if (k == 3) return s == 1 ? pick_dw_act<3, 1>(a) : pick_dw_act<3, 2>(a);
     return s == 1 ? pick_dw_act<5, 1>(a) : pick_dw_act<5, 2>(a);
-}
-
-// --- the projection (inputs 9-11): one output row from the depthwise rows of all blocks
-
-// Output pixels [p0, p0 + P) of OB output blocks: y = Bp + Wp d (+ z). d: the depthwise row, [C blocks][ow][16];
-// wp: the first block's packed weights [C padded][16] (blocks `wstride` floats apart); y and z: the first block's
-// output row, blocks `ystride` floats apart (z may be nullptr when !R). With H the last block has at most 8 real
-// channels (MobileNetV2's 24, EfficientNet's 40): it runs on 256-bit accumulators, which Zen 4 issues at twice the
-// rate of 512-bit ones, and its padding lanes are stored as zeros.
-// (every AVX-512 CPU has FMA3; the 256-bit FMA needs the target named)
-#define KILN_AVX512_FMA __attribute__((target("avx512f,avx512vl,fma")))
-template <int OB, int P, bool R, bool H>
-KILN_AVX512_FMA inline void project_tile(const float* d, int64_t ow, int64_t c, const float* wp, int64_t wstride,
-                                     const float* bp, const float* z, float* y, int64_t ystride, int64_t p0) {
-    constexpr int F = H ? OB - 1 : OB;  // full blocks
-    __m512 acc[F > 0 ? F : 1][P];
-    __m256 half[P];
-#pragma GCC unroll 3
-    for (int o = 0; o < F; ++o) {
-        const __m512 b = _mm512_load_ps(bp + o * V);
-#pragma GCC unroll 8
-        for (int p = 0; p < P; ++p)
-            acc[o][p] = R ? _mm512_add_ps(b, _mm512_loadu_ps(z + o * ystride + (p0 + p) * V)) : b;
-    }
-    if (H) {
-        const __m256 b = _mm256_load_ps(bp + F * V);
-#pragma GCC unroll 8
-        for (int p = 0; p < P; ++p)
-            half[p] = R ? _mm256_add_ps(b, _mm256_loadu_ps(z + F * ystride + (p0 + p) * V)) : b;
-    }
-    for (int64_t ib = 0; ib * V < c; ++ib) {
-        const float* dr = d + (ib * ow + p0) * V;
-        const int64_t n = std::min<int64_t>(V, c - ib * V);
-        const float* wi = wp + ib * V * V;
-        for (int64_t i = 0; i < n; ++i) {
-            __m512 wv[F > 0 ? F : 1];
-#pragma GCC unroll 3
-            for (int o = 0; o < F; ++o) wv[o] = _mm512_load_ps(wi + o * wstride + i * V);
-            const __m256 wh = H ? _mm256_load_ps(wi + F * wstride + i * V) : _mm256_setzero_ps();
-#pragma GCC unroll 8
-            for (int p = 0; p < P; ++p) {
-#pragma GCC unroll 3
-                for (int o = 0; o < F; ++o) acc[o][p] = fmadd_bcast(dr + p * V + i, wv[o], acc[o][p]);
-                if (H) half[p] = fmadd_bcast8(dr + p * V + i, wh, half[p]);
-            }
-        }
-    }
-#pragma GCC unroll 3
-    for (int o = 0; o < F; ++o)
-#pragma GCC unroll 8
-        for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + o * ystride + (p0 + p) * V, acc[o][p]);
-    if (H)
-#pragma GCC unroll 8
-        for (int p = 0; p < P; ++p)
-            _mm512_storeu_ps(y + F * ystride + (p0 + p) * V, _mm512_maskz_mov_ps(0xff, _mm512_castps256_ps512(half[p])));
-}
-
-using ProjectFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, const float*, const float*, float*,
-                           int64_t, int64_t);
-
-template <bool R, bool H>
-struct ProjectTiles {
-    template <int P>
-    static constexpr std::array<ProjectFn, 3> row() {
-        return {project_tile<1, P, R, H>, project_tile<2, P, R, H>, project_tile<3, P, R, H>};
-    }
-    static constexpr std::array<std::array<ProjectFn, 3>, 8> kTable = {row<1>(), row<2>(), row<3>(), row<4>(),
-                                                                       row<5>(), row<6>(), row<7>(), row<8>()};
-};
-
-// `pb` output blocks of `ow` pixels (one output row, or a whole image: d's channel blocks are ow pixels apart):
-// groups of up to 3 blocks (4 as 2 + 2), tiles of at most 8 pixels; `half`: the last block has at most 8 real
-// channels.
-KILN_AVX512_FMA void project_row(const float* d, int64_t ow, int64_t c, const float* wp, const float* bp, const float* z,
-                             float* y, int64_t pb, int64_t ystride, bool half) {
-    using Table = std::array<std::array<ProjectFn, 3>, 8>;
-    static constexpr const Table* kTables[2][2] = {{&ProjectTiles<false, false>::kTable, &ProjectTiles<false, true>::kTable},
-                                                   {&ProjectTiles<true, false>::kTable, &ProjectTiles<true, true>::kTable}};
-    const int64_t ws = (c + V - 1) / V * V * V;
-    for (int64_t b = 0; b < pb;) {
-        const int64_t left = pb - b, ob = left == 4 ? 2 : std::min<int64_t>(3, left);
-        const Table& table = *kTables[z != nullptr][half && b + ob == pb];
-        const float* zb = z ? z + b * ystride : nullptr;
-        // ceil(ow / 8) tiles of equal width (+1 for the first few): 49 pixels as 7 x 7, not 6 x 8 + 1 (a lone
-        // pixel would run one dependent FMA chain over all of C)
-        const int64_t tiles = (ow + 7) / 8, base = ow / tiles, extra = ow % tiles;
-        for (int64_t t = 0, p0 = 0; t < tiles; ++t) {
-            const int64_t np = base + (t < extra);
-            table[np - 1][ob - 1](d, ow, c, wp + b * ws, ws, bp + b * V, zb, y + b * ystride, ystride, p0);
-            p0 += np;
-        }
-        b += ob;
-    }
 }
 
 // --- squeeze-excite (op_list.def): the pooled sums gathered as rows are stored, then h, the gates and the scaling
@@ -757,118 +654,6 @@ private:
     std::unique_ptr<float[], void (*)(void*)> se_we_{nullptr, std::free}, se_be_{nullptr, std::free};
 };
 
-// Layouts or CPUs the fused kernel does not take (a plain X or Y: channel counts the planner keeps plain; bf16
-// layers): the expand and the depthwise convolution as two ordinary cpu convolution kernels, M in an nChw16c
-// temporary so that the depthwise convolution still runs on blocked values (kiln's kernel where it applies).
-class TwoConvKernel : public Kernel {
-public:
-    explicit TwoConvKernel(const KernelNode& node) {
-        const std::string conv_op = "FusedConv";
-        const AttributeMap ea = expand_conv_attrs(node.attrs), da = depthwise_conv_attrs(node.attrs);
-        ops::TensorInfo mid = node.inputs[0];
-        mid.value = nullptr;
-        mid.dims[1] = node.inputs[1].dims[0];
-        channels_ = node.inputs[1].value->dim(0);
-        KernelNode en{node.name, conv_op, ea, {node.inputs[0], node.inputs[1], node.inputs[2]}, {mid}};
-        en.input_layouts = {node.input_layout(0)};
-        en.output_layouts = {Layout::kNChw16c};
-        en.precision = node.precision;
-        proj_ = node.inputs.size() > 10 && node.inputs[9].present;
-        ops::TensorInfo dinfo = node.outputs[0];  // the depthwise output (with a projection: an nChw16c temporary)
-        dinfo.value = nullptr;
-        dinfo.dims[1] = node.inputs[1].dims[0];
-        KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, proj_ ? std::vector{dinfo} : node.outputs};
-        dn.input_layouts = {Layout::kNChw16c};
-        dn.output_layouts = {proj_ ? Layout::kNChw16c : node.output_layout(0)};
-        dn.precision = node.precision;
-        expand_ = make_cpu_conv(en);
-        dw_ = make_cpu_conv(dn);
-        if (proj_) {
-            KernelNode pn{node.name, conv_op, AttributeMap{}, {dinfo, node.inputs[9], node.inputs[10]}, node.outputs};
-            pn.input_layouts = {Layout::kNChw16c, Layout::kPlain, Layout::kPlain};
-            if (node.inputs.size() > 11 && node.inputs[11].present) {
-                pn.inputs.push_back(node.inputs[11]);
-                pn.input_layouts.push_back(node.input_layout(11));
-            }
-            pn.output_layouts = {node.output_layout(0)};
-            pn.precision = node.precision;
-            project_ = make_cpu_conv(pn);
-        }
-        if (node.inputs.size() > 8 && node.inputs[5].present) {
-            for (size_t i = 5; i < 9; ++i) se_.push_back(*node.inputs[i].value);
-            se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), node.where());
-            blocked_out_ = node.output_layout(0) == Layout::kNChw16c;
-        }
-    }
-    std::string describe() const override {
-        return "expand_" + expand_->describe() + "+" + dw_->describe() + (project_ ? "+" + project_->describe() : "");
-    }
-    bool writes_all_outputs() const override { return (project_ ? project_ : dw_)->writes_all_outputs(); }
-    void execute(const KernelArgs& a) const override {
-        const Tensor& x = *a.inputs[0];
-        // nChw16c bytes: the channels padded to a multiple of 16 (the expand zero-fills the padding)
-        Tensor buf =
-            Tensor::uninitialized(DataType::kFloat32, {x.dim(0), padded_channels(channels_), x.dim(2), x.dim(3)});
-        Tensor m = Tensor::wrap(DataType::kFloat32, {x.dim(0), channels_, x.dim(2), x.dim(3)}, buf.raw());
-        KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
-        expand_->execute(e);
-        KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
-        if (!project_) {
-            dw_->execute(d);
-            if (!se_.empty()) squeeze_excite(*a.outputs[0]);
-            return;
-        }
-        const Tensor& y = *a.outputs[0];
-        Tensor dbuf =
-            Tensor::uninitialized(DataType::kFloat32, {y.dim(0), padded_channels(channels_), y.dim(2), y.dim(3)});
-        Tensor dt = Tensor::wrap(DataType::kFloat32, {y.dim(0), channels_, y.dim(2), y.dim(3)}, dbuf.raw());
-        d.outputs = {&dt};
-        dw_->execute(d);
-        KernelArgs p{{&dt, a.inputs[9], a.inputs[10]}, a.outputs, a.num_threads};
-        if (a.inputs.size() > 11 && a.inputs[11]) p.inputs.push_back(a.inputs[11]);
-        project_->execute(p);
-    }
-
-private:
-    // The squeeze-excite block on Y (plain or nChw16c), in scalar code: this path is the rare fallback.
-    void squeeze_excite(Tensor& y) const {
-        const int64_t c = channels_, hw = y.dim(2) * y.dim(3), cr = se_[0].dim(0), cb = padded_channels(c) / V;
-        const float *wr = se_[0].data<float>(), *br = se_[1].data<float>();
-        const float *we = se_[2].data<float>(), *be = se_[3].data<float>();
-        std::vector<float> mean(c), h(cr);
-        for (int64_t n = 0; n < y.dim(0); ++n) {
-            // element (channel i, pixel p) of image n
-            auto at = [&](int64_t i, int64_t p) -> float& {
-                return blocked_out_ ? y.data<float>()[((n * cb + i / V) * hw + p) * V + i % V]
-                                    : y.data<float>()[(n * c + i) * hw + p];
-            };
-            for (int64_t i = 0; i < c; ++i) {
-                float s = 0.f;
-                for (int64_t p = 0; p < hw; ++p) s += at(i, p);
-                mean[i] = s / static_cast<float>(hw);
-            }
-            for (int64_t j = 0; j < cr; ++j) {
-                float s = br[j];
-                for (int64_t i = 0; i < c; ++i) s += wr[j * c + i] * mean[i];
-                h[j] = se_act_.apply(s);
-            }
-            for (int64_t i = 0; i < c; ++i) {
-                float s = be[i];
-                for (int64_t j = 0; j < cr; ++j) s += we[i * cr + j] * h[j];
-                const float gate = 1.f / (1.f + std::exp(-s));
-                for (int64_t p = 0; p < hw; ++p) at(i, p) *= gate;
-            }
-        }
-    }
-
-    int64_t channels_ = 0;
-    bool proj_ = false;
-    std::unique_ptr<Kernel> expand_, dw_, project_;
-    std::vector<Tensor> se_;  // Wr, Br, We, Be (empty: no squeeze-excite)
-    Activation se_act_;
-    bool blocked_out_ = false;
-};
-
 bool fused_path(const KernelNode& node) {
     // (avx512vl: the projection's 256-bit FMAs with an embedded broadcast are EVEX-encoded)
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl") || node.precision != "fp32")
@@ -904,7 +689,7 @@ bool supports_expand_depthwise(const KernelNode& node) {
 
 std::unique_ptr<Kernel> make_cpu_expand_depthwise(const KernelNode& node) {
     if (fused_path(node)) return std::make_unique<ExpandDepthwiseKernel>(node);
-    return std::make_unique<TwoConvKernel>(node);
+    return make_expand_depthwise_fallback(node);
 }
 
 LayoutCaps layout_caps_expand_depthwise(const KernelNode& node) {

@@ -130,6 +130,33 @@ INSTANTIATE_TEST_SUITE_P(
                       ProjCase{1, 16, 64, 16, 40, 33, 3, 1, true},   // more rows than 2 threads x the window
                       ProjCase{2, 16, 64, 24, 6, 5, 3, 1, false, false}));  // plain input: three convolutions
 
+// More threads than the two of the dev machine: bands of a few rows, each sharing halo rows with both neighbours
+// (5x5 stride 1: 4 rows per overlap), and phases with more threads than output blocks.
+TEST(CpuExpandDepthwiseProjectThreads, ThreeToSevenThreadsMatchTheReference) {
+    for (const ProjCase& c : {ProjCase{1, 16, 64, 16, 40, 33, 3, 1, true}, ProjCase{2, 40, 96, 40, 16, 17, 5, 1, true},
+                              ProjCase{1, 32, 64, 80, 7, 7, 3, 1, false}, ProjCase{1, 16, 96, 24, 13, 10, 3, 2, false}}) {
+        NetworkDefinition net;
+        make_net(net, c);
+        std::shared_ptr<Engine> cpu = build(net, "cpu");
+        std::shared_ptr<Engine> ref = build(net, "reference");
+        auto ref_ctx = ref->create_context();
+        Tensor x = random_tensor({c.batch, 5, c.height, c.width}, 31);
+        Tensor e = ref_ctx->run({{"x", x}}).begin()->second;
+        float scale = 0.f;
+        for (int64_t i = 0; i < e.numel(); ++i) scale = std::max(scale, std::fabs(e.data<float>()[i]));
+        for (int threads : {3, 4, 5, 7}) {
+            auto ctx = cpu->create_context();
+            ctx->set_num_threads(threads);
+            Tensor y = ctx->run({{"x", x}}).begin()->second;
+            ASSERT_EQ(y.shape(), e.shape());
+            float max_err = 0.f;
+            for (int64_t i = 0; i < y.numel(); ++i)
+                max_err = std::max(max_err, std::fabs(y.data<float>()[i] - e.data<float>()[i]));
+            EXPECT_LT(max_err, 1e-5f * std::max(1.f, scale)) << "threads " << threads << ", " << c.height << " rows";
+        }
+    }
+}
+
 // KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS=N leaves the projection out of nodes with fewer output rows;
 // KILN_CPU_EXPAND_DW_PROJECT=0 keeps it a separate convolution everywhere.
 TEST(CpuExpandDepthwiseProjectSwitch, MinRowsAndEnvZero) {
