@@ -80,7 +80,8 @@ KILN_AVX512_FMA inline void project_tile(const float* d, int64_t ow, int64_t c, 
     if (H)
 #pragma GCC unroll 8
         for (int p = 0; p < P; ++p)
-            _mm512_storeu_ps(y + F * ystride + (p0 + p) * V, _mm512_maskz_mov_ps(0xff, _mm512_castps256_ps512(half[p])));
+            _mm512_storeu_ps(y + F * ystride + (p0 + p) * V,
+                             _mm512_maskz_mov_ps(0xff, _mm512_castps256_ps512(half[p])));
 }
 
 using ProjectFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, const float*, const float*, float*,
@@ -99,11 +100,12 @@ struct ProjectTiles {
 // `pb` output blocks of `ow` pixels (one output row, or a whole image: d's channel blocks are ow pixels apart):
 // groups of up to 3 blocks (4 as 2 + 2), tiles of at most 8 pixels; `half`: the last block has at most 8 real
 // channels.
-KILN_AVX512_FMA void project_row(const float* d, int64_t ow, int64_t c, const float* wp, const float* bp, const float* z,
-                             float* y, int64_t pb, int64_t ystride, bool half) {
+KILN_AVX512_FMA void project_row(const float* d, int64_t ow, int64_t c, const float* wp, const float* bp,
+                                 const float* z, float* y, int64_t pb, int64_t ystride, bool half) {
     using Table = std::array<std::array<ProjectFn, 3>, 8>;
-    static constexpr const Table* kTables[2][2] = {{&ProjectTiles<false, false>::kTable, &ProjectTiles<false, true>::kTable},
-                                                   {&ProjectTiles<true, false>::kTable, &ProjectTiles<true, true>::kTable}};
+    static constexpr const Table* kTables[2][2] = {
+        {&ProjectTiles<false, false>::kTable, &ProjectTiles<false, true>::kTable},
+        {&ProjectTiles<true, false>::kTable, &ProjectTiles<true, true>::kTable}};
     const int64_t ws = (c + V - 1) / V * V * V;
     for (int64_t b = 0; b < pb;) {
         const int64_t left = pb - b, ob = left == 4 ? 2 : std::min<int64_t>(3, left);

@@ -354,7 +354,8 @@ public:
                 run_projected(xp, zp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, true}, halo);
                 return;
             }
-            float* d = static_cast<float*>(thread_buffer(kSeSlot, sizeof(float) * g.images * blocks_ * g.oh * g.ow * V));
+            float* d =
+                static_cast<float*>(thread_buffer(kSeSlot, sizeof(float) * g.images * blocks_ * g.oh * g.ow * V));
 #pragma omp parallel num_threads(threads)
             run_phases(xp, zp, d, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, false}, true);
             return;
@@ -555,7 +556,8 @@ private:
         pw_ = aligned_floats(pblocks_ * cp * V);
         pb_ = aligned_floats(pblocks_ * V);
         for (int64_t o = 0; o < cout; ++o) {
-            for (int64_t c = 0; c < channels_; ++c) pw_.get()[((o / V) * cp + c) * V + o % V] = wp.data<float>()[o * channels_ + c];
+            for (int64_t c = 0; c < channels_; ++c)
+                pw_.get()[((o / V) * cp + c) * V + o % V] = wp.data<float>()[o * channels_ + c];
             pb_.get()[o] = node.inputs[10].value->data<float>()[o];
         }
         residual_ = node.inputs.size() > 11 && node.inputs[11].present;

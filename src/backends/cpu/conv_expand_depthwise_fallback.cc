@@ -35,7 +35,8 @@ public:
         ops::TensorInfo dinfo = node.outputs[0];  // the depthwise output (with a projection: an nChw16c temporary)
         dinfo.value = nullptr;
         dinfo.dims[1] = node.inputs[1].dims[0];
-        KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, proj_ ? std::vector{dinfo} : node.outputs};
+        KernelNode dn{
+            node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, proj_ ? std::vector{dinfo} : node.outputs};
         dn.input_layouts = {Layout::kNChw16c};
         dn.output_layouts = {proj_ ? Layout::kNChw16c : node.output_layout(0)};
         dn.precision = node.precision;

@@ -120,7 +120,8 @@ std::unique_ptr<Kernel> make_ref_FusedExpandDepthwise(const KernelNode& node) {
     const bool proj = node.inputs.size() > 10 && node.inputs[9].present;
     ops::TensorInfo dinfo = node.outputs[0];  // the depthwise output: Y's shape with C channels
     dinfo.dims[1] = node.inputs[1].dims[0];
-    KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, proj ? std::vector{dinfo} : node.outputs};
+    KernelNode dn{
+        node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, proj ? std::vector{dinfo} : node.outputs};
     std::shared_ptr<Kernel> expand = make_ref_FusedConv(en), dw = make_ref_FusedConv(dn), project;
     if (proj) {
         KernelNode pn{node.name, conv_op, AttributeMap{}, {dinfo, node.inputs[9], node.inputs[10]}, node.outputs};

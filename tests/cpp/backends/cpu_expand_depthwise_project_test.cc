@@ -133,8 +133,9 @@ INSTANTIATE_TEST_SUITE_P(
 // More threads than the two of the dev machine: bands of a few rows, each sharing halo rows with both neighbours
 // (5x5 stride 1: 4 rows per overlap), and phases with more threads than output blocks.
 TEST(CpuExpandDepthwiseProjectThreads, ThreeToSevenThreadsMatchTheReference) {
-    for (const ProjCase& c : {ProjCase{1, 16, 64, 16, 40, 33, 3, 1, true}, ProjCase{2, 40, 96, 40, 16, 17, 5, 1, true},
-                              ProjCase{1, 32, 64, 80, 7, 7, 3, 1, false}, ProjCase{1, 16, 96, 24, 13, 10, 3, 2, false}}) {
+    for (const ProjCase& c :
+         {ProjCase{1, 16, 64, 16, 40, 33, 3, 1, true}, ProjCase{2, 40, 96, 40, 16, 17, 5, 1, true},
+          ProjCase{1, 32, 64, 80, 7, 7, 3, 1, false}, ProjCase{1, 16, 96, 24, 13, 10, 3, 2, false}}) {
         NetworkDefinition net;
         make_net(net, c);
         std::shared_ptr<Engine> cpu = build(net, "cpu");
