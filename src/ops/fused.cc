@@ -55,6 +55,24 @@ void infer_fused_expand_depthwise(InferContext& ctx) {
     InferContext inner(ctx.node_name(), ctx.op_type(), ctx.attrs(), ins, 1);
     infer_conv(inner);
     ctx.outputs()[0] = inner.outputs()[0];
+    if (ctx.has_input(9) || ctx.has_input(10) || ctx.has_input(11)) {
+        // projection: Wp [Cout, C, 1, 1], Bp [Cout], Z (optional) of Y's shape; Y gets Cout channels
+        ctx.check(ctx.has_input(9) && ctx.has_input(10), "the projection needs Wp and Bp");
+        ctx.check(!ctx.has_input(5), "a projection and a squeeze-excite block do not go together");
+        const SymShape& wp = ctx.input(9).dims;
+        ctx.check(wp.size() == 4 && wp[1] == w1.dims[0] && wp[2] == Dim(1) && wp[3] == Dim(1),
+                  "projection weights ", shape_str(wp), " do not fit W1 of shape ", shape_str(w1.dims));
+        ctx.outputs()[0].dims[1] = wp[0];
+        if (ctx.has_input(11)) {
+            const SymShape& z = ctx.input(11).dims;
+            const SymShape& y = ctx.outputs()[0].dims;
+            bool fits = z.size() == y.size();
+            for (size_t i = 0; fits && i < z.size(); ++i)
+                fits = !z[i].is_static() || !y[i].is_static() || z[i] == y[i];
+            ctx.check(fits, "the residual of shape ", shape_str(z), " does not fit the output ", shape_str(y));
+        }
+        return;
+    }
     if (!ctx.has_input(5) && !ctx.has_input(6) && !ctx.has_input(7) && !ctx.has_input(8)) return;
     // squeeze-excite: Wr [Cr, C, 1, 1], Br [Cr], We [C, Cr, 1, 1], Be [C]; Y keeps D's shape
     ctx.check(ctx.has_input(5) && ctx.has_input(6) && ctx.has_input(7) && ctx.has_input(8),

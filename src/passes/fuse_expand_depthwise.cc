@@ -11,6 +11,12 @@
 // A squeeze-excite block after a fused node (EfficientNet: GlobalAveragePool -> FusedConv {act} -> FusedConv
 // {Sigmoid} -> Mul) goes into it too (op_list.def): the kernel pools the depthwise rows as it stores them and scales
 // them in the same parallel region. KILN_CPU_EXPAND_DW_SE=0 keeps those blocks as four nodes.
+//
+// The projection after a fused node without squeeze-excite (MobileNetV2: FusedConv 1x1, no activation, with the
+// block's input as residual or none) goes into it too (the kernel splits rows over the threads, or on images of
+// fewer than KILN_CPU_EXPAND_DW_PROJECT_ROWS = 14 rows runs two phases). KILN_CPU_EXPAND_DW_PROJECT=0 keeps the
+// projection a separate node; KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS=N only takes it into nodes whose output has at
+// least N static rows (default 0: all).
 #include <cstdlib>
 #include <string>
 
@@ -45,9 +51,12 @@ bool plain_fused_conv(const ir::Node* n) {
            n->input(0)->dtype == DataType::kFloat32;
 }
 
-// A FusedConv without residual with constant 1x1 weights [out, in, 1, 1] and bias, group 1, stride 1, no padding.
+// A FusedConv without residual (or a Conv) with constant 1x1 weights [out, in, 1, 1] and bias, group 1, stride 1,
+// no padding.
 bool plain_conv1x1(const ir::Node* n, int64_t out, int64_t in) {
-    if (n->op_type != "FusedConv" || n->domain != "kiln" || n->input(3) || n->inputs.size() < 3) return false;
+    const bool conv = n->op_type == "Conv" && n->domain.empty();
+    if ((!conv && (n->op_type != "FusedConv" || n->domain != "kiln")) || n->input(3) || n->inputs.size() < 3)
+        return false;
     const ir::Value* w = n->input(1);
     const ir::Value* b = n->input(2);
     if (!w || !w->is_constant() || !b || !b->is_constant() || b->constant->numel() != out) return false;
@@ -96,6 +105,47 @@ bool absorb_squeeze_excite(ir::Graph& g, ir::Node* f, const UseMap& uses) {
         return true;
     }
     return false;
+}
+
+// The projection reading a fused node's output D (no squeeze-excite), when it can go into the node:
+//   Y = FusedConv(D, Wp, Bp, Z?) {1x1, no activation} (or Conv(D, Wp, Bp)), Z absent or the node's input X
+//   => Y = FusedExpandDepthwise(x, W1, B1, W2, B2, -, -, -, -, Wp, Bp, Z?)
+// D must be read only by the projection and have at least `min_rows` static rows (min_rows 0: any); Y must be able
+// to stay nChw16c.
+bool absorb_projection(ir::Graph& g, ir::Node* f, const UseMap& uses, int64_t min_rows) {
+    ir::Value* d = f->outputs[0];
+    if (f->inputs.size() != 5 || d->is_output || !uses.single_use(d)) return false;
+    ir::Node* p = uses.only_user(d);
+    if (!p || p->input(0) != d || p->attrs.get_string("activation", "") != "") return false;
+    const int64_t c = f->input(1)->constant->shape()[0];
+    const int64_t cout = p->input(1) && p->input(1)->is_constant() ? p->input(1)->constant->shape()[0] : -1;
+    if (p->inputs.size() < 3 || cout < 1) return false;
+    // plain_conv1x1 takes no residual: check it on the node without its Z
+    ir::Value* z = p->input(3);
+    if (z && z != f->input(0)) return false;
+    if (z) p->inputs.resize(3);
+    const bool ok = plain_conv1x1(p, cout, c);
+    if (z) p->inputs.push_back(z);
+    if (!ok) return false;
+    if (min_rows > 0 && (d->dims.size() != 4 || !d->dims[2].is_static() || d->dims[2].value < min_rows)) return false;
+    // Y must be able to stay nChw16c, or the node runs its fallback: not a graph output, and (as the layout planner
+    // rules) its channel padding at most half its channels
+    const int64_t padded = (cout + 15) / 16 * 16;
+    if (p->outputs[0]->is_output || 2 * padded > 3 * cout) return false;
+    f->inputs.resize(9, nullptr);
+    f->inputs.insert(f->inputs.end(), {p->input(1), p->input(2)});
+    if (z) f->inputs.push_back(z);
+    ir::Value* y = p->outputs[0];
+    f->fused_from.push_back(p->name);
+    g.remove_node(p);
+    f->outputs[0] = y;
+    y->producer = f;
+    return true;
+}
+
+int64_t env_int(const char* name, int64_t fallback) {
+    const char* e = std::getenv(name);
+    return e ? std::atoll(e) : fallback;
 }
 
 int64_t min_pixels() {
@@ -151,6 +201,12 @@ bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx) {
     if (!pairs.empty() && !(se_env && std::string(se_env) == "0")) {
         UseMap after(g);
         for (auto [ex, dw] : pairs) absorb_squeeze_excite(g, dw, after);  // blocks are disjoint: one map serves all
+    }
+    const char* proj_env = std::getenv("KILN_CPU_EXPAND_DW_PROJECT");
+    if (!pairs.empty() && !(proj_env && std::string(proj_env) == "0")) {
+        UseMap after(g);
+        const int64_t min_rows = env_int("KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS", 0);
+        for (auto [ex, dw] : pairs) absorb_projection(g, dw, after, min_rows);
     }
     if (!pairs.empty()) g.remove_unused_values();
     return !pairs.empty();

@@ -12,6 +12,11 @@
 // With a squeeze-excite block (inputs 5-8) the rows are also summed as they are stored; after a barrier the team
 // computes h, after a second one each thread scales the rows it stored by their channel gates.
 //
+// With a projection (inputs 9-11: the 1x1 convolution after the block, + residual) the threads always split rows:
+// each output row's depthwise rows of all blocks go to a small per-thread buffer (L1) and are projected from there
+// right away, so the depthwise output never reaches memory either, and each thread writes (and the next block
+// reads) the same band of rows, which stays in that core's L2.
+//
 // Other layouts or CPUs without AVX-512 run the two layers through the ordinary convolution kernels.
 #include <omp.h>
 
@@ -24,6 +29,7 @@
 #include <vector>
 
 #include "src/backends/cpu/avx512_act.h"
+#include "src/backends/cpu/conv1x1_tile.h"
 #include "src/backends/cpu/cpu_backend.h"
 #include "src/backends/cpu/dnnl_util.h"
 #include "src/backends/expand_depthwise.h"
@@ -34,6 +40,8 @@ namespace kiln::backends::cpu {
 namespace {
 
 constexpr int64_t V = kChannelBlock;
+using conv1x1::fmadd_bcast;
+using conv1x1::project_row;
 
 struct Geom {
     int64_t cin, cin_blocks;  // input channels (real) and their blocks
@@ -63,11 +71,9 @@ KILN_AVX512 inline void expand_tile(const float* x, const float* we, int64_t wst
 #pragma GCC unroll 3
             for (int o = 0; o < OB; ++o) wv[o] = _mm512_load_ps(wi + o * wstride + i * V);
 #pragma GCC unroll 8
-            for (int p = 0; p < P; ++p) {
-                const __m512 xv = _mm512_set1_ps(xr[p * V + i]);
+            for (int p = 0; p < P; ++p)
 #pragma GCC unroll 3
-                for (int o = 0; o < OB; ++o) acc[o][p] = _mm512_fmadd_ps(xv, wv[o], acc[o][p]);
-            }
+                for (int o = 0; o < OB; ++o) acc[o][p] = fmadd_bcast(xr + p * V + i, wv[o], acc[o][p]);
         }
     }
 #pragma GCC unroll 3
@@ -245,8 +251,16 @@ int64_t row_split_rows() {
     const int64_t v = e ? std::atoll(e) : kDefaultRowSplitRows;
     return v <= 0 ? std::numeric_limits<int64_t>::max() : v;
 }
+// With a projection, images of at least this many output rows split rows over the threads, smaller ones run in two
+// phases (KILN_CPU_EXPAND_DW_PROJECT_ROWS, read when the kernel is made).
+constexpr int64_t kDefaultProjectRows = 14;
+int64_t project_rows() {
+    const char* e = std::getenv("KILN_CPU_EXPAND_DW_PROJECT_ROWS");
+    return e ? std::atoll(e) : kDefaultProjectRows;
+}
 constexpr int kRingSlot = 3;  // thread_buffer slot (conv_dnnl.cc uses 0 and 1, matmul_dnnl.cc 2)
-constexpr int kSeSlot = 4;    // the calling thread's: squeeze-excite partial sums and h, shared by the team
+constexpr int kSeSlot = 4;    // the calling thread's: squeeze-excite partial sums and h, shared by the team; with a
+                              // projection on small images, all of D
 constexpr int kMeanSlot =
     2;  // each thread's pooled means (matmul_dnnl.cc / matmul_gemv.cc use it inside their kernels)
 
@@ -285,11 +299,16 @@ public:
         expand_ = pick_expand(act1_);
         dw_ = pick_dw(k_, stride_, act2_);
         if (node.inputs.size() > 8 && node.inputs[5].present) pack_squeeze_excite(node);
+        if (node.inputs.size() > 10 && node.inputs[9].present) pack_projection(node);
         row_split_rows_ = row_split_rows();
+        proj_rows_ = project_rows();
+        const char* he = std::getenv("KILN_CPU_EXPAND_DW_HALO");
+        halo_ = !(he && std::string(he) == "0");
     }
 
     std::string describe() const override {
-        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, se_cr_ ? "_se" : "", "_f32_nChw16c_avx512");
+        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, se_cr_ ? "_se" : "", pblocks_ ? "_project" : "",
+                   residual_ ? "_residual" : "", "_f32_nChw16c_avx512");
     }
     bool writes_all_outputs() const override { return true; }  // padding channels: act2(0) = 0
 
@@ -309,14 +328,38 @@ public:
         g.wp = std::max(g.pl + g.w, (g.ow - 1) * stride_ + k_);
         g.images = x.dim(0);
         const int64_t items = x.dim(0) * blocks_ * g.oh;
-        const double macs =
-            static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ + static_cast<double>(y.numel()) * k_ * k_;
+        const double dw_out = static_cast<double>(x.dim(0)) * channels_ * g.oh * g.ow;
+        const double macs = static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ + dw_out * k_ * k_ +
+                            dw_out * pblocks_ * V;
         const int threads =
             static_cast<int>(std::min<int64_t>(items, macs < kMinParallelMacs ? 1 : std::max(1, a.num_threads)));
         const float* xp = x.data<float>();
         float* yp = y.data<float>();
-        // images of at least row_split_rows() output rows: each thread takes a band of rows of every block
+        // images of at least row_split_rows() output rows (with a projection: all): each thread takes a band of rows
+        // of every block
         const bool rows = threads > 1 && g.oh >= row_split_rows_;
+        if (pblocks_) {
+            const float* zp = residual_ ? a.inputs[11]->data<float>() : nullptr;
+            if (threads <= 1) {
+                run_projected(xp, zp, yp, g, {0, 1, items, true});
+                return;
+            }
+            if (g.oh >= proj_rows_) {
+                // (every band non-empty: each overlap is then seen alike by the two threads that share it)
+                float* halo = halo_ && g.oh >= threads ? static_cast<float*>(thread_buffer(
+                                          kSeSlot, sizeof(float) * (threads - 1) * kHaloRows * g.images * blocks_ *
+                                                       g.wp * V))
+                                    : nullptr;
+#pragma omp parallel num_threads(threads)
+                run_projected(xp, zp, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, true}, halo);
+                return;
+            }
+            float* d =
+                static_cast<float*>(thread_buffer(kSeSlot, sizeof(float) * g.images * blocks_ * g.oh * g.ow * V));
+#pragma omp parallel num_threads(threads)
+            run_phases(xp, zp, d, yp, g, {omp_get_thread_num(), omp_get_num_threads(), items, false}, true);
+            return;
+        }
         if (!se_cr_) {
             if (threads <= 1) {
                 run(xp, yp, g, {0, 1, items, false}, nullptr);
@@ -420,6 +463,107 @@ private:
         });
     }
 
+    // The input rows [lo, hi) thread t of nt needs for its band of output rows.
+    void band_rows(const Geom& g, int64_t t, int64_t nt, int64_t* lo, int64_t* hi) const {
+        const int64_t oh0 = g.oh * t / nt, oh1 = g.oh * (t + 1) / nt;
+        *lo = std::max<int64_t>(0, oh0 * stride_ - g.pt);
+        *hi = oh0 < oh1 ? std::min(g.h, (oh1 - 1) * stride_ - g.pt + k_) : *lo;
+    }
+
+    // Rows shared by neighbouring bands (run_projected): [prev_lo, prev_hi) with the previous band (boundary
+    // prev_b), [next_lo, next_hi) with the next one (boundary next_b); row(n, b, i): the i-th row of boundary b.
+    struct Halo {
+        float* buf = nullptr;
+        int64_t slot = 0, images = 1;
+        int64_t prev_lo = 0, prev_hi = 0, prev_b = 0, next_lo = 0, next_hi = 0, next_b = 0;
+        float* row(int64_t n, int64_t b, int64_t i) const { return buf + ((b * images + n) * kHaloRows + i) * slot; }
+        // the buffered row r of image n (at column 0 of the ring row layout), or nullptr
+        const float* find(int64_t n, int64_t r) const {
+            if (r >= prev_lo && r < prev_hi) return row(n, prev_b, r - prev_lo);
+            if (r >= next_lo && r < next_hi) return row(n, next_b, r - next_lo);
+            return nullptr;
+        }
+    };
+    static constexpr int64_t kHaloRows = 4;  // k - stride <= 4
+
+    // Share s (a band of rows, or everything) with the projection: y (and z) have pblocks_ blocks. With `halo`
+    // (inside the parallel region, nt > 1: a buffer of (nt - 1) x 4 x images ring rows) the input rows two
+    // neighbouring bands both need are expanded once: each thread expands its half of each overlap into the
+    // buffer, a barrier, then both copy those rows into their rings instead of expanding them again.
+    void run_projected(const float* x, const float* z, float* y, const Geom& g, const Share& s,
+                       float* halo = nullptr) const {
+        Halo h;
+        if (halo && s.nt > 1) {
+            h.buf = halo;
+            h.slot = blocks_ * g.wp * V;
+            int64_t lo_t, hi_t, lo_n = 0, hi_p = 0;
+            band_rows(g, s.t, s.nt, &lo_t, &hi_t);
+            if (s.t > 0) {
+                int64_t lo_p;
+                band_rows(g, s.t - 1, s.nt, &lo_p, &hi_p);
+                h.prev_lo = lo_t, h.prev_hi = std::min(hi_p, hi_t), h.prev_b = s.t - 1;
+            }
+            if (s.t + 1 < s.nt) {
+                int64_t hi_n;
+                band_rows(g, s.t + 1, s.nt, &lo_n, &hi_n);
+                h.next_lo = std::max(lo_n, lo_t), h.next_hi = hi_t, h.next_b = s.t;
+            }
+            h.images = g.images;
+            // this thread's halves: the lower half of the overlap with the next band, the upper of the previous
+            const float* we = we_.get();
+            for (int64_t n = 0; n < g.images; ++n) {
+                const float* xn = x + n * g.cin_blocks * g.h * g.w * V;
+                const int64_t next_mid = (h.next_lo + h.next_hi) / 2, prev_mid = (h.prev_lo + h.prev_hi) / 2;
+                for (int64_t r = h.next_lo; r < std::min(h.next_hi, next_mid + (h.next_hi - h.next_lo) % 2); ++r)
+                    expand_(xn, we, be_.get(), h.row(n, h.next_b, r - h.next_lo) + g.pl * V, blocks_, g, r, lo1_,
+                            hi1_);
+                for (int64_t r = std::max(h.prev_lo, prev_mid + (h.prev_hi - h.prev_lo) % 2); r < h.prev_hi; ++r)
+                    expand_(xn, we, be_.get(), h.row(n, h.prev_b, r - h.prev_lo) + g.pl * V, blocks_, g, r, lo1_,
+                            hi1_);
+            }
+#pragma omp barrier
+        }
+        for_each_segment(g, s, [&](int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1) {
+            const int64_t off = n * pblocks_ * g.oh * g.ow * V;
+            segment(x, y + off, g, n, b0, nb, oh0, oh1, nullptr, true, z ? z + off : nullptr, h.buf ? &h : nullptr);
+        });
+    }
+
+    // Images of fewer rows than proj_rows_ (7 x 7: two bands would be 3 and 4 rows, each with halo rows): thread t
+    // of nt (inside the parallel region when `team`) stores its channel blocks' depthwise rows in d (all of D,
+    // nChw16c), a barrier, then projects its share of the output blocks of every image from all of d.
+    void run_phases(const float* x, const float* z, float* d, float* y, const Geom& g, const Share& s,
+                    bool team) const {
+        run(x, d, g, s, nullptr);
+        if (team) {
+#pragma omp barrier
+        }
+        const int64_t px = g.oh * g.ow, b0 = pblocks_ * s.t / s.nt, b1 = pblocks_ * (s.t + 1) / s.nt;
+        if (b0 == b1) return;
+        const int64_t ws = blocks_ * V * V;
+        for (int64_t n = 0; n < g.images; ++n) {
+            const int64_t off = (n * pblocks_ + b0) * px * V;
+            project_row(d + n * blocks_ * px * V, px, channels_, pw_.get() + b0 * ws, pb_.get() + b0 * V,
+                        z ? z + off : nullptr, y + off, b1 - b0, px * V, phalf_ && b1 == pblocks_);
+        }
+    }
+
+    // Wp [Cout block][C padded][16], Bp [Cout padded]; the padding stays zero (y's padding channels: 0 + z's 0).
+    void pack_projection(const KernelNode& node) {
+        const Tensor& wp = *node.inputs[9].value;
+        const int64_t cout = wp.dim(0), cp = blocks_ * V;
+        pblocks_ = padded_channels(cout) / V;
+        pw_ = aligned_floats(pblocks_ * cp * V);
+        pb_ = aligned_floats(pblocks_ * V);
+        for (int64_t o = 0; o < cout; ++o) {
+            for (int64_t c = 0; c < channels_; ++c)
+                pw_.get()[((o / V) * cp + c) * V + o % V] = wp.data<float>()[o * channels_ + c];
+            pb_.get()[o] = node.inputs[10].value->data<float>()[o];
+        }
+        residual_ = node.inputs.size() > 11 && node.inputs[11].present;
+        phalf_ = cout % V != 0 && cout % V <= V / 2;
+    }
+
     // Wr [cr][C padded] (rows for h), We [block][cr][16] (a block's gates), biases padded with zeros: the padding
     // channels sum to 0 and keep y = 0 * gate.
     void pack_squeeze_excite(const KernelNode& node) {
@@ -443,12 +587,15 @@ private:
         se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), where_);
     }
 
-    // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1).
+    // Blocks [b0, b0 + nb) of image n, output rows [oh0, oh1). With `project` (all blocks, y and z at image n), each
+    // output row's depthwise rows go to a buffer after the ring and are projected into y.
     void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1,
-                 float* sums) const {
+                 float* sums, bool project = false, const float* z = nullptr, const Halo* halo = nullptr) const {
         const int64_t cinp = padded_channels(cin_);
         const int64_t slot = nb * g.wp * V;  // floats per ring row
-        float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * k_ * slot));
+        const int64_t drow = project ? nb * g.ow * V : 0;
+        float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * (k_ * slot + drow)));
+        float* d = ring + k_ * slot;
         for (int64_t r = 0; r < k_ * nb; ++r) {  // the padding columns of every ring row: zero
             float* row = ring + r * g.wp * V;
             std::memset(row, 0, sizeof(float) * g.pl * V);
@@ -460,9 +607,16 @@ private:
             const int64_t ih0 = oh * stride_ - g.pt;
             const int64_t need = std::min(g.h, ih0 + k_);
             next = std::max(next, std::max<int64_t>(0, ih0));
-            for (; next < need; ++next)
-                expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, ring + (next % k_) * slot + g.pl * V, nb, g,
-                        next, lo1_, hi1_);
+            for (; next < need; ++next) {
+                float* dst = ring + (next % k_) * slot + g.pl * V;
+                const float* shared = halo ? halo->find(n, next) : nullptr;
+                if (shared) {  // all blocks (rows split): expanded once, by this thread or its neighbour
+                    for (int64_t j = 0; j < nb; ++j)
+                        std::memcpy(dst + j * g.wp * V, shared + j * g.wp * V + g.pl * V, sizeof(float) * g.w * V);
+                } else {
+                    expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, dst, nb, g, next, lo1_, hi1_);
+                }
+            }
             for (int64_t j = 0; j < nb; ++j) {
                 const float* rows[5];
                 for (int kh = 0; kh < k_; ++kh) {
@@ -470,10 +624,13 @@ private:
                     rows[kh] = ih < 0 || ih >= g.h ? nullptr : ring + (ih % k_) * slot + j * g.wp * V;
                 }
                 const int64_t b = b0 + j;
-                float* yr = y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V;
+                float* yr = project ? d + j * g.ow * V : y + ((n * blocks_ + b) * g.oh + oh) * g.ow * V;
                 dw_(rows, wd_.get() + b * k_ * k_ * V, bd_.get() + b * V, yr, g, lo2_, hi2_);
                 if (sums) add_row(yr, g.ow, sums + (n * blocks_ + b) * V);
             }
+            if (project)
+                project_row(d, g.ow, channels_, pw_.get(), pb_.get(), z ? z + oh * g.ow * V : nullptr,
+                            y + oh * g.ow * V, pblocks_, g.oh * g.ow * V, phalf_);
         }
     }
 
@@ -488,97 +645,23 @@ private:
     ExpandFn expand_ = nullptr;
     DwFn dw_ = nullptr;
     int64_t row_split_rows_ = kDefaultRowSplitRows;
+    int64_t pblocks_ = 0;  // the projection's output blocks (0: none)
+    int64_t proj_rows_ = kDefaultProjectRows;
+    bool halo_ = true;  // KILN_CPU_EXPAND_DW_HALO=0: both bands expand their shared rows
+    bool residual_ = false, phalf_ = false;  // phalf_: the last output block has at most 8 real channels
+    std::unique_ptr<float[], void (*)(void*)> pw_{nullptr, std::free}, pb_{nullptr, std::free};
     int64_t se_cr_ = 0, se_crp_ = 0;  // squeeze-excite: reduced channels (0: none), padded to 16
     Activation se_act_;
     std::unique_ptr<float[], void (*)(void*)> se_wr_{nullptr, std::free}, se_br_{nullptr, std::free};
     std::unique_ptr<float[], void (*)(void*)> se_we_{nullptr, std::free}, se_be_{nullptr, std::free};
 };
 
-// Layouts or CPUs the fused kernel does not take (a plain X or Y: channel counts the planner keeps plain; bf16
-// layers): the expand and the depthwise convolution as two ordinary cpu convolution kernels, M in an nChw16c
-// temporary so that the depthwise convolution still runs on blocked values (kiln's kernel where it applies).
-class TwoConvKernel : public Kernel {
-public:
-    explicit TwoConvKernel(const KernelNode& node) {
-        const std::string conv_op = "FusedConv";
-        const AttributeMap ea = expand_conv_attrs(node.attrs), da = depthwise_conv_attrs(node.attrs);
-        ops::TensorInfo mid = node.inputs[0];
-        mid.value = nullptr;
-        mid.dims[1] = node.inputs[1].dims[0];
-        channels_ = node.inputs[1].value->dim(0);
-        KernelNode en{node.name, conv_op, ea, {node.inputs[0], node.inputs[1], node.inputs[2]}, {mid}};
-        en.input_layouts = {node.input_layout(0)};
-        en.output_layouts = {Layout::kNChw16c};
-        en.precision = node.precision;
-        KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, node.outputs};
-        dn.input_layouts = {Layout::kNChw16c};
-        dn.output_layouts = {node.output_layout(0)};
-        dn.precision = node.precision;
-        expand_ = make_cpu_conv(en);
-        dw_ = make_cpu_conv(dn);
-        if (node.inputs.size() > 8 && node.inputs[5].present) {
-            for (size_t i = 5; i < 9; ++i) se_.push_back(*node.inputs[i].value);
-            se_act_ = Activation::from_attrs(se_reduce_attrs(node.attrs), node.where());
-            blocked_out_ = node.output_layout(0) == Layout::kNChw16c;
-        }
-    }
-    std::string describe() const override { return "expand_" + expand_->describe() + "+" + dw_->describe(); }
-    bool writes_all_outputs() const override { return dw_->writes_all_outputs(); }
-    void execute(const KernelArgs& a) const override {
-        const Tensor& x = *a.inputs[0];
-        // nChw16c bytes: the channels padded to a multiple of 16 (the expand zero-fills the padding)
-        Tensor buf =
-            Tensor::uninitialized(DataType::kFloat32, {x.dim(0), padded_channels(channels_), x.dim(2), x.dim(3)});
-        Tensor m = Tensor::wrap(DataType::kFloat32, {x.dim(0), channels_, x.dim(2), x.dim(3)}, buf.raw());
-        KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
-        expand_->execute(e);
-        KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
-        dw_->execute(d);
-        if (!se_.empty()) squeeze_excite(*a.outputs[0]);
-    }
-
-private:
-    // The squeeze-excite block on Y (plain or nChw16c), in scalar code: this path is the rare fallback.
-    void squeeze_excite(Tensor& y) const {
-        const int64_t c = channels_, hw = y.dim(2) * y.dim(3), cr = se_[0].dim(0), cb = padded_channels(c) / V;
-        const float *wr = se_[0].data<float>(), *br = se_[1].data<float>();
-        const float *we = se_[2].data<float>(), *be = se_[3].data<float>();
-        std::vector<float> mean(c), h(cr);
-        for (int64_t n = 0; n < y.dim(0); ++n) {
-            // element (channel i, pixel p) of image n
-            auto at = [&](int64_t i, int64_t p) -> float& {
-                return blocked_out_ ? y.data<float>()[((n * cb + i / V) * hw + p) * V + i % V]
-                                    : y.data<float>()[(n * c + i) * hw + p];
-            };
-            for (int64_t i = 0; i < c; ++i) {
-                float s = 0.f;
-                for (int64_t p = 0; p < hw; ++p) s += at(i, p);
-                mean[i] = s / static_cast<float>(hw);
-            }
-            for (int64_t j = 0; j < cr; ++j) {
-                float s = br[j];
-                for (int64_t i = 0; i < c; ++i) s += wr[j * c + i] * mean[i];
-                h[j] = se_act_.apply(s);
-            }
-            for (int64_t i = 0; i < c; ++i) {
-                float s = be[i];
-                for (int64_t j = 0; j < cr; ++j) s += we[i * cr + j] * h[j];
-                const float gate = 1.f / (1.f + std::exp(-s));
-                for (int64_t p = 0; p < hw; ++p) at(i, p) *= gate;
-            }
-        }
-    }
-
-    int64_t channels_ = 0;
-    std::unique_ptr<Kernel> expand_, dw_;
-    std::vector<Tensor> se_;  // Wr, Br, We, Be (empty: no squeeze-excite)
-    Activation se_act_;
-    bool blocked_out_ = false;
-};
-
 bool fused_path(const KernelNode& node) {
-    if (!__builtin_cpu_supports("avx512f") || node.precision != "fp32") return false;
+    // (avx512vl: the projection's 256-bit FMAs with an embedded broadcast are EVEX-encoded)
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl") || node.precision != "fp32")
+        return false;
     if (node.input_layout(0) != Layout::kNChw16c || node.output_layout(0) != Layout::kNChw16c) return false;
+    if (node.inputs.size() > 11 && node.inputs[11].present && node.input_layout(11) != Layout::kNChw16c) return false;
     DwAct a;
     return act_of(Activation::from_attrs(expand_conv_attrs(node.attrs), node.where()), &a) &&
            act_of(Activation::from_attrs(depthwise_conv_attrs(node.attrs), node.where()), &a);
@@ -589,8 +672,14 @@ bool fused_path(const KernelNode& node) {
 bool supports_expand_depthwise(const KernelNode& node) {
     for (size_t i = 1; i < 5; ++i)
         if (!node.inputs[i].present || !node.inputs[i].value) return false;
-    for (size_t i = 5; i < node.inputs.size(); ++i)  // squeeze-excite: all four, constant
-        if (node.inputs.size() != 9 || !node.inputs[i].present || !node.inputs[i].value) return false;
+    const size_t n = node.inputs.size();
+    const bool se = n > 5 && node.inputs[5].present, proj = n > 9 && node.inputs[9].present;
+    for (size_t i = 5; i < 9 && i < n; ++i)  // squeeze-excite: all four, constant
+        if (node.inputs[i].present != se || (se && !node.inputs[i].value)) return false;
+    if (se && proj) return false;
+    for (size_t i = 9; i < 11 && i < n; ++i)  // projection: Wp and Bp constant, Z (11) any value
+        if (node.inputs[i].present != proj || (proj && !node.inputs[i].value)) return false;
+    if (proj && (n < 11 || node.inputs[9].value->rank() != 4)) return false;
     if (node.inputs[0].rank() != 4 || !node.inputs[0].dims[1].is_static()) return false;
     const Tensor& w2 = *node.inputs[3].value;
     if (w2.dim(2) != w2.dim(3) || (w2.dim(2) != 3 && w2.dim(2) != 5)) return false;
@@ -602,13 +691,14 @@ bool supports_expand_depthwise(const KernelNode& node) {
 
 std::unique_ptr<Kernel> make_cpu_expand_depthwise(const KernelNode& node) {
     if (fused_path(node)) return std::make_unique<ExpandDepthwiseKernel>(node);
-    return std::make_unique<TwoConvKernel>(node);
+    return make_expand_depthwise_fallback(node);
 }
 
 LayoutCaps layout_caps_expand_depthwise(const KernelNode& node) {
     LayoutCaps c;
     c.inputs.assign(node.inputs.size(), false);
     c.inputs[0] = true;
+    if (c.inputs.size() > 11) c.inputs[11] = true;  // the residual, read in the output's layout
     c.outputs = {true};
     c.prefers_blocked = true;
     return c;

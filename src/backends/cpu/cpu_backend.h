@@ -30,6 +30,8 @@ std::unique_ptr<Kernel> make_cpu_conv_depthwise(const KernelNode& node);
 bool supports_expand_depthwise(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_expand_depthwise(const KernelNode& node);
 LayoutCaps layout_caps_expand_depthwise(const KernelNode& node);
+/// The same node as ordinary convolution kernels (plain layouts, bf16, no AVX-512; conv_expand_depthwise_fallback.cc).
+std::unique_ptr<Kernel> make_expand_depthwise_fallback(const KernelNode& node);
 /// x = x * sigmoid(x) over n floats, AVX-512, on `threads` OpenMP threads (conv_depthwise.cc).
 void silu_inplace(float* x, int64_t n, int threads);
 bool supports_matmul(const KernelNode& node);

@@ -108,29 +108,47 @@ void squeeze_excite(Tensor& y, const Tensor& wr, const Tensor& br, const Tensor&
 }  // namespace
 
 // The expand and the depthwise convolution one after the other, through a temporary M (then the squeeze-excite
-// block, when the node has one).
+// block, when the node has one, or the projection through a temporary D, when it has that).
 std::unique_ptr<Kernel> make_ref_FusedExpandDepthwise(const KernelNode& node) {
-    check_f32(node, 9);
+    check_f32(node, 12);
     const std::string conv_op = "FusedConv";
     const AttributeMap ea = expand_conv_attrs(node.attrs), da = depthwise_conv_attrs(node.attrs);
     ops::TensorInfo mid = node.inputs[0];
     mid.value = nullptr;
     mid.dims[1] = node.inputs[1].dims[0];
     KernelNode en{node.name, conv_op, ea, {node.inputs[0], node.inputs[1], node.inputs[2]}, {mid}};
-    KernelNode dn{node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, node.outputs};
-    std::shared_ptr<Kernel> expand = make_ref_FusedConv(en), dw = make_ref_FusedConv(dn);
+    const bool proj = node.inputs.size() > 10 && node.inputs[9].present;
+    ops::TensorInfo dinfo = node.outputs[0];  // the depthwise output: Y's shape with C channels
+    dinfo.dims[1] = node.inputs[1].dims[0];
+    KernelNode dn{
+        node.name, conv_op, da, {mid, node.inputs[3], node.inputs[4]}, proj ? std::vector{dinfo} : node.outputs};
+    std::shared_ptr<Kernel> expand = make_ref_FusedConv(en), dw = make_ref_FusedConv(dn), project;
+    if (proj) {
+        KernelNode pn{node.name, conv_op, AttributeMap{}, {dinfo, node.inputs[9], node.inputs[10]}, node.outputs};
+        if (node.inputs.size() > 11 && node.inputs[11].present) pn.inputs.push_back(node.inputs[11]);
+        project = make_ref_FusedConv(pn);
+    }
     const int64_t channels = node.inputs[1].value ? node.inputs[1].value->dim(0) : 0;
     const bool se = node.inputs.size() > 8 && node.inputs[5].present;
     const Activation se_act = Activation::from_attrs(se_reduce_attrs(node.attrs), node.where());
     return make_kernel(
         [=](const KernelArgs& a) {
             const Tensor& x = *a.inputs[0];
-            Tensor m(DataType::kFloat32, {x.dim(0), channels ? channels : a.inputs[1]->dim(0), x.dim(2), x.dim(3)});
+            const int64_t c = channels ? channels : a.inputs[1]->dim(0);
+            Tensor m(DataType::kFloat32, {x.dim(0), c, x.dim(2), x.dim(3)});
             KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
             expand->execute(e);
+            const Tensor& y = *a.outputs[0];
+            Tensor dbuf = proj ? Tensor(DataType::kFloat32, {y.dim(0), c, y.dim(2), y.dim(3)}) : Tensor();
             KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
+            if (proj) d.outputs = {&dbuf};
             dw->execute(d);
             if (se) squeeze_excite(*a.outputs[0], *a.inputs[5], *a.inputs[6], *a.inputs[7], *a.inputs[8], se_act);
+            if (proj) {
+                KernelArgs p{{&dbuf, a.inputs[9], a.inputs[10]}, a.outputs, a.num_threads};
+                if (a.inputs.size() > 11 && a.inputs[11]) p.inputs.push_back(a.inputs[11]);
+                project->execute(p);
+            }
         },
         "fused_expand_" + dw->describe());
 }
