@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "src/backends/cuda/attention_common.cuh"
+#include "src/backends/cuda/device_math.cuh"
 
 namespace kiln::cuda {
 
@@ -209,26 +210,13 @@ __global__ void k_rows_low(const TIn* __restrict__ k, T* __restrict__ dst, Atten
     const int64_t r0 = int64_t(blockIdx.x) * 32, c0 = int64_t(blockIdx.y) * 32;  // key rows, head-dim columns
     for (int j = threadIdx.y; j < 32; j += blockDim.y) {  // read: head-dim row c0 + j, keys r0 + threadIdx.x
         const int64_t c = c0 + j, r = r0 + threadIdx.x;
-        float v = 0.f;
-        if (c < a.d && r < a.sk) {
-            if constexpr (std::is_same_v<TIn, float>)
-                v = k[off + c * a.k_row + r];
-            else if constexpr (std::is_same_v<TIn, __half>)
-                v = __half2float(k[off + c * a.k_row + r]);
-            else
-                v = __bfloat162float(k[off + c * a.k_row + r]);
-        }
-        tile[j][threadIdx.x] = v;
+        tile[j][threadIdx.x] = c < a.d && r < a.sk ? to_f(k[off + c * a.k_row + r]) : 0.f;
     }
     __syncthreads();
     T* out = dst + int64_t(blockIdx.z) * a.sk * a.d;
     for (int j = threadIdx.y; j < 32; j += blockDim.y) {  // write: key row r0 + j, head-dim columns c0 + threadIdx.x
         const int64_t r = r0 + j, c = c0 + threadIdx.x;
-        if (r >= a.sk || c >= a.d) continue;
-        if constexpr (std::is_same_v<T, __half>)
-            out[r * a.d + c] = __float2half_rn(tile[threadIdx.x][j]);
-        else
-            out[r * a.d + c] = __float2bfloat16_rn(tile[threadIdx.x][j]);
+        if (r < a.sk && c < a.d) from_f(out + r * a.d + c, tile[threadIdx.x][j]);
     }
 }
 

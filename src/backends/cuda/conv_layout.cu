@@ -15,10 +15,6 @@ namespace kiln::cuda {
 
 namespace {
 
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ void from_f(__half* p, float v) { *p = __float2half_rn(v); }
-__device__ __forceinline__ void from_f(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // dst[n, h, w, c] = src[n, c, h, w], converted; i walks dst (NHWC) so the writes are coalesced.
 template <typename T>

@@ -1,8 +1,19 @@
 #pragma once
 // Device helpers shared by kiln's CUDA kernels (*.cu only).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include "src/backends/cuda/cuda_launch.h"
 
 namespace kiln::cuda {
+
+// A stored value as fp32, and fp32 rounded to the storage type (fp32, fp16 or bf16), for kernels templated on it.
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ void from_f(float* p, float v) { *p = v; }
+__device__ __forceinline__ void from_f(__half* p, float v) { *p = __float2half_rn(v); }
+__device__ __forceinline__ void from_f(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // Same kinds and order as backends::ActivationKind.
 __device__ __forceinline__ float apply_act(float x, const DevAct& a) {

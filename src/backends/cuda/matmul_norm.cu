@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/device_math.cuh"
 #include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
@@ -19,20 +20,12 @@ constexpr int kPerLane = kMatMulNormMaxCols / 32;
 // element i of a tensor stored as T (low) or fp32
 template <typename T>
 __device__ __forceinline__ float load(const void* p, int64_t i, bool low) {
-    if (!low) return static_cast<const float*>(p)[i];
-    if constexpr (std::is_same_v<T, __half>)
-        return __half2float(static_cast<const T*>(p)[i]);
-    else
-        return __bfloat162float(static_cast<const T*>(p)[i]);
+    return low ? to_f(static_cast<const T*>(p)[i]) : static_cast<const float*>(p)[i];
 }
 template <typename T>
 __device__ __forceinline__ void store(void* p, int64_t i, float v, bool low) {
-    if (!low)
-        static_cast<float*>(p)[i] = v;
-    else if constexpr (std::is_same_v<T, __half>)
-        static_cast<T*>(p)[i] = __float2half_rn(v);
-    else
-        static_cast<T*>(p)[i] = __float2bfloat16_rn(v);
+    if (low) from_f(static_cast<T*>(p) + i, v);
+    else static_cast<float*>(p)[i] = v;
 }
 
 // Every load is unconditional (past the row's end the index is clamped to its last column, and those lanes' values
@@ -72,14 +65,7 @@ __global__ void matmul_norm_epilogue(const MatMulNormArgs a) {
     if (a.z) {
         const auto* z = static_cast<const std::conditional_t<kZLow, T, float>*>(a.z) + base;
 #pragma unroll
-        for (int k = 0; k < kN; ++k) {
-            if constexpr (!kZLow)
-                v[k] += z[idx[k]];
-            else if constexpr (std::is_same_v<T, __half>)
-                v[k] += __half2float(z[idx[k]]);
-            else
-                v[k] += __bfloat162float(z[idx[k]]);
-        }
+        for (int k = 0; k < kN; ++k) v[k] += to_f(z[idx[k]]);
     }
 #pragma unroll 2
     for (int p = 0; p < parts; ++p) {
@@ -123,15 +109,7 @@ __device__ __forceinline__ float4 load4(const void* p, int64_t i) {
     } else {
         const uint2 raw = *reinterpret_cast<const uint2*>(static_cast<const T*>(p) + i);
         const T* h = reinterpret_cast<const T*>(&raw);
-        float r[4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            if constexpr (std::is_same_v<T, __half>)
-                r[e] = __half2float(h[e]);
-            else
-                r[e] = __bfloat162float(h[e]);
-        }
-        return make_float4(r[0], r[1], r[2], r[3]);
+        return make_float4(to_f(h[0]), to_f(h[1]), to_f(h[2]), to_f(h[3]));
     }
 }
 template <typename T>
@@ -142,14 +120,7 @@ __device__ __forceinline__ void store4(void* p, int64_t i, float4 v, bool low) {
     }
     uint2 raw;
     T* h = reinterpret_cast<T*>(&raw);
-    const float f[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-        if constexpr (std::is_same_v<T, __half>)
-            h[e] = __float2half_rn(f[e]);
-        else
-            h[e] = __float2bfloat16_rn(f[e]);
-    }
+    from_f(h, v.x), from_f(h + 1, v.y), from_f(h + 2, v.z), from_f(h + 3, v.w);
     *reinterpret_cast<uint2*>(static_cast<T*>(p) + i) = raw;
 }
 
