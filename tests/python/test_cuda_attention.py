@@ -212,3 +212,63 @@ def test_residual_matmul_and_layer_norm_fuse(tmp_path, monkeypatch, precision, t
     assert [n["op"] for n in nodes] == ["FusedMatMulNorm"], nodes
     assert len(nodes[0]["output_shapes"]) == (2 if pre_norm else 1), nodes
     assert "gemm_norm" in nodes[0]["kernel"], nodes
+
+
+def projection_model(m, k, n, act, residual):
+    """y = act(x W + b (+ r)): a projection of a transformer layer, [1, m, k] -> [1, m, n]."""
+    f = onnx.TensorProto.FLOAT
+    inits = [helper.make_tensor("w", f, [k, n], rnd(k, n, seed=3, scale=k ** -0.5).ravel()),
+             helper.make_tensor("b", f, [n], rnd(n, seed=4))]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["p"]), helper.make_node("Add", ["p", "b"], ["y0"])]
+    last = "y0"
+    inputs = [helper.make_tensor_value_info("x", f, [1, m, k])]
+    feeds = {"x": rnd(1, m, k, seed=1)}
+    if residual:
+        nodes.append(helper.make_node("Add", [last, "r"], ["y1"]))
+        last = "y1"
+        inputs.append(helper.make_tensor_value_info("r", f, [1, m, n]))
+        feeds["r"] = rnd(1, m, n, seed=2)
+    if act:
+        nodes.append(helper.make_node(act, [last], ["y2"]))
+        last = "y2"
+    graph = helper.make_graph(nodes, "proj", inputs, [helper.make_tensor_value_info(last, f, None)],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    return model, feeds
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("m,k,n,act,residual", [(128, 768, 2304, None, False), (128, 768, 3072, "Gelu", False),
+                                                (1, 64, 64, "Relu", True), (197, 768, 768, None, True),
+                                                (63, 320, 192, "Gelu", False), (256, 128, 128, None, False),
+                                                (128, 832, 128, None, False), (257, 64, 64, None, False)])
+def test_small_row_projection_kernel(tmp_path, monkeypatch, precision, m, k, n, act, residual):
+    # gemm_small_m.cu: up to 256 rows, K up to 768 in multiples of 64, N a multiple of 64 (bias, activation and
+    # residual in its epilogue; KILN_CUDA_SMALL_GEMM=1); K = 832 and 257 rows go to cuBLASLt, and so does everything
+    # with KILN_CUDA_SMALL_GEMM=0.
+    monkeypatch.setenv("KILN_CUDA_SMALL_GEMM", "1")
+    model, feeds = projection_model(m, k, n, act, residual)
+    path, flags = compare(tmp_path, model, feeds, precision)
+    nodes = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--json"] + flags).stdout)["nodes"]
+    gemms = [nd for nd in nodes if nd["op"] == "FusedMatMul"]
+    assert len(gemms) == 1, nodes
+    fits = m <= 256 and k % 64 == 0 and k <= 768 and n % 64 == 0
+    assert ("mma_pdl" in gemms[0]["kernel"]) == fits, gemms[0]["kernel"]
+    monkeypatch.setenv("KILN_CUDA_SMALL_GEMM", "0")
+    compare(tmp_path, model, feeds, precision)
+    nodes = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--json"] + flags).stdout)["nodes"]
+    assert "mma_pdl" not in [nd for nd in nodes if nd["op"] == "FusedMatMul"][0]["kernel"]
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("t,k,w", [(64, 3072, 768), (64, 768, 768), (100, 192, 1280)])
+def test_matmul_norm_small_row_partials(tmp_path, monkeypatch, precision, t, k, w):
+    # FusedMatMulNorm of few rows: split-K partial products from gemm_small_m.cu, summed by the row kernel
+    monkeypatch.setenv("KILN_CUDA_MATMUL_NORM", "1")
+    monkeypatch.setenv("KILN_CUDA_SMALL_GEMM", "1")
+    model, feeds = residual_norm_model(t, k, w, False)
+    path, flags = compare(tmp_path, model, feeds, precision)
+    nodes = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--json"] + flags).stdout)["nodes"]
+    assert [n["op"] for n in nodes] == ["FusedMatMulNorm"], nodes
+    assert "mma_pdl" in nodes[0]["kernel"], nodes[0]["kernel"]
