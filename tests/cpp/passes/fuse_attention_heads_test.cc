@@ -201,6 +201,18 @@ TEST(FuseAttentionHeads, SeqFirstPackedProjectionChunks) {
         for (const char* backend : {"reference", "cpu"})
             expect_same_outputs(net, {{"x", filled({5, b, 48}, 0.3f)}}, 3, backend);
         EXPECT_EQ(layer_ops(net, 3, "reference"), (std::vector<std::string>{"Attention", "Reshape"}));
+
+        // for cuda too: its kernels read the layout through the same geometry (AttentionDims strides)
+        std::unique_ptr<ir::Graph> cg = net.graph().clone();
+        cg->topological_sort();
+        cg->infer_shapes();
+        NullLogger logger;
+        PassContext cuda{logger, 3, "cuda"};
+        EXPECT_TRUE(fuse_attention(*cg, cuda));
+        cg->topological_sort();
+        cg->infer_shapes();
+        EXPECT_TRUE(fuse_attention_heads(*cg, cuda));
+        EXPECT_EQ(count_op(*cg, "Gather"), 0);
     }
 }
 
