@@ -7,6 +7,9 @@
 //  - head-packed (`num_heads` = h): Q [..., sq, wq], K [..., sk, wk], V [..., sk, wv] with head i of Q in the columns
 //    [oq + i d, oq + (i + 1) d) (`qkv_offsets` = [oq, ok, ov], `head_dim` = d, `v_head_dim` = dv), out
 //    [..., sq, h dv]: the [b, s, h*d] rows a projection writes, read in place (no head-split Transpose).
+//    With `seq_first`=1 the sequence is the first dim instead: Q [sq, ..., wq], K [sk, ..., wk], V [sk, ..., wv],
+//    out [sq, ..., h dv] (the [s, b, h*d] rows of torch's nn.MultiheadAttention, which works seq-first): the batch
+//    entries of one position are adjacent (stride w) and consecutive positions are prod(batch) * w apart.
 // In both, the "head batch" is the output's batch dims, with h appended in the packed layout, and the mask
 // broadcasts to [head batch..., sq, sk].
 #include <algorithm>
@@ -60,10 +63,21 @@ inline AttentionGeometry attention_geometry(const AttributeMap& attrs, const Sha
     AttentionGeometry g;
     const int r = static_cast<int>(q.size());
     const int64_t heads = attrs.get_int("num_heads", 0);
+    const bool seq_first = attrs.get_int("seq_first", 0) != 0;
+    KILN_CHECK(!seq_first || (heads > 0 && r >= 3), kInvalidArgument, where,
+               ": seq_first needs num_heads > 0 and Q/K/V of rank >= 3");
     g.kt = attrs.get_int("k_transposed", 0) != 0;
-    g.sq = q[r - 2];
-    g.sk = g.kt ? k[r - 1] : k[r - 2];
-    Shape qb(q.begin(), q.end() - 2), kb(k.begin(), k.end() - 2), vb(v.begin(), v.end() - 2);
+    const int sd = seq_first ? 0 : r - 2;  // the sequence dim
+    g.sq = q[sd];
+    g.sk = g.kt ? k[r - 1] : k[sd];
+    // the batch dims: all but the sequence dim and the last one
+    auto batch_of = [&](const Shape& x) {
+        Shape b;
+        for (int i = 0; i < r - 1; ++i)
+            if (i != sd) b.push_back(x[i]);
+        return b;
+    };
+    Shape qb = batch_of(q), kb = batch_of(k), vb = batch_of(v);
     Shape out_batch = ops::broadcast_shapes(ops::broadcast_shapes(qb, kb), vb);
     std::vector<int64_t> qs = ops::broadcast_strides(qb, out_batch), ks = ops::broadcast_strides(kb, out_batch),
                          vs = ops::broadcast_strides(vb, out_batch);
@@ -93,10 +107,12 @@ inline AttentionGeometry attention_geometry(const AttributeMap& attrs, const Sha
                    kInvalidArgument, where, ": ", heads, " heads of ", g.d, "/", g.dv, " columns at offsets ",
                    off[0], ",", off[1], ",", off[2], " do not fit Q/K/V rows of ", wq, "/", wk, "/", wv);
         g.batch.push_back(heads);
-        g.q_str = scaled(qs, g.sq * wq);
-        g.k_str = scaled(ks, g.sk * wk);
-        g.v_str = scaled(vs, g.sk * wv);
-        g.o_str = scaled(os, g.sq * heads * g.dv);
+        // batch-first: a batch entry is sq (sk) rows; seq-first: one row of w columns
+        const int64_t q_rows = seq_first ? 1 : g.sq, k_rows = seq_first ? 1 : g.sk;
+        g.q_str = scaled(qs, q_rows * wq);
+        g.k_str = scaled(ks, k_rows * wk);
+        g.v_str = scaled(vs, k_rows * wv);
+        g.o_str = scaled(os, q_rows * heads * g.dv);
         g.q_str.push_back(g.d);
         g.k_str.push_back(g.d);
         g.v_str.push_back(g.dv);
@@ -108,6 +124,12 @@ inline AttentionGeometry attention_geometry(const AttributeMap& attrs, const Sha
         g.k_row = wk;
         g.v_row = wv;
         g.o_row = heads * g.dv;
+        if (seq_first) {  // consecutive positions are a whole [batch..., w] block apart
+            g.q_row *= shape_numel(qb);
+            g.k_row *= shape_numel(kb);
+            g.v_row *= shape_numel(vb);
+            g.o_row *= shape_numel(out_batch);
+        }
     }
     if (mask) {
         Shape scores = g.batch;

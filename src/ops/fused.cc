@@ -105,20 +105,32 @@ void infer_attention_packed(InferContext& ctx) {
         ctx.check(off[i] >= 0 && (!w.is_static() || need <= w.value), "input ", i, " of shape ",
                   shape_str(qkv[i]->dims), " has no room for ", h, " heads from column ", off[i]);
     }
-    ctx.check(k.dims[r - 2] == v.dims[r - 2] || !k.dims[r - 2].is_static() || !v.dims[r - 2].is_static(),
+    // seq_first: [seq, batch..., width] rows instead of [batch..., seq, width]
+    const bool seq_first = ctx.attrs().get_int("seq_first", 0) != 0;
+    ctx.check(!seq_first || r >= 3, "seq_first needs Q/K/V of rank >= 3");
+    const int sd = seq_first ? 0 : r - 2;
+    auto batch_of = [&](const SymShape& x) {
+        SymShape b;
+        for (int i = 0; i < r - 1; ++i)
+            if (i != sd) b.push_back(x[i]);
+        return b;
+    };
+    ctx.check(k.dims[sd] == v.dims[sd] || !k.dims[sd].is_static() || !v.dims[sd].is_static(),
               "K and V have different lengths: ", shape_str(k.dims), ", ", shape_str(v.dims));
-    SymShape out =
-        broadcast_shapes(ctx, SymShape(q.dims.begin(), q.dims.end() - 2), SymShape(k.dims.begin(), k.dims.end() - 2));
+    SymShape out = broadcast_shapes(ctx, batch_of(q.dims), batch_of(k.dims));
     if (ctx.has_input(3)) {  // the mask must broadcast into the scores [..., h, seq_q, seq_k]
         SymShape scores = out;
         scores.push_back(Dim(h));
-        scores.push_back(q.dims[r - 2]);
-        scores.push_back(k.dims[r - 2]);
+        scores.push_back(q.dims[sd]);
+        scores.push_back(k.dims[sd]);
         SymShape b = broadcast_shapes(ctx, scores, ctx.input(3).dims);
         ctx.check(b.size() == scores.size(), "mask of shape ", shape_str(ctx.input(3).dims),
                   " does not broadcast to the scores ", shape_str(scores));
     }
-    out.push_back(q.dims[r - 2]);
+    if (seq_first)
+        out.insert(out.begin(), q.dims[sd]);
+    else
+        out.push_back(q.dims[sd]);
     out.push_back(Dim(h * dv));
     ctx.set_output(0, q.dtype, out);
 }
@@ -138,6 +150,7 @@ void infer_attention(InferContext& ctx) {
         infer_attention_packed(ctx);
         return;
     }
+    ctx.check(ctx.attrs().get_int("seq_first", 0) == 0, "seq_first needs num_heads > 0");
     const Dim& qd = q.dims[r - 1];
     const Dim& kd = kt ? k.dims[r - 2] : k.dims[r - 1];
     ctx.check(!qd.is_static() || !kd.is_static() || qd.value == kd.value, "Q head size ", qd.str(),

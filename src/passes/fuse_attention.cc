@@ -3,6 +3,8 @@
 //   -> o = Attention(Q, K, V, mask) {scale, k_transposed, mask_is_bool}
 // Kt = Transpose(K) swapping the last two axes gives K directly (k_transposed=0); any other Kt is passed as is
 // with k_transposed=1 (e.g. PyTorch's key Transpose(0,2,3,1) of [b,s,h,d] is already [b,h,d,s]).
+// Scalar Muls on the operands fold into the scale too: (a Q) (b Kt) = a b (Q Kt) (torch's scaled_dot_product_attention
+// export multiplies Q and Kt by sqrt(scale) each).
 #include <cmath>
 
 #include "src/passes/pass.h"
@@ -19,6 +21,22 @@ bool swaps_last_two(const ir::Node* t) {
     for (int i = 0; i < r - 2; ++i)
         if (perm[i] != i) return false;
     return perm[r - 2] == r - 1 && perm[r - 1] == r - 2;
+}
+
+// x = Mul(y, c) with c a constant scalar and x read once, same shape as y: y, with *scale multiplied by c.
+ir::Value* strip_scalar_mul(ir::Value* x, const UseMap& uses, double* scale, std::vector<ir::Node*>* matched) {
+    ir::Node* m = producer_of(x, "Mul");
+    if (!m || !uses.single_use(x)) return x;
+    for (int i = 0; i < 2; ++i) {
+        double c;
+        ir::Value* y = m->input(1 - i);
+        if (const_scalar(m->input(i), &c) && c != 0 && y && y->dims.size() == x->dims.size()) {  // 0: default
+            *scale *= c;
+            matched->push_back(m);
+            return y;
+        }
+    }
+    return x;
 }
 
 bool try_fuse(ir::Graph& g, ir::Node* softmax, const UseMap& uses) {
@@ -74,8 +92,8 @@ bool try_fuse(ir::Graph& g, ir::Node* softmax, const UseMap& uses) {
     ir::Node* qk = producer_of(mm_out, "MatMul");
     if (!qk || (mm_out != t && !uses.single_use(mm_out))) return false;
     matched.push_back(qk);
-    ir::Value* q = qk->input(0);
-    ir::Value* k = qk->input(1);
+    ir::Value* q = strip_scalar_mul(qk->input(0), uses, &scale, &matched);
+    ir::Value* k = strip_scalar_mul(qk->input(1), uses, &scale, &matched);
     ir::Value* v = out_mm->input(1);
     int64_t k_transposed = 1;
     if (ir::Node* tr = producer_of(k, "Transpose"); tr && swaps_last_two(tr) && uses.single_use(k)) {

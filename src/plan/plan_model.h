@@ -20,7 +20,9 @@ namespace kiln::plan {
 ///       `qkv_offsets`): a format-2 runtime would read such a node in the classic layout.
 ///   4 — Value.layout 2, nChw16c_bf16: a blocked activation stored as bf16 between bf16 cpu layers (--bf16); the
 ///       memory plan sizes it at 2 bytes per element.
-inline constexpr uint32_t kFormatVersion = 4;
+///   5 — Attention nodes may use the seq-first head-packed layout (attribute `seq_first`): a format-4 runtime would
+///       read such a node's rows as batch-first.
+inline constexpr uint32_t kFormatVersion = 5;
 
 struct PlanValue {
     std::string name;

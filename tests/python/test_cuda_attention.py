@@ -1,8 +1,9 @@
 """The CUDA backend's attention and its reduced-precision activations against onnxruntime: multi-head attention
 written out in ONNX ops as PyTorch exports it (head split Reshape/Transpose, Q K^T, scale, mask, Softmax, P V, head
-merge), which -O3 folds into one head-packed Attention node; fp32 within 1e-4 of the output scale, fp16/bf16 within
-2e-2 (flash-style tensor-core kernel for head dims that are multiples of 16 up to 128, other kernels otherwise). And a
-transformer block in fp16 whose activations stay fp16 between kernels. Skipped where there is no GPU."""
+merge; also torch nn.MultiheadAttention's seq-first form), which -O3 folds into one head-packed Attention node; fp32
+within 1e-4 of the output scale, fp16/bf16 within 2e-2 (flash-style tensor-core kernel for head dims that are
+multiples of 16 up to 128, other kernels otherwise). And a transformer block in fp16 whose activations stay fp16
+between kernels. Skipped where there is no GPU."""
 import json
 import os
 
@@ -86,6 +87,75 @@ def test_head_packed_attention(tmp_path, precision, b, s, h, d, masked):
     assert int(nodes[0]["attributes"].get("num_heads", 0)) == h, nodes
     if precision != "fp32" and d % 16 == 0:
         assert "mma_flash" in nodes[0]["kernel"], nodes
+
+
+def seq_first_mha_model(b, s, h, d, masked):
+    """x [b, s, h*d] -> torch nn.MultiheadAttention(batch_first=True, need_weights=False) as torch.onnx.export writes
+    it (torchvision's ViT): Transpose to seq-first rows, the packed in-projection split by Unsqueeze / Transpose /
+    Squeeze / Gather, per-head Reshape / Transpose / Reshape, Q and K^T scaled by sqrt(1/sqrt(d)) each, the merge
+    Transpose(2, 0, 1, 3) and Reshape to [s*b, E], the out-projection, and back to batch-first."""
+    e = h * d
+    f, i64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+    w_in, b_in = rnd(e, 3 * e, seed=3, scale=e ** -0.5), rnd(3 * e, seed=4, scale=0.2)
+    w_out, b_out = rnd(e, e, seed=5, scale=e ** -0.5), rnd(e, seed=6, scale=0.2)
+    c = float(np.sqrt(1.0 / np.sqrt(d)))
+    inits = [helper.make_tensor("w_in", f, w_in.shape, w_in.ravel()), helper.make_tensor("b_in", f, [3 * e], b_in),
+             helper.make_tensor("w_out", f, w_out.shape, w_out.ravel()), helper.make_tensor("b_out", f, [e], b_out),
+             helper.make_tensor("s4", i64, [4], [s, b, 3, e]), helper.make_tensor("ax0", i64, [1], [0]),
+             helper.make_tensor("ax3", i64, [1], [3]), helper.make_tensor("c", f, [1], [c]),
+             helper.make_tensor("s3", i64, [3], [s, b * h, d]), helper.make_tensor("h4", i64, [4], [b, h, s, d]),
+             helper.make_tensor("m2", i64, [2], [s * b, e]), helper.make_tensor("o3", i64, [3], [s, b, e])]
+    inits += [helper.make_tensor(f"i{i}", i64, [], [i]) for i in range(3)]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("MatMul", ["xt", "w_in"], ["pm"]), helper.make_node("Add", ["b_in", "pm"], ["proj"]),
+             helper.make_node("Reshape", ["proj", "s4"], ["p4"]), helper.make_node("Unsqueeze", ["p4", "ax0"], ["p5"]),
+             helper.make_node("Transpose", ["p5"], ["p5t"], perm=[3, 1, 2, 0, 4]),
+             helper.make_node("Squeeze", ["p5t", "ax3"], ["chunks"])]
+    for i, n in enumerate("qkv"):
+        nodes += [helper.make_node("Gather", ["chunks", f"i{i}"], [f"x{n}"], axis=0),
+                  helper.make_node("Reshape", [f"x{n}", "s3"], [f"{n}3"]),
+                  helper.make_node("Transpose", [f"{n}3"], [f"{n}t"], perm=[1, 0, 2]),
+                  helper.make_node("Reshape", [f"{n}t", "h4"], [f"{n}h"])]
+    nodes += [helper.make_node("Mul", ["qh", "c"], ["qs"]),
+              helper.make_node("Transpose", ["kh"], ["k_t"], perm=[0, 1, 3, 2]),
+              helper.make_node("Mul", ["k_t", "c"], ["ks"]), helper.make_node("MatMul", ["qs", "ks"], ["qk"])]
+    inputs, feeds = [helper.make_tensor_value_info("x", f, [b, s, e])], {"x": rnd(b, s, e, seed=8)}
+    if masked:
+        nodes.append(helper.make_node("Add", ["qk", "mask"], ["qkm"]))
+        inputs.append(helper.make_tensor_value_info("mask", f, [b, 1, 1, s]))
+        m = np.zeros((b, 1, 1, s), np.float32)
+        m[-1, ..., s - s // 3:] = -10000.0
+        feeds["mask"] = m
+    nodes += [helper.make_node("Softmax", ["qkm" if masked else "qk"], ["p"], axis=-1),
+              helper.make_node("MatMul", ["p", "vh"], ["o"]),
+              helper.make_node("Transpose", ["o"], ["ot"], perm=[2, 0, 1, 3]),
+              helper.make_node("Reshape", ["ot", "m2"], ["o2"]),
+              helper.make_node("MatMul", ["o2", "w_out"], ["om"]), helper.make_node("Add", ["om", "b_out"], ["ob"]),
+              helper.make_node("Reshape", ["ob", "o3"], ["ob3"]),
+              helper.make_node("Transpose", ["ob3"], ["out"], perm=[1, 0, 2])]
+    graph = helper.make_graph(nodes, "mha_seq_first", inputs, [helper.make_tensor_value_info("out", f, None)],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, feeds
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("b,s,h,d,masked", [(1, 197, 12, 64, False), (2, 50, 2, 16, True), (3, 37, 4, 32, False),
+                                             (2, 33, 2, 40, True)])
+def test_seq_first_attention(tmp_path, precision, b, s, h, d, masked):
+    # torch nn.MultiheadAttention (torchvision's ViT): one seq_first Attention reading the packed in-projection's
+    # [s, b, 3E] rows at offsets 0, E, 2E (the AttentionDims strides of attention_geometry.h)
+    model, feeds = seq_first_mha_model(b, s, h, d, masked)
+    path, flags = compare(tmp_path, model, feeds, precision)
+    nodes = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--json"] + flags).stdout)["nodes"]
+    ops = [n["op"] for n in nodes]
+    att = [n for n in nodes if n["op"] == "Attention"]
+    assert len(att) == 1 and int(att[0]["attributes"].get("seq_first", 0)) == 1, ops
+    assert not {"Gather", "Squeeze", "Unsqueeze", "Mul", "MatMul"} & set(ops), ops
+    assert ops.count("Transpose") == (2 if b > 1 else 0), ops  # batch-first <-> seq-first, Reshapes at batch 1
+    if precision != "fp32" and d % 16 == 0:
+        assert "mma_flash" in att[0]["kernel"], nodes
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])

@@ -1,5 +1,7 @@
 """Models exported by torch.onnx.export (tests/data/torch_export, see its README) against onnxruntime on random
 inputs, at the optimisation levels that fold shape arithmetic (cpu backend)."""
+import collections
+import json
 import os
 
 import pytest
@@ -34,3 +36,33 @@ def test_opt_level_0_names_the_reshape():
                     check=False)
     assert proc.returncode != 0
     assert "Reshape" in proc.stderr and "rank cannot be inferred" in proc.stderr and "opt level 1" in proc.stderr
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+def test_vit_attention_is_one_seq_first_packed_node(backend):
+    """torch nn.MultiheadAttention's seq-first head split (Unsqueeze/Transpose/Squeeze/Gather chunks of the packed
+    in-projection, Reshape/Transpose per head, the two scale Muls) folds into one Attention per block reading the
+    in-projection's [s, b, 3E] rows in place (docs/OPTIMIZER.md, fuse_attention_heads), and still matches
+    onnxruntime."""
+    path = os.path.join(DATA, "vit_small.onnx")
+    info = json.loads(run_kiln(["inspect", path, "--json", "-O", "3", "--backend", backend]).stdout)
+    nodes = info["nodes"]
+    producer = {o: n for n in nodes for o in n["outputs"]}
+    attention = [n for n in nodes if n["op"] == "Attention"]
+    assert len(attention) == 2, [n["op"] for n in nodes]  # one per encoder block
+    for a in attention:
+        attrs = a["attributes"]
+        assert attrs["seq_first"] == "1" and attrs["num_heads"] == "2" and attrs["head_dim"] == "16", attrs
+        assert attrs["qkv_offsets"] == "[0,32,64]" and float(attrs["scale"]) == pytest.approx(0.25), attrs
+        assert len(set(a["inputs"][:3])) == 1
+        assert producer[a["inputs"][0]]["op"] == "FusedMatMul"  # the packed in-projection, read in place
+    in_blocks = [n for n in nodes if "/self_attention/" in n["name"]]
+    movers = [n["name"] for n in in_blocks if n["op"] in ("Transpose", "Gather", "Squeeze", "Unsqueeze", "Mul")]
+    assert movers == [], movers
+    ops = collections.Counter(n["op"] for n in nodes)
+    # what is left: the patch embedding's Transpose and the class-token Gather, outside the blocks
+    assert ops["Transpose"] == 1 and ops["Gather"] == 1 and ops["Mul"] == 0, ops
+    assert len(nodes) == 28, ops
+    proc = run_kiln(["compare", path, "--tolerance", "1e-4", "--opt-level", "3", "--backend", backend], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all outputs match" in proc.stdout

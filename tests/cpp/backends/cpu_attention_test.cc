@@ -2,7 +2,8 @@
 // sizes: query rows not a multiple of the 6-row block or the 32-row task, key lengths and head sizes not multiples
 // of 16, K given transposed or not, additive and boolean masks broadcast over heads / rows, batch broadcast of K/V;
 // in fp32 (within 1e-4) and with --bf16 (bf16 operands, fp32 accumulation: relative L2 error within 1e-2). The
-// head-packed layout (`num_heads`) is checked against the classic one with the heads split and merged by hand.
+// head-packed layout (`num_heads`, batch-first or `seq_first`) is checked against the classic one with the heads
+// split and merged by hand.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -83,7 +84,22 @@ struct PackedCase {
     Shape mask;              // broadcast to [b, h, sq, sk]; empty: none
     bool mask_bool = false;
     bool one_tensor = false;  // Q, K and V are the same [b, s, wq] tensor (a fused QKV projection)
+    bool seq_first = false;   // rows [s, b, width] (torch nn.MultiheadAttention) instead of [b, s, width]
 };
+
+// [n0, n1, w] -> [n1, n0, w]
+Tensor swap01(const Tensor& x) {
+    const int64_t n0 = x.dim(0), n1 = x.dim(1), w = x.dim(2);
+    Tensor y(x.dtype(), {n1, n0, w});
+    for (int64_t i = 0; i < n0; ++i)
+        for (int64_t j = 0; j < n1; ++j)
+            for (int64_t c = 0; c < w; ++c)
+                y.data<float>()[(j * n0 + i) * w + c] = x.data<float>()[(i * n1 + j) * w + c];
+    return y;
+}
+
+// the shape of a [b, s, w] operand in the case's layout
+Shape rows(const PackedCase& c, int64_t s, int64_t w) { return c.seq_first ? Shape{s, c.b, w} : Shape{c.b, s, w}; }
 
 // x [b, s, w] -> [b, h, s, hd] (the columns [off + i hd, off + (i + 1) hd) of head i)
 Tensor split_heads(const Tensor& x, int64_t h, int64_t hd, int64_t off) {
@@ -115,16 +131,16 @@ void check_packed(const PackedCase& c, int threads, const std::string& precision
     std::map<std::string, Tensor> feeds;
     std::vector<std::string> ins;
     if (c.one_tensor) {
-        std::string x = net.add_input("x", DataType::kFloat32, to_sym({c.b, c.sq, c.wq}));
+        std::string x = net.add_input("x", DataType::kFloat32, to_sym(rows(c, c.sq, c.wq)));
         ins = {x, x, x};
-        feeds["x"] = random_tensor({c.b, c.sq, c.wq}, 11);
+        feeds["x"] = random_tensor(rows(c, c.sq, c.wq), 11);
     } else {
-        ins = {net.add_input("q", DataType::kFloat32, to_sym({c.b, c.sq, c.wq})),
-               net.add_input("k", DataType::kFloat32, to_sym({c.b, c.sk, c.wk})),
-               net.add_input("v", DataType::kFloat32, to_sym({c.b, c.sk, c.wv}))};
-        feeds["q"] = random_tensor({c.b, c.sq, c.wq}, 12);
-        feeds["k"] = random_tensor({c.b, c.sk, c.wk}, 13);
-        feeds["v"] = random_tensor({c.b, c.sk, c.wv}, 14);
+        ins = {net.add_input("q", DataType::kFloat32, to_sym(rows(c, c.sq, c.wq))),
+               net.add_input("k", DataType::kFloat32, to_sym(rows(c, c.sk, c.wk))),
+               net.add_input("v", DataType::kFloat32, to_sym(rows(c, c.sk, c.wv)))};
+        feeds["q"] = random_tensor(rows(c, c.sq, c.wq), 12);
+        feeds["k"] = random_tensor(rows(c, c.sk, c.wk), 13);
+        feeds["v"] = random_tensor(rows(c, c.sk, c.wv), 14);
     }
     if (!c.mask.empty()) {
         ins.push_back(net.add_input("m", mdt, to_sym(c.mask)));
@@ -136,6 +152,7 @@ void check_packed(const PackedCase& c, int threads, const std::string& precision
     a.set("head_dim", c.d);
     a.set("v_head_dim", c.dv);
     a.set("qkv_offsets", std::vector<int64_t>{c.oq, c.ok, c.ov});
+    if (c.seq_first) a.set("seq_first", int64_t{1});
     net.mark_output(net.add_layer("Attention", ins, a)[0]);
     NullLogger logger;
     BuilderConfig cpu, ref;
@@ -148,13 +165,14 @@ void check_packed(const PackedCase& c, int threads, const std::string& precision
     ctx->set_num_threads(threads);
     Tensor got = ctx->run(feeds).begin()->second;
     Tensor want = Builder(logger).build(net, ref)->create_context()->run(feeds).begin()->second;
-    ASSERT_EQ(got.shape(), (Shape{c.b, c.sq, c.h * c.dv}));
+    ASSERT_EQ(got.shape(), rows(c, c.sq, c.h * c.dv));
     ASSERT_EQ(want.shape(), got.shape());
 
     // the oracle of both: the classic layout on the reference backend, heads split and merged here
-    const Tensor& xq = feeds.at(c.one_tensor ? "x" : "q");
-    const Tensor& xk = feeds.at(c.one_tensor ? "x" : "k");
-    const Tensor& xv = feeds.at(c.one_tensor ? "x" : "v");
+    auto batch_first = [&](const char* name) { return c.seq_first ? swap01(feeds.at(name)) : feeds.at(name); };
+    const Tensor xq = batch_first(c.one_tensor ? "x" : "q");
+    const Tensor xk = batch_first(c.one_tensor ? "x" : "k");
+    const Tensor xv = batch_first(c.one_tensor ? "x" : "v");
     NetworkDefinition cls;
     std::vector<std::string> cins = {cls.add_input("q", DataType::kFloat32, to_sym({c.b, c.h, c.sq, c.d})),
                                      cls.add_input("k", DataType::kFloat32, to_sym({c.b, c.h, c.sk, c.d})),
@@ -170,6 +188,7 @@ void check_packed(const PackedCase& c, int threads, const std::string& precision
     ca.set("mask_is_bool", int64_t{c.mask_bool});
     cls.mark_output(cls.add_layer("Attention", cins, ca)[0]);
     Tensor oracle = merge_heads(Builder(logger).build(cls, ref)->create_context()->run(cfeeds).begin()->second);
+    if (c.seq_first) oracle = swap01(oracle);
     ASSERT_EQ(oracle.shape(), want.shape());
     for (int64_t i = 0; i < want.numel(); ++i)
         ASSERT_NEAR(want.data<float>()[i], oracle.data<float>()[i], 1e-5f) << "reference, element " << i;
@@ -199,6 +218,14 @@ TEST(CpuAttention, HeadPackedLayoutMatchesTheClassicOne) {
         {3, 65, 65, 4, 16, 16, 192, 192, 192, 0, 64, 128, {1, 1, 65, 65}, true, true},
         // per-head additive mask [h, sq, sk], one query row
         {2, 1, 7, 2, 8, 4, 16, 16, 8, 0, 0, 0, {2, 1, 7}},
+        // seq-first rows [s, b, w] (torch nn.MultiheadAttention): batch 2, additive mask over keys, odd sizes
+        {2, 37, 45, 3, 12, 20, 36, 36, 60, 0, 0, 0, {2, 1, 1, 45}, false, false, true},
+        // seq-first, wider rows at offsets, boolean mask over [sq, sk], batch 3
+        {3, 33, 70, 2, 9, 9, 25, 30, 21, 5, 11, 2, {33, 70}, true, false, true},
+        // seq-first packed in-projection [s, b, 3E] read at three offsets (ViT), batch 2, no mask
+        {2, 50, 50, 4, 16, 16, 192, 192, 192, 0, 64, 128, {}, false, true, true},
+        // seq-first, batch 1, per-head additive mask [h, sq, sk], one query row
+        {1, 1, 7, 2, 8, 4, 16, 16, 8, 0, 0, 0, {2, 1, 7}, false, false, true},
     };
     for (const PackedCase& c : cases) {
         for (int threads : {1, 2}) {

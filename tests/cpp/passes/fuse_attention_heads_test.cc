@@ -53,6 +53,50 @@ void attention_block(NetworkDefinition& net, int64_t b, int64_t s, int64_t h, in
     net.mark_output(y);
 }
 
+std::string axes_const(NetworkDefinition& net, int64_t axis) {
+    static int n = 0;
+    return net.add_constant("axes" + std::to_string(n++), ints({axis}, {1}));
+}
+
+// torch nn.MultiheadAttention's seq-first block as torch.onnx exports it (need_weights=False, i.e. through
+// scaled_dot_product_attention), on rows [s, b, E]: with `packed` the three chunks of one in-projection X [s, b, 3E]
+//   Xi = Gather(Squeeze(Transpose(Unsqueeze(Reshape(X, [s, b, 3, E]), 0), [3, 1, 2, 0, 4]), 3), i)
+// (else three inputs xq, xk, xv), heads Reshape(Transpose(Reshape(Xi, [s, b*h, d]), [1, 0, 2]), [b, h, s, d]),
+// Q and K^T scaled by sqrt(1/sqrt(d)) each, an optional additive mask [b, 1, 1, s], merge Transpose(o, [2, 0, 1, 3])
+// and Reshape to [s*b, E]. Returns the [s*b, E] value.
+std::string seq_first_attention(NetworkDefinition& net, const std::string& x, int64_t b, int64_t s, int64_t h,
+                                int64_t d, bool packed, bool masked) {
+    const int64_t e = h * d;
+    std::vector<std::string> xs;
+    if (packed) {
+        std::string r = net.add_layer("Reshape", {x, net.add_constant("x_shape", ints({s, b, 3, e}))})[0];
+        std::string u = net.add_layer("Unsqueeze", {r, axes_const(net, 0)})[0];
+        std::string t = net.add_layer("Transpose", {u}, perm({3, 1, 2, 0, 4}))[0];
+        std::string sq = net.add_layer("Squeeze", {t, axes_const(net, 3)})[0];
+        AttributeMap ax;
+        ax.set("axis", int64_t{0});
+        for (int64_t i = 0; i < 3; ++i)
+            xs.push_back(net.add_layer("Gather", {sq, net.add_constant("i" + std::to_string(i), ints({i}))}, ax)[0]);
+    } else {
+        for (const char* n : {"xq", "xk", "xv"}) xs.push_back(net.add_input(n, DataType::kFloat32, {s, b, e}));
+    }
+    std::vector<std::string> hd;
+    for (const std::string& xi : xs) {
+        std::string r3 = net.add_layer("Reshape", {xi, net.add_constant(xi + "_s3", ints({s, b * h, d}))})[0];
+        std::string t = net.add_layer("Transpose", {r3}, perm({1, 0, 2}))[0];
+        hd.push_back(net.add_layer("Reshape", {t, net.add_constant(xi + "_s4", ints({b, h, s, d}))})[0]);
+    }
+    const float c = std::sqrt(1.f / std::sqrt(static_cast<float>(d)));
+    std::string q = net.add_layer("Mul", {hd[0], scalar(net, "cq", c)})[0];
+    std::string kt = net.add_layer("Transpose", {hd[1]}, perm({0, 1, 3, 2}))[0];
+    kt = net.add_layer("Mul", {kt, scalar(net, "ck", c)})[0];
+    std::string sc = net.add_layer("MatMul", {q, kt})[0];
+    if (masked) sc = net.add_layer("Add", {sc, net.add_input("mask", DataType::kFloat32, {b, 1, 1, s})})[0];
+    std::string o = net.add_layer("MatMul", {net.add_layer("Softmax", {sc})[0], hd[2]})[0];
+    std::string t = net.add_layer("Transpose", {o}, perm({2, 0, 1, 3}))[0];
+    return net.add_layer("Reshape", {t, net.add_constant("o_shape", ints({s * b, e}))})[0];
+}
+
 bool attention_then_heads(ir::Graph& g, PassContext& ctx) {
     bool a = fuse_attention(g, ctx);
     g.topological_sort();
@@ -130,6 +174,93 @@ TEST(FuseAttentionHeads, OtherPermutationsAndOtherBackendsAreLeftAlone) {
     og->topological_sort();
     og->infer_shapes();
     EXPECT_FALSE(fuse_attention_heads(*og, other));
+}
+
+TEST(FuseAttentionHeads, SeqFirstPackedProjectionChunks) {
+    for (int64_t b : {1, 2}) {
+        NetworkDefinition net;
+        std::string x = net.add_input("x", DataType::kFloat32, {5, b, 3 * 2 * 8});
+        net.mark_output(seq_first_attention(net, x, b, 5, 2, 8, true, false));
+        bool changed = false;
+        auto g = run_pass(net, &attention_then_heads, &changed);
+        EXPECT_TRUE(changed);
+        for (const char* op : {"Transpose", "Gather", "Squeeze", "Unsqueeze", "Mul"})
+            EXPECT_EQ(count_op(*g, op), 0) << op;
+        EXPECT_EQ(count_op(*g, "Reshape"), 1);  // [s, b, E] rows -> [s*b, E], an alias
+        ASSERT_EQ(count_op(*g, "Attention"), 1);
+        const ir::Node* a = nullptr;
+        for (const ir::Node* n : g->nodes())
+            if (n->op_type == "Attention") a = n;
+        EXPECT_EQ(a->attrs.get_int("seq_first", 0), 1);
+        EXPECT_EQ(a->attrs.get_int("num_heads", 0), 2);
+        EXPECT_EQ(a->attrs.get_int("head_dim", 0), 8);
+        EXPECT_EQ(a->attrs.get_ints("qkv_offsets"), (std::vector<int64_t>{0, 16, 32}));
+        EXPECT_NEAR(a->attrs.get_float("scale", 0.f), 1.f / std::sqrt(8.f), 1e-6f);  // the two Muls, folded
+        EXPECT_EQ(a->input(0), a->input(1));
+        EXPECT_EQ(a->input(0)->name, "x");
+        for (const char* backend : {"reference", "cpu"})
+            expect_same_outputs(net, {{"x", filled({5, b, 48}, 0.3f)}}, 3, backend);
+        EXPECT_EQ(layer_ops(net, 3, "reference"), (std::vector<std::string>{"Attention", "Reshape"}));
+
+        // for cuda too: its kernels read the layout through the same geometry (AttentionDims strides)
+        std::unique_ptr<ir::Graph> cg = net.graph().clone();
+        cg->topological_sort();
+        cg->infer_shapes();
+        NullLogger logger;
+        PassContext cuda{logger, 3, "cuda"};
+        EXPECT_TRUE(fuse_attention(*cg, cuda));
+        cg->topological_sort();
+        cg->infer_shapes();
+        EXPECT_TRUE(fuse_attention_heads(*cg, cuda));
+        EXPECT_EQ(count_op(*cg, "Gather"), 0);
+    }
+}
+
+TEST(FuseAttentionHeads, SeqFirstSeparateProjectionsWithMask) {
+    NetworkDefinition net;
+    net.mark_output(seq_first_attention(net, "", 3, 6, 4, 4, false, true));
+    bool changed = false;
+    auto g = run_pass(net, &attention_then_heads, &changed);
+    EXPECT_TRUE(changed);
+    EXPECT_EQ(count_op(*g, "Transpose"), 0);
+    ASSERT_EQ(count_op(*g, "Attention"), 1);
+    Tensor mask = filled({3, 1, 1, 6}, 0.f, 0.f);
+    mask.data<float>()[2] = mask.data<float>()[6 + 5] = -10000.f;
+    for (const char* backend : {"reference", "cpu"})
+        expect_same_outputs(net, {{"xq", filled({6, 3, 16}, 0.1f)}, {"xk", filled({6, 3, 16}, 0.5f)},
+                                  {"xv", filled({6, 3, 16}, 0.9f)}, {"mask", mask}},
+                            3, backend);
+}
+
+// a full torch encoder-block attention: x [b, s, E] -> Transpose -> in-projection -> attention -> out-projection ->
+// Transpose; at -O3 one FusedMatMul, the Attention, one FusedMatMul (and at batch > 1 the two Transposes between
+// the batch-first and seq-first rows; at batch 1 they are Reshapes)
+TEST(FuseAttentionHeads, SeqFirstEncoderBlockAtO3) {
+    for (int64_t b : {1, 2}) {
+        const int64_t s = 7, h = 2, d = 8, e = h * d;
+        NetworkDefinition net;
+        std::string x = net.add_input("x", DataType::kFloat32, {b, s, e});
+        std::string xt = net.add_layer("Transpose", {x}, perm({1, 0, 2}))[0];
+        std::string proj = net.add_layer("MatMul", {xt, net.add_constant("w_in", filled({e, 3 * e}, 1.f, 0.3f))})[0];
+        proj = net.add_layer("Add", {net.add_constant("b_in", filled({3 * e}, 2.f, 0.1f)), proj})[0];
+        std::string o = seq_first_attention(net, proj, b, s, h, d, true, false);
+        AttributeMap gemm;
+        gemm.set("transB", int64_t{1});
+        o = net.add_layer("Gemm", {o, net.add_constant("w_out", filled({e, e}, 3.f, 0.3f)),
+                                   net.add_constant("b_out", filled({e}, 4.f, 0.1f))},
+                          gemm)[0];
+        o = net.add_layer("Reshape", {o, net.add_constant("o3", ints({s, b, e}))})[0];
+        net.mark_output(net.add_layer("Transpose", {o}, perm({1, 0, 2}))[0]);
+        for (const char* backend : {"reference", "cpu"}) {
+            std::vector<std::string> ops = layer_ops(net, 3, backend);
+            EXPECT_EQ(std::count(ops.begin(), ops.end(), "Attention"), 1) << backend;
+            EXPECT_EQ(std::count(ops.begin(), ops.end(), "FusedMatMul"), 2) << backend;
+            EXPECT_EQ(std::count(ops.begin(), ops.end(), "Transpose"), b > 1 ? 2 : 0) << backend;
+            for (const char* op : {"Gather", "Squeeze", "Unsqueeze", "Mul", "MatMul"})
+                EXPECT_EQ(std::count(ops.begin(), ops.end(), op), 0) << backend << " " << op;
+            expect_same_outputs(net, {{"x", filled({b, s, e}, 0.7f)}}, 3, backend);
+        }
+    }
 }
 
 }  // namespace kiln::passes::test

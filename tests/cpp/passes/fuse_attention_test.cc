@@ -67,6 +67,32 @@ TEST(FuseAttention, BooleanCausalMaskWithPreTransposedKey) {
                               {"v", filled({1, 2, 4, 8}, 1.2f)}});
 }
 
+TEST(FuseAttention, ScalarMulsOnQueryAndKeyFoldIntoTheScale) {
+    // torch's scaled_dot_product_attention export: softmax((q * a) @ (Transpose(k) * b)) @ v, a = b = sqrt(1/sqrt(d));
+    // a Mul by a non-scalar stays
+    for (bool scalar_b : {true, false}) {
+        NetworkDefinition net;
+        std::string q = net.add_input("q", DataType::kFloat32, {2, 3, 5, 4});
+        std::string k = net.add_input("k", DataType::kFloat32, {2, 3, 5, 4});
+        std::string v = net.add_input("v", DataType::kFloat32, {2, 3, 5, 6});
+        std::string qs = net.add_layer("Mul", {q, scalar(net, "a", 0.8f)})[0];
+        std::string kt = net.add_layer("Transpose", {k}, perm({0, 1, 3, 2}))[0];
+        std::string b = scalar_b ? scalar(net, "b", 0.5f) : net.add_constant("b", filled({4, 1}, 1.f));
+        std::string ks = net.add_layer("Mul", {b, kt})[0];
+        std::string p = net.add_layer("Softmax", {net.add_layer("MatMul", {qs, ks})[0]})[0];
+        net.mark_output(net.add_layer("MatMul", {p, v})[0]);
+        auto g = run_pass(net, &fuse_attention);
+        ASSERT_EQ(count_op(*g, "Attention"), 1);
+        const ir::Node* a = g->nodes().back();
+        EXPECT_EQ(count_op(*g, "Mul"), scalar_b ? 0 : 1);
+        EXPECT_FLOAT_EQ(a->attrs.get_float("scale", 0), scalar_b ? 0.4f : 0.8f);
+        EXPECT_EQ(a->attrs.get_int("k_transposed", -1), scalar_b ? 0 : 1);
+        expect_same_outputs(net, {{"q", filled({2, 3, 5, 4}, 0.1f)}, {"k", filled({2, 3, 5, 4}, 0.5f)},
+                                  {"v", filled({2, 3, 5, 6}, 0.9f)}},
+                            3, "reference");
+    }
+}
+
 TEST(FuseAttention, SoftmaxNotOverLastAxisIsLeftAlone) {
     NetworkDefinition net;
     std::string q = net.add_input("q", DataType::kFloat32, {2, 4, 4});

@@ -65,24 +65,26 @@ inline Tensor ints(std::vector<int64_t> v, Shape shape = {}) {
     return t;
 }
 
-/// Op types of the engine's layers when built at `level`.
-inline std::vector<std::string> layer_ops(const NetworkDefinition& net, int level) {
+/// Op types of the engine's layers when built at `level` (for `backend`).
+inline std::vector<std::string> layer_ops(const NetworkDefinition& net, int level, const std::string& backend = "cpu") {
     NullLogger logger;
     BuilderConfig c;
     c.opt_level = level;
+    c.backend = backend;
     std::vector<std::string> ops;
     for (const LayerInfo& l : Builder(logger).build(net, c)->layers()) ops.push_back(l.op_type);
     return ops;
 }
 
-/// Builds `net` at -O0 and at `level`, runs both on `inputs` and expects every output equal within 1e-5 relative
-/// to the output's largest magnitude.
+/// Builds `net` at -O0 and at `level` (for `backend`), runs both on `inputs` and expects every output equal within
+/// 1e-5 relative to the output's largest magnitude.
 inline void expect_same_outputs(const NetworkDefinition& net, const std::map<std::string, Tensor>& inputs,
-                                int level = 3) {
+                                int level = 3, const std::string& backend = "cpu") {
     NullLogger logger;
     BuilderConfig base, opt;
     base.opt_level = 0;
     opt.opt_level = level;
+    base.backend = opt.backend = backend;
     auto want = Builder(logger).build(net, base)->create_context()->run(inputs);
     auto got = Builder(logger).build(net, opt)->create_context()->run(inputs);
     ASSERT_EQ(want.size(), got.size());
