@@ -238,9 +238,6 @@ void lt_gemm_strided_low(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, int
 /// (fp32 on TF32 tensor cores when tf32); k % splits == 0.
 void lt_gemm_splitk(const RunCtx& ctx, int64_t m, int64_t n, int64_t k, int splits, const void* a, const void* b,
                     bool trans_b, LowType t, bool tf32, float* part, LtAlgoCache& cache, TacticTable* tactics);
-/// Whether matmuls of few rows may run on kiln's own PDL-launched kernel (gemm_small_m.cu) instead of cuBLASLt:
-/// KILN_CUDA_SMALL_GEMM=1 (off by default: slower than cuBLASLt inside BERT/GPT-2/ViT at batch 1, docs/PERFORMANCE.md).
-bool small_gemm_enabled();
 /// FusedMatMulNorm (cuda_gemm_norm.cc): split-K partial products, then one kernel for the reduction, bias, residual
 /// and LayerNormalization.
 bool supports_gemm_norm(const backends::KernelNode& n);

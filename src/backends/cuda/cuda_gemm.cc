@@ -10,7 +10,6 @@
 #include <cublasLt.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -394,7 +393,6 @@ public:
         if (low_ != LowType::kF32)
             for (int i = 0; i < 3 && i < static_cast<int>(r.weights.size()); ++i)
                 if (r.weights[i].host && (i < 2 || op_ != "Gemm")) low_w_[i] = upload_low(*r.weights[i].host, low_, where_);
-        small_ = low_ != LowType::kF32 && op_ != "Gemm" && !trans_b_ && small_gemm_enabled();
     }
     ~GemmKernel() override {
         for (void* p : low_w_)
@@ -407,7 +405,6 @@ public:
             std::lock_guard<std::mutex> lock(cache_->mu);
             last = cache_->last;
         }
-        if (ran_small_) return cat("gemm_", low_name(low_), "f32acc_mma_pdl", act_.kind != ActivationKind::kNone ? "+act" : "");
         return cat("gemm_", low_ != LowType::kF32 ? cat(low_name(low_), "f32acc") : tf32_ ? "tf32" : "f32",
                    "_cublaslt", gelu_as_tanh_ ? "+gelu_tanh" : act_.kind != ActivationKind::kNone ? "+act" : "", last.empty() ? "" : " [" + last + "]");
     }
@@ -466,7 +463,6 @@ public:
             g.n = bs[0];
         }
         g.m = ar == 1 ? 1 : as[ar - 2];
-        if (br == 2 && !trans_b_ && run_small(ctx, ap, a.numel() / g.k, g.n, g.k, bias, z, y)) return;
         if (bias) {
             KILN_CHECK(bias->numel() == g.n, kUnsupported, where_, ": bias of shape ", shape_str(bias->shape),
                        " is not a vector along the last dimension (", g.n, ")");
@@ -548,33 +544,6 @@ public:
     }
 
 private:
-    // Few rows (batch-1 transformers): kiln's own tensor-core kernel, launched with PDL (gemm_small_m.cu), when the
-    // weights are a constant [K, N] of the layer's type and everything else is plain (no broadcast residual).
-    bool run_small(const RunCtx& ctx, const void* ap, int64_t m, int64_t n, int64_t k, const DevTensor* bias,
-                   const DevTensor* z, DevTensor& y) const {
-        if (!small_ || !low_w_[1] || y.numel() != m * n) return false;
-        if (bias && (bias->dtype != DataType::kFloat32 || bias->numel() != n)) return false;
-        const bool y_low = y.dtype != DataType::kFloat32;
-        if (z && z->numel() != y.numel()) return false;
-        if (reinterpret_cast<uintptr_t>(ap) % 16 || reinterpret_cast<uintptr_t>(y.data) % 8 ||
-            !small_gemm_fits(m, n, k, 1))
-            return false;
-        SmallGemmArgs p;
-        p.a = ap, p.lda = k, p.w = low_w_[1];
-        p.m = m, p.n = n, p.k = k;
-        p.bias = bias ? bias->as<float>() : nullptr;
-        p.act = DevAct{static_cast<int>(act_.kind), act_.alpha, act_.beta};
-        p.z = z ? z->data : nullptr;
-        p.z_low = z && z->dtype != DataType::kFloat32;
-        p.y = y.data, p.y_low = y_low;
-        if (!launch_small_gemm(p, low_, 1, ctx.stream)) {
-            cudaGetLastError();
-            return false;
-        }
-        ran_small_ = true;
-        return true;
-    }
-
     std::string where_;
     std::string op_;
     LowType low_ = LowType::kF32;
@@ -585,8 +554,6 @@ private:
     backends::Activation act_;
     bool gelu_as_tanh_ = false;
     void* low_w_[3] = {nullptr, nullptr, nullptr};  // fp16/bf16 copies of constant A, B and the bias
-    bool small_ = false;                             // run_small() may run it (KILN_CUDA_SMALL_GEMM=1)
-    mutable std::atomic<bool> ran_small_{false};
     std::unique_ptr<LtAlgoCache> cache_ = std::make_unique<LtAlgoCache>();
 };
 
@@ -608,14 +575,6 @@ bool supports_gemm(const KernelNode& n) {
         }
     }
     return true;
-}
-
-bool small_gemm_enabled() {
-    static const bool on = [] {
-        const char* e = std::getenv("KILN_CUDA_SMALL_GEMM");
-        return e && std::string(e) == "1";
-    }();
-    return on;
 }
 
 std::unique_ptr<DeviceKernel> make_gemm(const KernelRequest& r) { return std::make_unique<GemmKernel>(r); }

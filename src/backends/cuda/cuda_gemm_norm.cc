@@ -5,7 +5,6 @@
 // batch-1 size each of those is a launch-latency-bound kernel. The split count is auto-tuned: each candidate
 // (1, 2, 3, 4, 6, 8 with K/s a multiple of 8) is timed with its epilogue on the stream and the fastest goes into the
 // engine's TacticTable ("gemmnorm|M,N,K,precision").
-#include <atomic>
 #include <mutex>
 
 #include "src/backends/cuda/cuda_common.h"
@@ -31,7 +30,6 @@ public:
     }
 
     std::string describe() const override {
-        if (int sm = ran_small_) return cat("gemm_norm_", low_name(low_), "f32acc_mma_pdl+rows [splitK ", sm, "]");
         std::lock_guard<std::mutex> lock(mu_);
         std::string splits;
         for (const auto& [key, s] : splits_) splits += cat(splits.empty() ? "" : ",", s);
@@ -76,7 +74,8 @@ public:
         e.cols = static_cast<int>(n);
         e.eps = eps_;
         e.part_stride = m * n;
-        auto epilogue = [&](int splits, float* part, void* yd, void* sd) {
+        auto launch = [&](int splits, float* part, void* yd, void* sd) {
+            lt_gemm_splitk(ctx, m, n, k, splits, ap, bp, trans_b_, low_, tf32_, part, *cache_, tactics_);
             MatMulNormArgs r = e;
             r.part = part;
             r.parts = splits;
@@ -88,27 +87,6 @@ public:
                 r.wide = static_cast<float*>(scratch.get(static_cast<size_t>(m * n) * 4));
             launch_matmul_norm_epilogue(r, low_, ctx.stream);
         };
-        auto launch = [&](int splits, float* part, void* yd, void* sd) {
-            lt_gemm_splitk(ctx, m, n, k, splits, ap, bp, trans_b_, low_, tf32_, part, *cache_, tactics_);
-            epilogue(splits, part, yd, sd);
-        };
-        // few rows: the split-K products from kiln's own PDL-launched kernel (weights fetched before it waits)
-        const int small = w_low_ && !trans_b_ && small_gemm_enabled() && reinterpret_cast<uintptr_t>(ap) % 16 == 0
-                              ? small_gemm_splits(m, n, k)
-                              : 0;
-        if (small > 0) {
-            float* part = static_cast<float*>(scratch.get(static_cast<size_t>(small * m * n) * 4));
-            SmallGemmArgs g;
-            g.a = ap, g.lda = k, g.w = w_low_;
-            g.m = m, g.n = n, g.k = k;
-            g.part = part, g.part_stride = m * n;
-            if (launch_small_gemm(g, low_, small, ctx.stream)) {
-                ran_small_ = small;
-                epilogue(small, part, y.data, s ? s->data : nullptr);
-                return;
-            }
-            cudaGetLastError();
-        }
         const int splits = choose_splits(ctx, m, n, k, scratch, launch, y.bytes(), s ? s->bytes() : 0);
         float* part = static_cast<float*>(scratch.get(static_cast<size_t>(splits * m * n) * 4));
         launch(splits, part, y.data, s ? s->data : nullptr);
@@ -163,7 +141,6 @@ private:
     bool trans_b_ = false;
     float eps_ = 1e-5f;
     void* w_low_ = nullptr;  // fp16/bf16 copy of the constant B
-    mutable std::atomic<int> ran_small_{0};  // split count of the last run on gemm_small_m.cu, 0: cuBLASLt
     std::shared_ptr<LtAlgoCache> cache_ = make_lt_algo_cache();
     mutable std::mutex mu_;
     mutable std::map<std::string, int> splits_;

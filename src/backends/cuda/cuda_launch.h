@@ -103,34 +103,6 @@ struct MatMulNormArgs {
 constexpr int kMatMulNormMaxCols = 1024;  // rows the epilogue normalizes in registers (32 lanes x 32 values)
 void launch_matmul_norm_epilogue(const MatMulNormArgs& args, LowType t, cudaStream_t s);
 
-// gemm_small_m.cu: Y = act(A W + bias + z) for few rows of A (fp16/bf16 A and W, fp32 accumulation), or the split-K
-// partial products part[s] = A[:, s kc .. (s + 1) kc] W[s kc .. (s + 1) kc, :] (fp32) that FusedMatMulNorm's row kernel
-// adds up. Launched with PDL: the weights are copied before waiting for the kernels before.
-constexpr int64_t kSmallGemmMaxRows = 256, kSmallGemmMaxK = 768;  // rows of A; K per split
-struct SmallGemmArgs {
-    const void* a = nullptr;  // [m, k] of the layer's type, row stride lda (16-byte aligned rows)
-    int64_t lda = 0;
-    const void* w = nullptr;  // [k, n] row-major, of the layer's type
-    int64_t m = 0, n = 0, k = 0;
-    int kc = 0;                 // K per split (set by the launcher)
-    float* part = nullptr;      // split-K partial products [splits, m, n], part_stride elements apart, or else:
-    int64_t part_stride = 0;
-    const float* bias = nullptr;  // [n] or null
-    DevAct act;
-    const void* z = nullptr;  // [m, n] residual (of the layer's type when z_low, else fp32) or null
-    bool z_low = false;
-    void* y = nullptr;  // [m, n] of the layer's type when y_low, else fp32
-    bool y_low = false;
-    bool early_trigger = true;  // set by the launcher
-};
-/// Whether the kernel runs m x n x k in `splits` splits (n % 64 == 0, k / splits a multiple of 64 up to
-/// kSmallGemmMaxK, m up to kSmallGemmMaxRows, compute capability 8.0 or later).
-bool small_gemm_fits(int64_t m, int64_t n, int64_t k, int splits);
-/// The split count that best fills the GPU in one wave (0: the kernel does not run this size).
-int small_gemm_splits(int64_t m, int64_t n, int64_t k);
-/// False when nothing was launched (the caller falls back to cuBLASLt).
-bool launch_small_gemm(const SmallGemmArgs& args, LowType t, int splits, cudaStream_t s);
-
 // attention.cu / attention_mma.cu. Every offset and stride is in elements; the head batch (the output's batch dims,
 // with the heads appended in the head-packed layout, see src/backends/attention_geometry.h) has up to 5 dims.
 constexpr int kMaxAttentionBatch = 5;
