@@ -80,7 +80,8 @@ def _chain_model(tmp_path, channels, middle, precision):
     inits = [onnx.numpy_helper.from_array(w1, "w1"), onnx.numpy_helper.from_array(w2, "w2"),
              onnx.numpy_helper.from_array(rng.standard_normal((channels, channels, 1, 1)).astype(np.float32) * 0.3,
                                           "wm"),
-             onnx.numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "bm")]
+             onnx.numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "bm"),
+             onnx.numpy_helper.from_array(rng.standard_normal((channels, 1, 3, 3)).astype(np.float32) * 0.3, "wd")]
     graph = onnx.helper.make_graph(
         nodes, "chain", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [3, 3, 17, 15])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], initializer=inits)
@@ -117,6 +118,20 @@ def test_strided_1x1_convolution_runs_as_a_gemm(tmp_path, channels, precision, s
     middle = onnx.helper.make_node("Conv", ["a", "wm", "bm"], ["p"], strides=strides)
     kernels = _chain_model(tmp_path, channels, middle, precision)
     assert sum("1x1_as_cublaslt_gemm" in k for k in kernels) == 2, kernels
+
+
+@pytest.mark.parametrize("channels", [16, 12])  # 16: 8 channels a thread (16-byte loads); 12: one channel a thread
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("strides,pads,dilations", [([1, 1], [1, 1, 1, 1], [1, 1]), ([2, 2], [1, 1, 1, 1], [1, 1]),
+                                                    ([1, 2], [0, 0, 0, 0], [1, 1]), ([1, 1], [2, 2, 2, 2], [2, 2])])
+def test_depthwise_convolution_inside_the_nhwc_chain(tmp_path, channels, precision, strides, pads, dilations):
+    # MobileNetV2's depthwise 3x3: kiln's NHWC kernel keeps it in the chain (cuDNN's NHWC path rejects grouped
+    # convolutions), with the bias applied before the store
+    middle = onnx.helper.make_node("Conv", ["a", "wd", "bm"], ["p"], group=channels, strides=strides, pads=pads,
+                                   dilations=dilations)
+    kernels = _chain_model(tmp_path, channels, middle, precision)
+    dw = [k for k in kernels if "_depthwise_kiln" in k]
+    assert len(dw) == 1 and "_nhwc_in_out" in dw[0], kernels
 
 
 def test_inspect_shows_the_tactic_per_layer(zoo_dir):  # noqa: F811

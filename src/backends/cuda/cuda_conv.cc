@@ -137,11 +137,30 @@ bool fused_conv_enabled() {
 
 }  // namespace
 
+namespace {
+
+// Depthwise (group = channels, one filter each) 2-D convolutions with explicit pads run in the chain on kiln's own
+// kernel (depthwise_nhwc.cu); other grouped convolutions stay NCHW: cuDNN's legacy NHWC fp16 path rejects them
+// (BAD_PARAM on MobileNetV2 / EfficientNet-B0 layers, H100, cuDNN 9). KILN_CUDA_DEPTHWISE_NHWC=0 keeps depthwise
+// layers NCHW on cuDNN too.
+bool is_depthwise_2d(const KernelNode& n) {
+    static const bool on = [] {
+        const char* e = std::getenv("KILN_CUDA_DEPTHWISE_NHWC");
+        return !(e && std::string(e) == "0");
+    }();
+    const int64_t group = n.attrs.get_int("group", 1);
+    const std::string auto_pad = n.attrs.get_string("auto_pad", "NOTSET");
+    if (!on || group <= 1 || n.inputs[1].rank() != 4 || (auto_pad != "NOTSET" && auto_pad != "VALID")) return false;
+    const Shape ws = ops::to_concrete(n.inputs[1].dims);
+    return ws[0] == group && ws[1] == 1;
+}
+
+}  // namespace
+
 bool uses_nhwc_chain(const KernelNode& n, LowType low) {
-    // grouped (depthwise) convolutions stay NCHW: cuDNN's legacy NHWC fp16 path rejected some of them (BAD_PARAM
-    // on MobileNetV2 / EfficientNet-B0 layers, H100, cuDNN 9)
     return low != LowType::kF32 && (n.op_type == "Conv" || n.op_type == "FusedConv") && n.inputs[0].rank() == 4 &&
-           n.inputs[1].present && n.inputs[1].value != nullptr && n.attrs.get_int("group", 1) == 1;
+           n.inputs[1].present && n.inputs[1].value != nullptr &&
+           (n.attrs.get_int("group", 1) == 1 || is_depthwise_2d(n));
 }
 
 namespace {
@@ -154,6 +173,8 @@ public:
         if (n.op_type == "FusedConv") act_ = backends::Activation::from_attrs(n.attrs, where_);
         for (const char* k : {"activation", "activation_alpha", "activation_beta"}) attrs_.erase(k);
         nhwc_ = uses_nhwc_chain(n, low_);
+        depthwise_ = nhwc_ && n.attrs.get_int("group", 1) > 1;
+        if (n.inputs[1].present && is_static(n.inputs[1].dims)) ws_ = ops::to_concrete(n.inputs[1].dims);
         x_low_ = nhwc_ && r.x_low_nhwc, z_low_ = nhwc_ && r.z_low_nhwc, y_low_ = nhwc_ && r.y_low_nhwc;
         tactics_ = r.tactics;
         // A 1x1, unpadded, ungrouped convolution on NHWC data is the matrix product
@@ -181,13 +202,22 @@ public:
             bool bias_ok = !has_bias || (r.weights.size() > 2 && r.weights[2].host);
             if (pointwise_ && y_low_ && (!has_z || z_low_) && fusable_act && bias_ok) {
                 fused_epilogue_ = true;
-            } else if (!pointwise_ && y_low_ && (!has_z || z_low_) && has_bias && bias_ok &&
+            } else if (!pointwise_ && !depthwise_ && y_low_ && (!has_z || z_low_) && has_bias && bias_ok &&
                        act_.kind == backends::ActivationKind::kRelu && fused_conv_enabled()) {
                 // cudnnConvolutionBiasActivationForward: conv + bias + z + ReLU (cuDNN allows only ReLU here
                 // with any algorithm)
                 dnn_fused_ = true;
             }
             if ((fused_epilogue_ || dnn_fused_) && has_bias) bias_low_ = upload_low(*r.weights[2].host, low_, where_);
+        }
+        if (depthwise_) {  // [c, 1, kh, kw] -> [kh * kw, c] fp32: a thread's channels are contiguous
+            const Tensor& w = *r.weights[1].host;
+            const int64_t c = w.dim(0), taps = w.dim(2) * w.dim(3);
+            Tensor t(DataType::kFloat32, {taps, c});
+            for (int64_t ch = 0; ch < c; ++ch)
+                for (int64_t k = 0; k < taps; ++k) t.data<float>()[k * c + ch] = w.data<float>()[ch * taps + k];
+            w_dw_ = upload(t.raw(), t.bytes(), where_);
+            return;  // nothing to tune
         }
         if (low_ != LowType::kF32 && r.weights[1].host) {
             if (nhwc_) {  // KCRS -> KRSC, as the NHWC filter descriptor reads it
@@ -242,6 +272,7 @@ public:
             }
     }
     ~ConvKernel() override {
+        if (w_dw_) cudaFree(w_dw_);
         if (w_low_) cudaFree(w_low_);
         if (bias_low_) cudaFree(bias_low_);
     }
@@ -256,6 +287,9 @@ public:
             std::lock_guard<std::mutex> lock(mu_);
             if (!algos_.empty()) algo = cat(" [algo ", static_cast<int>(algos_.begin()->second.algo), "]");
         }
+        if (depthwise_)
+            return cat("conv_", low_name(low_), "f32acc_nhwc", x_low_ ? "_in" : "", y_low_ ? "_out" : "",
+                       "_depthwise_kiln", act_.kind != backends::ActivationKind::kNone ? "+act" : "");
         return cat("conv_", low_ != LowType::kF32 ? cat(low_name(low_), "f32acc") : tf32_ ? "tf32" : "f32",
                    nhwc_ ? cat("_nhwc", x_low_ ? "_in" : "", y_low_ ? "_out" : "", "_cudnn_") : "_nchw_cudnn_", tuned_,
                    act_.kind != backends::ActivationKind::kNone ? "+act" : "",
@@ -298,6 +332,10 @@ public:
             if (!y_low_ || bias || z || act_.kind != backends::ActivationKind::kNone)
                 launch_conv_epilogue_nhwc(conv_out, low_, bias ? bias->as<float>() : nullptr, z ? z->data : nullptr,
                                           z_low_, y.data, y_low_, n, k, hw, da, ctx.stream);
+            return;
+        }
+        if (depthwise_) {
+            run_depthwise(ctx, x, bias, z, y, scratch);
             return;
         }
         ConvDescs d(attrs_, x.shape, w.shape, y.shape, low_, tf32_, nhwc_, where_);
@@ -383,10 +421,53 @@ private:
         return a;
     }
 
+    // depthwise_: kiln's NHWC kernel; bias, residual and activation fused when y (and z) stay in the chain, else
+    // the chain's epilogue kernel converts
+    void run_depthwise(const RunCtx& ctx, const DevTensor& x, const DevTensor* bias, const DevTensor* z,
+                       DevTensor& y, Scratch& scratch) const {
+        DepthwiseArgs a;
+        PoolDims& p = a.p;
+        p.n = x.shape[0], p.c = x.shape[1], p.h = x.shape[2], p.w = x.shape[3], p.oh = y.shape[2], p.ow = y.shape[3];
+        const Shape& ws = ws_;
+        p.kh = static_cast<int>(ws[2]), p.kw = static_cast<int>(ws[3]);
+        const std::vector<int64_t> st = attrs_.get_ints("strides", {1, 1}), dl = attrs_.get_ints("dilations", {1, 1}),
+                                   pd = attrs_.get_ints("pads", {0, 0, 0, 0});
+        p.sh = static_cast<int>(st[0]), p.sw = static_cast<int>(st[1]);
+        p.dh = static_cast<int>(dl[0]), p.dw = static_cast<int>(dl[1]);
+        p.ph = static_cast<int>(pd[0]), p.pw = static_cast<int>(pd[1]);
+        KILN_CHECK(y.numel() < (int64_t(1) << 31) && x.numel() < (int64_t(1) << 31), kUnsupported, where_,
+                   ": the depthwise NHWC kernel indexes with 32 bits; ", shape_str(y.shape),
+                   " is too large (KILN_CUDA_DEPTHWISE_NHWC=0 runs it on cuDNN)");
+        a.x = x.data;
+        if (!x_low_) {
+            void* xl = scratch.get(x.numel() * 2);
+            launch_nchw_f32_to_nhwc_low(x.as<float>(), xl, low_, p.n, p.c, p.h * p.w, ctx.stream);
+            a.x = xl;
+        }
+        a.w = static_cast<const float*>(w_dw_);
+        const DevAct da{static_cast<int>(act_.kind), act_.alpha, act_.beta};
+        if (y_low_ && (!z || z_low_)) {
+            a.bias = bias ? bias->as<float>() : nullptr;
+            a.z = z ? z->data : nullptr;
+            a.act = da;
+            a.y = y.data;
+            launch_depthwise_nhwc(a, low_, ctx.stream);
+            return;
+        }
+        void* conv_out = scratch.get(y.numel() * 2);
+        a.y = conv_out;
+        launch_depthwise_nhwc(a, low_, ctx.stream);
+        launch_conv_epilogue_nhwc(conv_out, low_, bias ? bias->as<float>() : nullptr, z ? z->data : nullptr, z_low_,
+                                  y.data, y_low_, p.n, p.c, p.oh * p.ow, da, ctx.stream);
+    }
+
     std::string where_;
     LowType low_ = LowType::kF32;
     bool tf32_ = false;
     bool nhwc_ = false;                          // reduced-precision 2-D convolution, channels-last
+    bool depthwise_ = false;                     // nhwc_ depthwise: depthwise_nhwc.cu
+    void* w_dw_ = nullptr;                       // its weights, [kh * kw, c] fp32
+    Shape ws_;                                   // the weights' shape
     std::shared_ptr<LtAlgoCache> pointwise_;     // set: a 1x1 NHWC convolution run as a cuBLASLt GEMM
     int stride_h_ = 1, stride_w_ = 1;             // pointwise_ with strides: the input is subsampled first
     bool fused_epilogue_ = false;                // pointwise_ with bias/residual/ReLU in cuBLASLt's epilogue

@@ -151,6 +151,19 @@ void launch_pool2d_f32_nchw(const float* x, float* y, const PoolDims& p, cudaStr
 /// conv_layout.cu: a pool inside the fp16/bf16 NHWC chain (x / y in the chain's layout when x_low / y_low).
 void launch_pool2d_chain(const void* x, bool x_low, void* y, bool y_low, LowType t, const PoolDims& p,
                          cudaStream_t s);
+/// depthwise_nhwc.cu: y = act(depthwise conv(x) + bias + z) with x, z and y in the chain's layout (NHWC, type t);
+/// geometry in p (c channels, multiplier 1; max / count_include_pad unused).
+struct DepthwiseArgs {
+    const void* x = nullptr;      // [n, h, w, c]
+    const float* w = nullptr;     // [kh * kw, c], fp32
+    const float* bias = nullptr;  // [c] or null
+    const void* z = nullptr;      // [n, oh, ow, c] or null
+    void* y = nullptr;            // [n, oh, ow, c]
+    PoolDims p;
+    DevAct act;
+};
+/// n * oh * ow * c < 2^31 (32-bit indices; the caller checks).
+void launch_depthwise_nhwc(const DepthwiseArgs& a, LowType t, cudaStream_t s);
 void launch_global_avg_pool_f32_nchw(const float* x, float* y, int64_t nc, int64_t hw, cudaStream_t s);
 
 
