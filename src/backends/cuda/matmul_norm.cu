@@ -151,25 +151,42 @@ __device__ __forceinline__ Moments block_moments(Moments t, Moments* red) {
 // One block per row, one thread per 4 columns (cols % 4 == 0, cols <= 4096): 16-byte loads of the partial products,
 // and the row spread over cols / 4 threads (6 warps at 768 columns) so each multiprocessor keeps many loads in flight.
 // The one-warp-per-row kernel below took 5.6 us per call at BERT's size (128 x 768, 3 partial products) on an H100.
+// Latency is what it costs, so its loads take as few round trips as possible: the bias, scale and norm bias before
+// pdl_wait() (the kernel before this one is FusedMatMulNorm's own GEMM, which writes only the partial products, and
+// anything older has finished by the time this kernel starts), then the residual and up to kMaxParts partial products
+// all in flight at once.
+constexpr int kMaxParts = 8;
 template <typename T, bool kZLow>
 __global__ void __launch_bounds__(1024) matmul_norm_rows_vec4(const MatMulNormArgs a) {
-    pdl_wait();  // launched with launch_pdl(): the partial products come from the GEMM before
-    pdl_launch_dependents();
     __shared__ Moments red[32];
     const int64_t row = blockIdx.x;
     const int c = threadIdx.x * 4;
     const bool on = c < a.cols;
     const int64_t base = row * a.cols + c;
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+    float4 v = zero, g = zero, b = zero;
     if (on) {
         if (a.bias) v = *reinterpret_cast<const float4*>(a.bias + c);
+        g = *reinterpret_cast<const float4*>(a.gamma + c);
+        if (a.beta) b = *reinterpret_cast<const float4*>(a.beta + c);
+    }
+    pdl_wait();  // launched with launch_pdl(): the partial products come from the GEMM before
+    pdl_launch_dependents();
+    if (on) {
+        float4 q[kMaxParts];
+#pragma unroll
+        for (int p = 0; p < kMaxParts; ++p)
+            if (p < a.parts) q[p] = *reinterpret_cast<const float4*>(a.part + p * a.part_stride + base);
         if (a.z) {
             const float4 z = load4<T, kZLow>(a.z, base);
             v.x += z.x, v.y += z.y, v.z += z.z, v.w += z.w;
         }
-        for (int p = 0; p < a.parts; ++p) {
-            const float4 q = *reinterpret_cast<const float4*>(a.part + p * a.part_stride + base);
-            v.x += q.x, v.y += q.y, v.z += q.z, v.w += q.w;
+#pragma unroll
+        for (int p = 0; p < kMaxParts; ++p)
+            if (p < a.parts) v.x += q[p].x, v.y += q[p].y, v.z += q[p].z, v.w += q[p].w;
+        for (int p = kMaxParts; p < a.parts; ++p) {
+            const float4 r = *reinterpret_cast<const float4*>(a.part + p * a.part_stride + base);
+            v.x += r.x, v.y += r.y, v.z += r.z, v.w += r.w;
         }
     }
     Moments t{0.f, 0.f, 0.f};
@@ -182,8 +199,6 @@ __global__ void __launch_bounds__(1024) matmul_norm_rows_vec4(const MatMulNormAr
     const float mean = row_m.mean, inv = rsqrtf(row_m.m2 / static_cast<float>(a.cols) + a.eps);
     const float dx = v.x - mean, dy = v.y - mean, dz = v.z - mean, dw = v.w - mean;
     if (!on) return;
-    const float4 g = *reinterpret_cast<const float4*>(a.gamma + c);
-    const float4 b = a.beta ? *reinterpret_cast<const float4*>(a.beta + c) : make_float4(0.f, 0.f, 0.f, 0.f);
     if (a.s) store4<T>(a.s, base, v, a.s_low);
     store4<T>(a.y, base, make_float4(dx * inv * g.x + b.x, dy * inv * g.y + b.y, dz * inv * g.z + b.z,
                                      dw * inv * g.w + b.w),
