@@ -45,22 +45,12 @@ void infer_fused_expand_depthwise(InferContext& ctx) {
     const TensorInfo& w1 = ctx.input(1);
     ctx.check(x.rank() == 4 && w1.rank() == 4, "X and W1 must be 4-D, got ", shape_str(x.dims), ", ",
               shape_str(w1.dims));
-    const bool stem = ctx.attrs().has("expand_strides") || ctx.attrs().has("expand_pads");
-    ctx.check(stem || (w1.dims[2] == Dim(1) && w1.dims[3] == Dim(1)), "W1 must be 1x1, got ", shape_str(w1.dims));
+    ctx.check(w1.dims[2] == Dim(1) && w1.dims[3] == Dim(1), "W1 must be 1x1, got ", shape_str(w1.dims));
     ctx.check(!x.dims[1].is_static() || !w1.dims[1].is_static() || x.dims[1] == w1.dims[1], "X of shape ",
               shape_str(x.dims), " does not fit W1 of shape ", shape_str(w1.dims));
     TensorInfo mid = x;  // the expand's output: [N, C, H, W]
     mid.value = nullptr;
     mid.dims[1] = w1.dims[0];
-    if (stem) {  // a stem convolution: M's spatial dims from its strides and pads
-        AttributeMap ea;
-        ea.set("strides", ctx.attrs().get_ints("expand_strides", {1, 1}));
-        ea.set("pads", ctx.attrs().get_ints("expand_pads", {0, 0, 0, 0}));
-        const std::vector<TensorInfo> eins = {x, w1, ctx.input(2)};
-        InferContext e(ctx.node_name(), ctx.op_type(), ea, eins, 1);
-        infer_conv(e);
-        mid.dims = e.outputs()[0].dims;
-    }
     const std::vector<TensorInfo> ins = {mid, ctx.input(3), ctx.input(4)};  // InferContext keeps a reference
     InferContext inner(ctx.node_name(), ctx.op_type(), ctx.attrs(), ins, 1);
     infer_conv(inner);

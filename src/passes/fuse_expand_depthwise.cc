@@ -17,12 +17,6 @@
 // fewer than KILN_CPU_EXPAND_DW_PROJECT_ROWS = 14 rows runs two phases). KILN_CPU_EXPAND_DW_PROJECT=0 keeps the
 // projection a separate node; KILN_CPU_EXPAND_DW_PROJECT_MIN_ROWS=N only takes it into nodes whose output has at
 // least N static rows (default 0: all).
-//
-// A network's stem convolution (3x3, stride 1 or 2, at most 4 input channels: MobileNetV2's and EfficientNet's 3 ->
-// 32) before a depthwise convolution without an expand (their first block) takes the expand's place
-// (`expand_strides`, `expand_pads`): the kernel computes the stem's rows into the ring from the plain input, so the
-// largest activation of those networks (32 x 112 x 112) is never written either. KILN_CPU_EXPAND_DW_STEM=0 keeps
-// the stem a separate convolution.
 #include <cstdlib>
 #include <string>
 
@@ -70,19 +64,6 @@ bool plain_conv1x1(const ir::Node* n, int64_t out, int64_t in) {
     const std::string pad = n->attrs.get_string("auto_pad", "NOTSET");
     return (pad == "NOTSET" || pad == "VALID") && all_equal(n->attrs.get_ints("strides", {1, 1}), 1) &&
            all_equal(n->attrs.get_ints("pads", {0}), 0);
-}
-
-// A network's stem convolution that can take the expand's place (the kernel reads X plain, a few channels per
-// pixel): 3x3, stride 1 or 2, explicit pads of at most 2, no dilation, at most 4 input channels, constant weights.
-bool stem_conv(const ir::Node* n) {
-    const Shape& w = n->input(1)->constant->shape();
-    if (w[1] > 4 || w[2] != 3 || w[3] != 3 || n->attrs.get_string("auto_pad", "NOTSET") != "NOTSET") return false;
-    const std::vector<int64_t> s = n->attrs.get_ints("strides", {1, 1});
-    const std::vector<int64_t> p = n->attrs.get_ints("pads", {0, 0, 0, 0});
-    if (s.size() != 2 || s[0] != s[1] || (s[0] != 1 && s[0] != 2) || p.size() != 4) return false;
-    for (int64_t e : p)
-        if (e < 0 || e > 2) return false;
-    return all_equal(n->attrs.get_ints("dilations", {1, 1}), 1);
 }
 
 // The squeeze-excite block reading a fused node's output D, when all of it can go into the node:
@@ -180,8 +161,6 @@ bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx) {
     // fallback), slower than the bf16 chain it replaces
     if (ctx.backend != "cpu" || ctx.precision != "fp32" || (env && std::string(env) == "0")) return false;
     const int64_t min_px = min_pixels();
-    const char* stem_env = std::getenv("KILN_CPU_EXPAND_DW_STEM");
-    const bool stems = !(stem_env && std::string(stem_env) == "0");
     UseMap uses(g);
     std::vector<std::pair<ir::Node*, ir::Node*>> pairs;  // (expand, depthwise)
     for (ir::Node* dw : g.nodes()) {
@@ -197,11 +176,8 @@ bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx) {
         if (!ex || !plain_fused_conv(ex) || !fusable_act(ex->attrs, "") || !uses.single_use(m) || m->is_output)
             continue;
         const Shape& w1 = ex->input(1)->constant->shape();
-        if (w1[0] != c || ex->attrs.get_int("group", 1) != 1) continue;
-        const bool stem = w1[2] != 1 || w1[3] != 1;
-        if (stem && !(stems && stem_conv(ex))) continue;
-        if (!stem && (!all_equal(ex->attrs.get_ints("strides", {1, 1}), 1) ||
-                      !all_equal(ex->attrs.get_ints("pads", {0}), 0)))
+        if (w1[0] != c || w1[2] != 1 || w1[3] != 1 || ex->attrs.get_int("group", 1) != 1) continue;
+        if (!all_equal(ex->attrs.get_ints("strides", {1, 1}), 1) || !all_equal(ex->attrs.get_ints("pads", {0}), 0))
             continue;
         const std::string pad = ex->attrs.get_string("auto_pad", "NOTSET");
         if (pad != "NOTSET" && pad != "VALID") continue;
@@ -217,11 +193,6 @@ bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx) {
         dw->attrs.set("expand_activation", ex->attrs.get_string("activation", ""));
         dw->attrs.set("expand_activation_alpha", ex->attrs.get_float("activation_alpha", 0.f));
         dw->attrs.set("expand_activation_beta", ex->attrs.get_float("activation_beta", 0.f));
-        const Shape& w1 = ex->input(1)->constant->shape();
-        if (w1[2] != 1 || w1[3] != 1) {  // a stem convolution
-            dw->attrs.set("expand_strides", ex->attrs.get_ints("strides", {1, 1}));
-            dw->attrs.set("expand_pads", ex->attrs.get_ints("pads", {0, 0, 0, 0}));
-        }
         dw->inputs = {ex->input(0), ex->input(1), ex->input(2), dw->input(1), dw->input(2)};
         dw->fused_from.insert(dw->fused_from.begin(), ex->name);
         g.remove_node(ex);

@@ -30,7 +30,6 @@
 
 #include "src/backends/cpu/avx512_act.h"
 #include "src/backends/cpu/conv1x1_tile.h"
-#include "src/backends/cpu/conv_stem_tile.h"
 #include "src/backends/cpu/cpu_backend.h"
 #include "src/backends/cpu/dnnl_util.h"
 #include "src/backends/expand_depthwise.h"
@@ -46,13 +45,9 @@ using conv1x1::project_row;
 
 struct Geom {
     int64_t cin, cin_blocks;  // input channels (real) and their blocks
-    int64_t h, w, oh, ow, pt, pl;  // M's (the depthwise input's) size, the output's, the depthwise padding
+    int64_t h, w, oh, ow, pt, pl;
     int64_t wp;  // ring row width: pl zero columns, the w expanded ones, then zeros up to the last window's end
     int64_t images;
-    int64_t x_image;  // floats per image of X
-    int64_t wblock;   // floats per block of the packed expand weights
-    // a stem convolution in the expand's place: X's size (plain), its padding
-    int64_t xh = 0, xw = 0, ept = 0, epl = 0;
 };
 
 // Expand pixels [w0, w0 + P) of input row `ih` into OB channel blocks. x: the image's nChw16c base; we: the first
@@ -107,7 +102,7 @@ template <DwAct A>
 KILN_AVX512 void expand_row(const float* x, const float* we, const float* be, float* dst, int64_t nb, const Geom& g,
                             int64_t ih, float lo_f, float hi_f) {
     const __m512 lo = _mm512_set1_ps(lo_f), hi = _mm512_set1_ps(hi_f);
-    const int64_t ws = g.wblock, ds = g.wp * V;
+    const int64_t ws = g.cin_blocks * V * V, ds = g.wp * V;
     constexpr const auto& tail_ = Tails<A>::kTable;
     for (int64_t b = 0; b < nb; b += 3) {
         const int64_t ob = std::min<int64_t>(3, nb - b);
@@ -125,16 +120,6 @@ KILN_AVX512 void expand_row(const float* x, const float* we, const float* be, fl
         }
         if (w0 < g.w) tail_[g.w - w0 - 1][ob - 1](x, wb, ws, bb, db, ds, g, ih, w0, lo, hi);
     }
-}
-
-// A stem convolution's output row ih (M's row) into blocks [0, nb) of a ring slot, as expand_row (conv_stem_tile.h).
-constexpr int kStemSlot = 5;  // thread_buffer slot: the padded input rows
-template <int S, DwAct A>
-KILN_AVX512 void stem_expand_row(const float* x, const float* we, const float* be, float* dst, int64_t nb,
-                                 const Geom& g, int64_t ih, float lo_f, float hi_f) {
-    const int64_t bw = stem::buffer_width(g.xw, g.epl, g.w, S);
-    float* buf = static_cast<float*>(thread_buffer(kStemSlot, sizeof(float) * g.cin * stem::K * bw));
-    stem::stem_row<S, A>(x, g.cin, g.xh, g.xw, g.ept, g.epl, we, be, dst, g.wp * V, nb, ih, g.w, buf, lo_f, hi_f);
 }
 
 // Output pixels [ow, ow + P) of one block's depthwise row from the ring rows rows[kh] ([wp][16], column 0 is input
@@ -201,21 +186,6 @@ ExpandFn pick_expand(DwAct a) {
             return expand_row<DwAct::kClip>;
         case DwAct::kSilu:
             return expand_row<DwAct::kSilu>;
-    }
-    return nullptr;
-}
-
-template <int S>
-ExpandFn pick_stem_act(DwAct a) {
-    switch (a) {
-        case DwAct::kNone:
-            return stem_expand_row<S, DwAct::kNone>;
-        case DwAct::kRelu:
-            return stem_expand_row<S, DwAct::kRelu>;
-        case DwAct::kClip:
-            return stem_expand_row<S, DwAct::kClip>;
-        case DwAct::kSilu:
-            return stem_expand_row<S, DwAct::kSilu>;
     }
     return nullptr;
 }
@@ -308,19 +278,12 @@ public:
         const Activation a1 = Activation::from_attrs(expand_conv_attrs(node.attrs), where_);
         const Activation a2 = Activation::from_attrs(da, where_);
         act_of(a1, &act1_);
-        node_attrs_ = node.attrs;
         act_of(a2, &act2_);
         lo1_ = a1.alpha, hi1_ = a1.beta, lo2_ = a2.alpha, hi2_ = a2.beta;
         blocks_ = padded_channels(channels_) / V;
         const int64_t cinp = padded_channels(cin_);
-        stem_ = w1.dim(2) != 1;
-        if (stem_) {  // a stem convolution: W1 packed [block][cin * 3 * 3][16]
-            estride_ = node.attrs.get_ints("expand_strides", {1, 1})[0];
-            epads_ = node.attrs.get_ints("expand_pads", {0, 0, 0, 0});
-        }
-        wblock_ = stem_ ? cin_ * stem::K * stem::K * V : cinp * V;
         // W1 packed [block][cin padded][16], W2 [block][k*k][16], biases [block][16]; padding stays zero
-        we_ = aligned_floats(blocks_ * wblock_);
+        we_ = aligned_floats(blocks_ * cinp * V);
         be_ = aligned_floats(blocks_ * V);
         wd_ = aligned_floats(blocks_ * k_ * k_ * V);
         bd_ = aligned_floats(blocks_ * V);
@@ -328,16 +291,12 @@ public:
         const float* w2p = w2.data<float>();
         for (int64_t c = 0; c < channels_; ++c) {
             const int64_t b = c / V, l = c % V;
-            if (stem_)
-                for (int64_t i = 0; i < cin_ * stem::K * stem::K; ++i)
-                    we_.get()[b * wblock_ + i * V + l] = w1p[c * cin_ * stem::K * stem::K + i];
-            else
-                for (int64_t i = 0; i < cin_; ++i) we_.get()[(b * cinp + i) * V + l] = w1p[c * cin_ + i];
+            for (int64_t i = 0; i < cin_; ++i) we_.get()[(b * cinp + i) * V + l] = w1p[c * cin_ + i];
             for (int i = 0; i < k_ * k_; ++i) wd_.get()[(b * k_ * k_ + i) * V + l] = w2p[c * k_ * k_ + i];
             be_.get()[c] = node.inputs[2].value->data<float>()[c];
             bd_.get()[c] = node.inputs[4].value->data<float>()[c];
         }
-        expand_ = !stem_ ? pick_expand(act1_) : estride_ == 1 ? pick_stem_act<1>(act1_) : pick_stem_act<2>(act1_);
+        expand_ = pick_expand(act1_);
         dw_ = pick_dw(k_, stride_, act2_);
         if (node.inputs.size() > 8 && node.inputs[5].present) pack_squeeze_excite(node);
         if (node.inputs.size() > 10 && node.inputs[9].present) pack_projection(node);
@@ -348,8 +307,7 @@ public:
     }
 
     std::string describe() const override {
-        return cat(stem_ ? cat("stem3x3s", estride_, "_") : "expand1x1_", "dwconv", k_, "x", k_, "s", stride_,
-                   se_cr_ ? "_se" : "", pblocks_ ? "_project" : "",
+        return cat("expand1x1_dwconv", k_, "x", k_, "s", stride_, se_cr_ ? "_se" : "", pblocks_ ? "_project" : "",
                    residual_ ? "_residual" : "", "_f32_nChw16c_avx512");
     }
     bool writes_all_outputs() const override { return true; }  // padding channels: act2(0) = 0
@@ -362,13 +320,6 @@ public:
         g.cin_blocks = padded_channels(cin_) / V;
         g.h = x.dim(2);
         g.w = x.dim(3);
-        g.x_image = g.cin_blocks * g.h * g.w * V;
-        g.wblock = wblock_;
-        if (stem_) {
-            g.xh = x.dim(2), g.xw = x.dim(3), g.ept = epads_[0], g.epl = epads_[1];
-            expand_output_hw(node_attrs_, stem::K, g.xh, g.xw, &g.h, &g.w);
-            g.x_image = cin_ * g.xh * g.xw;
-        }
         g.oh = y.dim(2);
         g.ow = y.dim(3);
         int64_t unused = 0;
@@ -378,7 +329,7 @@ public:
         g.images = x.dim(0);
         const int64_t items = x.dim(0) * blocks_ * g.oh;
         const double dw_out = static_cast<double>(x.dim(0)) * channels_ * g.oh * g.ow;
-        const double macs = static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * wblock_ / V + dw_out * k_ * k_ +
+        const double macs = static_cast<double>(x.dim(0)) * channels_ * g.h * g.w * cin_ + dw_out * k_ * k_ +
                             dw_out * pblocks_ * V;
         const int threads =
             static_cast<int>(std::min<int64_t>(items, macs < kMinParallelMacs ? 1 : std::max(1, a.num_threads)));
@@ -561,7 +512,7 @@ private:
             // this thread's halves: the lower half of the overlap with the next band, the upper of the previous
             const float* we = we_.get();
             for (int64_t n = 0; n < g.images; ++n) {
-                const float* xn = x + n * g.x_image;
+                const float* xn = x + n * g.cin_blocks * g.h * g.w * V;
                 const int64_t next_mid = (h.next_lo + h.next_hi) / 2, prev_mid = (h.prev_lo + h.prev_hi) / 2;
                 for (int64_t r = h.next_lo; r < std::min(h.next_hi, next_mid + (h.next_hi - h.next_lo) % 2); ++r)
                     expand_(xn, we, be_.get(), h.row(n, h.next_b, r - h.next_lo) + g.pl * V, blocks_, g, r, lo1_,
@@ -640,6 +591,7 @@ private:
     // output row's depthwise rows go to a buffer after the ring and are projected into y.
     void segment(const float* x, float* y, const Geom& g, int64_t n, int64_t b0, int64_t nb, int64_t oh0, int64_t oh1,
                  float* sums, bool project = false, const float* z = nullptr, const Halo* halo = nullptr) const {
+        const int64_t cinp = padded_channels(cin_);
         const int64_t slot = nb * g.wp * V;  // floats per ring row
         const int64_t drow = project ? nb * g.ow * V : 0;
         float* ring = static_cast<float*>(thread_buffer(kRingSlot, sizeof(float) * (k_ * slot + drow)));
@@ -649,7 +601,7 @@ private:
             std::memset(row, 0, sizeof(float) * g.pl * V);
             std::memset(row + (g.pl + g.w) * V, 0, sizeof(float) * (g.wp - g.pl - g.w) * V);
         }
-        const float* xn = x + n * g.x_image;
+        const float* xn = x + n * g.cin_blocks * g.h * g.w * V;
         int64_t next = 0;  // the next input row to expand
         for (int64_t oh = oh0; oh < oh1; ++oh) {
             const int64_t ih0 = oh * stride_ - g.pt;
@@ -662,7 +614,7 @@ private:
                     for (int64_t j = 0; j < nb; ++j)
                         std::memcpy(dst + j * g.wp * V, shared + j * g.wp * V + g.pl * V, sizeof(float) * g.w * V);
                 } else {
-                    expand_(xn, we_.get() + b0 * wblock_, be_.get() + b0 * V, dst, nb, g, next, lo1_, hi1_);
+                    expand_(xn, we_.get() + b0 * cinp * V, be_.get() + b0 * V, dst, nb, g, next, lo1_, hi1_);
                 }
             }
             for (int64_t j = 0; j < nb; ++j) {
@@ -696,10 +648,6 @@ private:
     int64_t pblocks_ = 0;  // the projection's output blocks (0: none)
     int64_t proj_rows_ = kDefaultProjectRows;
     bool halo_ = true;  // KILN_CPU_EXPAND_DW_HALO=0: both bands expand their shared rows
-    bool stem_ = false;  // a stem convolution (3x3, plain X) in the expand's place
-    int64_t estride_ = 1, wblock_ = 0;
-    std::vector<int64_t> epads_;
-    AttributeMap node_attrs_;
     bool residual_ = false, phalf_ = false;  // phalf_: the last output block has at most 8 real channels
     std::unique_ptr<float[], void (*)(void*)> pw_{nullptr, std::free}, pb_{nullptr, std::free};
     int64_t se_cr_ = 0, se_crp_ = 0;  // squeeze-excite: reduced channels (0: none), padded to 16
@@ -712,10 +660,7 @@ bool fused_path(const KernelNode& node) {
     // (avx512vl: the projection's 256-bit FMAs with an embedded broadcast are EVEX-encoded)
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl") || node.precision != "fp32")
         return false;
-    const bool stem = node.attrs.has("expand_strides");  // a stem convolution reads X plain
-    if (node.input_layout(0) != (stem ? Layout::kPlain : Layout::kNChw16c) || node.output_layout(0) != Layout::kNChw16c)
-        return false;
-    if (stem && (node.inputs[1].value->dim(2) != stem::K || node.inputs[1].value->dim(3) != stem::K)) return false;
+    if (node.input_layout(0) != Layout::kNChw16c || node.output_layout(0) != Layout::kNChw16c) return false;
     if (node.inputs.size() > 11 && node.inputs[11].present && node.input_layout(11) != Layout::kNChw16c) return false;
     DwAct a;
     return act_of(Activation::from_attrs(expand_conv_attrs(node.attrs), node.where()), &a) &&
@@ -752,7 +697,7 @@ std::unique_ptr<Kernel> make_cpu_expand_depthwise(const KernelNode& node) {
 LayoutCaps layout_caps_expand_depthwise(const KernelNode& node) {
     LayoutCaps c;
     c.inputs.assign(node.inputs.size(), false);
-    c.inputs[0] = !node.attrs.has("expand_strides");  // a stem convolution reads X plain
+    c.inputs[0] = true;
     if (c.inputs.size() > 11) c.inputs[11] = true;  // the residual, read in the output's layout
     c.outputs = {true};
     c.prefers_blocked = true;

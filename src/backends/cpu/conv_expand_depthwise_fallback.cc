@@ -27,11 +27,6 @@ public:
         mid.value = nullptr;
         mid.dims[1] = node.inputs[1].dims[0];
         channels_ = node.inputs[1].value->dim(0);
-        k1_ = node.inputs[1].value->dim(2);  // > 1: a stem convolution in the expand's place
-        attrs_ = node.attrs;
-        if (mid.dims[2].is_static() && mid.dims[3].is_static())
-            expand_output_hw(attrs_, k1_, mid.dims[2].value, mid.dims[3].value, &mid.dims[2].value,
-                             &mid.dims[3].value);
         KernelNode en{node.name, conv_op, ea, {node.inputs[0], node.inputs[1], node.inputs[2]}, {mid}};
         en.input_layouts = {node.input_layout(0)};
         en.output_layouts = {Layout::kNChw16c};
@@ -71,10 +66,9 @@ public:
     void execute(const KernelArgs& a) const override {
         const Tensor& x = *a.inputs[0];
         // nChw16c bytes: the channels padded to a multiple of 16 (the expand zero-fills the padding)
-        int64_t mh = 0, mw = 0;
-        expand_output_hw(attrs_, k1_, x.dim(2), x.dim(3), &mh, &mw);
-        Tensor buf = Tensor::uninitialized(DataType::kFloat32, {x.dim(0), padded_channels(channels_), mh, mw});
-        Tensor m = Tensor::wrap(DataType::kFloat32, {x.dim(0), channels_, mh, mw}, buf.raw());
+        Tensor buf =
+            Tensor::uninitialized(DataType::kFloat32, {x.dim(0), padded_channels(channels_), x.dim(2), x.dim(3)});
+        Tensor m = Tensor::wrap(DataType::kFloat32, {x.dim(0), channels_, x.dim(2), x.dim(3)}, buf.raw());
         KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
         expand_->execute(e);
         KernelArgs d{{&m, a.inputs[3], a.inputs[4]}, a.outputs, a.num_threads};
@@ -128,8 +122,6 @@ private:
 
     int64_t channels_ = 0;
     bool proj_ = false;
-    int64_t k1_ = 1;      // W1's kernel size (> 1: a stem convolution)
-    AttributeMap attrs_;  // the node's (expand_strides / expand_pads)
     std::unique_ptr<Kernel> expand_, dw_, project_;
     std::vector<Tensor> se_;  // Wr, Br, We, Be (empty: no squeeze-excite)
     Activation se_act_;

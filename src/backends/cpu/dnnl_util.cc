@@ -21,10 +21,9 @@ struct ThreadState {
     std::unique_ptr<uint8_t[], void (*)(void*)> scratch{nullptr, std::free};
     size_t scratch_bytes = 0;
     int omp_threads = -1;
-    std::unique_ptr<uint8_t[], void (*)(void*)> buffers[6] = {{nullptr, std::free}, {nullptr, std::free},
-                                                              {nullptr, std::free}, {nullptr, std::free},
-                                                              {nullptr, std::free}, {nullptr, std::free}};
-    size_t buffer_bytes[6] = {0, 0, 0, 0, 0, 0};
+    std::unique_ptr<uint8_t[], void (*)(void*)> buffers[5] = {
+        {nullptr, std::free}, {nullptr, std::free}, {nullptr, std::free}, {nullptr, std::free}, {nullptr, std::free}};
+    size_t buffer_bytes[5] = {0, 0, 0, 0, 0};
 
     void* scratchpad(size_t bytes) {
         if (bytes > scratch_bytes) {

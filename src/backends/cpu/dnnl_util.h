@@ -33,7 +33,7 @@ dnnl::primitive_attr make_attr(const dnnl::post_ops& ops);
 /// Plain (row-major) memory descriptor of float32 dims.
 dnnl::memory::desc plain_f32(const dnnl::memory::dims& dims);
 
-/// A per-thread scratch buffer (64-byte aligned), one per `slot` (0-5); valid until the next call with the same slot.
+/// A per-thread scratch buffer (64-byte aligned), one per `slot` (0-4); valid until the next call with the same slot.
 void* thread_buffer(int slot, size_t bytes);
 
 /// Prepared state per input shape (primitives, packed weights), made on first use and shared by all contexts.

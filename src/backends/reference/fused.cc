@@ -116,9 +116,6 @@ std::unique_ptr<Kernel> make_ref_FusedExpandDepthwise(const KernelNode& node) {
     ops::TensorInfo mid = node.inputs[0];
     mid.value = nullptr;
     mid.dims[1] = node.inputs[1].dims[0];
-    const int64_t k1 = node.inputs[1].value ? node.inputs[1].value->dim(2) : 1;  // > 1: a stem convolution
-    if (mid.dims[2].is_static() && mid.dims[3].is_static())
-        expand_output_hw(node.attrs, k1, mid.dims[2].value, mid.dims[3].value, &mid.dims[2].value, &mid.dims[3].value);
     KernelNode en{node.name, conv_op, ea, {node.inputs[0], node.inputs[1], node.inputs[2]}, {mid}};
     const bool proj = node.inputs.size() > 10 && node.inputs[9].present;
     ops::TensorInfo dinfo = node.outputs[0];  // the depthwise output: Y's shape with C channels
@@ -138,9 +135,7 @@ std::unique_ptr<Kernel> make_ref_FusedExpandDepthwise(const KernelNode& node) {
         [=](const KernelArgs& a) {
             const Tensor& x = *a.inputs[0];
             const int64_t c = channels ? channels : a.inputs[1]->dim(0);
-            int64_t mh = 0, mw = 0;
-            expand_output_hw(node.attrs, a.inputs[1]->dim(2), x.dim(2), x.dim(3), &mh, &mw);
-            Tensor m(DataType::kFloat32, {x.dim(0), c, mh, mw});
+            Tensor m(DataType::kFloat32, {x.dim(0), c, x.dim(2), x.dim(3)});
             KernelArgs e{{a.inputs[0], a.inputs[1], a.inputs[2]}, {&m}, a.num_threads};
             expand->execute(e);
             const Tensor& y = *a.outputs[0];
