@@ -5,7 +5,8 @@
 // (tiles of equal width, at most 8 pixels x 3 output blocks, broadcasts folded into the FMAs), and the threads split
 // the output blocks, so each reads only its share of W (these layers are bound by streaming W: 1.6 MB for the head,
 // used 49 times per weight). On such images oneDNN's jit_1x1 kernel reached 47 GMAC/s per core here, these tiles
-// about 55 (conv1x1_tile.h).
+// about 55 (conv1x1_tile.h). Each group of output blocks prefetches the next group's weights into L1 as its tiles
+// run (KILN_CPU_CONV1X1_PREFETCH=0: not): they come from L3 or memory, a weight is used by 7 tiles only.
 //
 // Images of at most KILN_CPU_CONV1X1_SMALL pixels (default 64; 0: never, oneDNN for all) take this kernel; the
 // residual Z must be nChw16c too (it is read in place when Y overwrites it).
@@ -54,6 +55,8 @@ public:
             std::copy_n(node.inputs[2].value->data<float>(), cout_, b_.get());
         residual_ = node.inputs.size() > 3 && node.inputs[3].present;
         half_ = cout_ % V != 0 && cout_ % V <= V / 2;
+        const char* e = std::getenv("KILN_CPU_CONV1X1_PREFETCH");
+        prefetch_ = !(e && std::string(e) == "0");
     }
 
     std::string describe() const override {
@@ -89,14 +92,15 @@ private:
             const int64_t off = (n * oblocks_ + b0) * px * V;
             conv1x1::project_row(x + n * cp * px, px, cin_, w_.get() + b0 * ws, b_.get() + b0 * V,
                                  z ? z + off : nullptr, y + off, b1 - b0, px * V, half_ && b1 == oblocks_, act_, lo_,
-                                 hi_);
+                                 hi_, prefetch_);
         }
     }
 
     int64_t cin_ = 0, cout_ = 0, oblocks_ = 0;
     DwAct act_ = DwAct::kNone;
     float lo_ = 0.f, hi_ = 0.f;
-    bool residual_ = false, half_ = false;  // half_: the last output block has at most 8 real channels
+    bool residual_ = false, half_ = false;
+    bool prefetch_ = true;  // KILN_CPU_CONV1X1_PREFETCH=0: no software prefetch of the next weights  // half_: the last output block has at most 8 real channels
     std::unique_ptr<float[], void (*)(void*)> w_{nullptr, std::free}, b_{nullptr, std::free};
 };
 

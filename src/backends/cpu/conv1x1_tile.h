@@ -41,7 +41,7 @@ __attribute__((target("avx512f,avx512vl,fma"))) inline __m256 fmadd_bcast8(const
 template <int OB, int P, bool R, bool H, DwAct A>
 KILN_AVX512_FMA inline void project_tile(const float* d, int64_t ow, int64_t c, const float* wp, int64_t wstride,
                                          const float* bp, const float* z, float* y, int64_t ystride, int64_t p0,
-                                         __m512 lo, __m512 hi) {
+                                         __m512 lo, __m512 hi, const char* pf, const char* pf_end) {
     constexpr int F = H ? OB - 1 : OB;  // full blocks
     __m512 acc[F > 0 ? F : 1][P];
     __m256 half[P];
@@ -63,6 +63,10 @@ KILN_AVX512_FMA inline void project_tile(const float* d, int64_t ow, int64_t c, 
         const int64_t n = std::min<int64_t>(V, c - ib * V);
         const float* wi = wp + ib * V * V;
         for (int64_t i = 0; i < n; ++i) {
+            if (pf < pf_end) {  // one line of the next group's weights per input channel (project_row)
+                _mm_prefetch(pf, _MM_HINT_T0);
+                pf += 64;
+            }
             __m512 wv[F > 0 ? F : 1];
 #pragma GCC unroll 3
             for (int o = 0; o < F; ++o) wv[o] = _mm512_load_ps(wi + o * wstride + i * V);
@@ -87,7 +91,7 @@ KILN_AVX512_FMA inline void project_tile(const float* d, int64_t ow, int64_t c, 
 }
 
 using ProjectFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, const float*, const float*, float*,
-                           int64_t, int64_t, __m512, __m512);
+                           int64_t, int64_t, __m512, __m512, const char*, const char*);
 
 template <bool R, bool H, DwAct A>
 struct ProjectTiles {
@@ -110,7 +114,8 @@ inline constexpr const ProjectTable* kProjectTables[2][2] = {
 // channels. y = act(Bp + Wp d (+ z)), act none unless given (conv1x1_small.cc: Relu, Clip with lo <= 0 <= hi, Silu).
 KILN_AVX512_FMA inline void project_row(const float* d, int64_t ow, int64_t c, const float* wp, const float* bp,
                                         const float* z, float* y, int64_t pb, int64_t ystride, bool half,
-                                        DwAct act = DwAct::kNone, float lo_f = 0.f, float hi_f = 0.f) {
+                                        DwAct act = DwAct::kNone, float lo_f = 0.f, float hi_f = 0.f,
+                                        bool prefetch = false) {
     const ProjectTable* const(*tables)[2] = act == DwAct::kRelu   ? kProjectTables<DwAct::kRelu>
                                             : act == DwAct::kClip ? kProjectTables<DwAct::kClip>
                                             : act == DwAct::kSilu ? kProjectTables<DwAct::kSilu>
@@ -124,9 +129,15 @@ KILN_AVX512_FMA inline void project_row(const float* d, int64_t ow, int64_t c, c
         // ceil(ow / 8) tiles of equal width (+1 for the first few): 49 pixels as 7 x 7, not 6 x 8 + 1 (a lone
         // pixel would run one dependent FMA chain over all of C)
         const int64_t tiles = (ow + 7) / 8, base = ow / tiles, extra = ow % tiles;
+        // with `prefetch` (weights that come from L3 or memory: small images, each group's weights used by a few
+        // tiles only) the tiles load the next group's weights into L1 as they go, a tile's share each
+        const int64_t nb0 = b + ob, nleft = pb - nb0, nob = nleft == 4 ? 2 : std::min<int64_t>(3, nleft);
+        const char* next = reinterpret_cast<const char*>(wp + nb0 * ws);
+        const int64_t lines = prefetch && nob > 0 ? nob * ws * static_cast<int64_t>(sizeof(float)) / 64 : 0;
         for (int64_t t = 0, p0 = 0; t < tiles; ++t) {
             const int64_t np = base + (t < extra);
-            table[np - 1][ob - 1](d, ow, c, wp + b * ws, ws, bp + b * V, zb, y + b * ystride, ystride, p0, lo, hi);
+            table[np - 1][ob - 1](d, ow, c, wp + b * ws, ws, bp + b * V, zb, y + b * ystride, ystride, p0, lo, hi,
+                                  next + lines * t / tiles * 64, next + lines * (t + 1) / tiles * 64);
             p0 += np;
         }
         b += ob;

@@ -2,8 +2,8 @@
 // 3x3 conv (to nChw16c) -> 1x1 conv + activation (+ residual) -> 1x1 conv to 7 channels (plain output). Input and
 // output channels that are and are not multiples of 16 (the 256-bit last block at <= 8 left), Relu / Clip / Silu /
 // none, a residual (in place) with and without activation, images of 1 x 9 to 8 x 8 pixels, batch 1 to 3, one and
-// two threads, against the reference backend; stride 2, images above the pixel limit and
-// KILN_CPU_CONV1X1_SMALL=0 stay on oneDNN.
+// two threads, against the reference backend (with and without the prefetch of the next weights); stride 2,
+// images above the pixel limit and KILN_CPU_CONV1X1_SMALL=0 stay on oneDNN.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -108,6 +108,23 @@ TEST(CpuConv1x1SmallSwitch, OffLeavesThemToOneDnn) {
     EXPECT_EQ(small_layers(*raised), 1);
     test_util::expect_matches_reference(*off, *build(net, "reference"), {1, 5, 7, 7});
     test_util::expect_matches_reference(*raised, *build(big_net, "reference"), {1, 5, 9, 9});
+}
+
+
+// The head shape, a residual one and a 3-group one without the software prefetch of the next group's weights
+// (KILN_CPU_CONV1X1_PREFETCH=0, read when the kernel is made): the same results.
+TEST(CpuConv1x1SmallSwitch, WithoutPrefetch) {
+    for (const SmallCase& c : {SmallCase{1, 320, 1280, 7, 7, "Clip", false, 1, true},
+                               SmallCase{2, 100, 100, 7, 7, "Relu", true, 1, true},
+                               SmallCase{1, 48, 150, 4, 4, "Silu", false, 1, true}}) {
+        NetworkDefinition net;
+        make_net(net, c);
+        ::setenv("KILN_CPU_CONV1X1_PREFETCH", "0", 1);
+        std::shared_ptr<Engine> cpu = build(net, "cpu");
+        ::unsetenv("KILN_CPU_CONV1X1_PREFETCH");
+        EXPECT_EQ(small_layers(*cpu), 1);
+        test_util::expect_matches_reference(*cpu, *build(net, "reference"), {c.batch, 5, c.height, c.width});
+    }
 }
 
 }  // namespace kiln
