@@ -99,8 +99,8 @@ private:
     int64_t cin_ = 0, cout_ = 0, oblocks_ = 0;
     DwAct act_ = DwAct::kNone;
     float lo_ = 0.f, hi_ = 0.f;
-    bool residual_ = false, half_ = false;
-    bool prefetch_ = true;  // KILN_CPU_CONV1X1_PREFETCH=0: no software prefetch of the next weights  // half_: the last output block has at most 8 real channels
+    bool residual_ = false, half_ = false;  // half_: the last output block has at most 8 real channels
+    bool prefetch_ = true;  // KILN_CPU_CONV1X1_PREFETCH=0: no software prefetch of the next weights
     std::unique_ptr<float[], void (*)(void*)> w_{nullptr, std::free}, b_{nullptr, std::free};
 };
 

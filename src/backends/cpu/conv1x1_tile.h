@@ -31,11 +31,12 @@ __attribute__((target("avx512f,avx512vl,fma"))) inline __m256 fmadd_bcast8(const
     return acc;
 }
 
-// Output pixels [p0, p0 + P) of OB output blocks: y = act(Bp + Wp d (+ z)) (act(0) = 0: the padding lanes). d: the depthwise row, [C blocks][ow][16];
-// wp: the first block's packed weights [C padded][16] (blocks `wstride` floats apart); y and z: the first block's
-// output row, blocks `ystride` floats apart (z may be nullptr when !R). With H the last block has at most 8 real
-// channels (MobileNetV2's 24, EfficientNet's 40): it runs on 256-bit accumulators, which Zen 4 issues at twice the
-// rate of 512-bit ones, and its padding lanes are stored as zeros.
+// Output pixels [p0, p0 + P) of OB output blocks: y = act(Bp + Wp d (+ z)), act(0) = 0 (the padding lanes). d: the
+// depthwise row, [C blocks][ow][16]; wp: the first block's packed weights [C padded][16] (blocks `wstride` floats
+// apart); y and z: the first block's output row, blocks `ystride` floats apart (z may be nullptr when !R). With H the
+// last block has at most 8 real channels (MobileNetV2's 24, EfficientNet's 40): it runs on 256-bit accumulators,
+// which Zen 4 issues at twice the rate of 512-bit ones, and its padding lanes are stored as zeros. [pf, pf_end):
+// cache lines to prefetch, one per input channel (project_row's `prefetch`).
 // (every AVX-512 CPU has FMA3; the 256-bit FMA needs the target named)
 #define KILN_AVX512_FMA __attribute__((target("avx512f,avx512vl,fma")))
 template <int OB, int P, bool R, bool H, DwAct A>
