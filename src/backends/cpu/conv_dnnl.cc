@@ -305,6 +305,7 @@ std::unique_ptr<Kernel> make_cpu_conv(const KernelNode& node) {
     // the squeeze-excite convolutions (1x1 on a 1x1 image): a matrix-vector product beats a oneDNN call + reorders
     if (conv_is_matvec(node)) return make_cpu_conv_matvec(node);
     if (conv_is_depthwise_blocked(node)) return make_cpu_conv_depthwise(node);
+    if (conv_is_1x1_small(node)) return make_cpu_conv_1x1_small(node);
     return std::make_unique<ConvKernel>(node);
 }
 

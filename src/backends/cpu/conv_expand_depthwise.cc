@@ -304,6 +304,8 @@ public:
         proj_rows_ = project_rows();
         const char* he = std::getenv("KILN_CPU_EXPAND_DW_HALO");
         halo_ = !(he && std::string(he) == "0");
+        const char* pe = std::getenv("KILN_CPU_CONV1X1_PREFETCH");
+        prefetch_ = !(pe && std::string(pe) == "0");
     }
 
     std::string describe() const override {
@@ -544,7 +546,8 @@ private:
         for (int64_t n = 0; n < g.images; ++n) {
             const int64_t off = (n * pblocks_ + b0) * px * V;
             project_row(d + n * blocks_ * px * V, px, channels_, pw_.get() + b0 * ws, pb_.get() + b0 * V,
-                        z ? z + off : nullptr, y + off, b1 - b0, px * V, phalf_ && b1 == pblocks_);
+                        z ? z + off : nullptr, y + off, b1 - b0, px * V, phalf_ && b1 == pblocks_, DwAct::kNone, 0.f,
+                        0.f, prefetch_);
         }
     }
 
@@ -648,6 +651,7 @@ private:
     int64_t pblocks_ = 0;  // the projection's output blocks (0: none)
     int64_t proj_rows_ = kDefaultProjectRows;
     bool halo_ = true;  // KILN_CPU_EXPAND_DW_HALO=0: both bands expand their shared rows
+    bool prefetch_ = true;  // two phases: the projection prefetches its next weights (KILN_CPU_CONV1X1_PREFETCH=0: not)
     bool residual_ = false, phalf_ = false;  // phalf_: the last output block has at most 8 real channels
     std::unique_ptr<float[], void (*)(void*)> pw_{nullptr, std::free}, pb_{nullptr, std::free};
     int64_t se_cr_ = 0, se_crp_ = 0;  // squeeze-excite: reduced channels (0: none), padded to 16

@@ -26,6 +26,10 @@ std::unique_ptr<Kernel> make_cpu_conv_matvec(const KernelNode& node);
 /// KILN_CPU_DEPTHWISE=0 leaves them to oneDNN.
 bool conv_is_depthwise_blocked(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_conv_depthwise(const KernelNode& node);
+/// A 1x1 convolution (stride 1, no padding) on a small nChw16c image: head convolutions, 7x7 projections
+/// (conv1x1_small.cc); KILN_CPU_CONV1X1_SMALL=0 leaves them to oneDNN.
+bool conv_is_1x1_small(const KernelNode& node);
+std::unique_ptr<Kernel> make_cpu_conv_1x1_small(const KernelNode& node);
 /// FusedExpandDepthwise: 1x1 expand + depthwise in one AVX-512 pass on nChw16c values (conv_expand_depthwise.cc).
 bool supports_expand_depthwise(const KernelNode& node);
 std::unique_ptr<Kernel> make_cpu_expand_depthwise(const KernelNode& node);

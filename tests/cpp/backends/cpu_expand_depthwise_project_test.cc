@@ -88,8 +88,9 @@ void check(const NetworkDefinition& net, Engine& cpu_engine, const ProjCase& c) 
     if (c.stem) {
         EXPECT_EQ(projected, 1);  // nChw16c values: the AVX-512 kernel with the projection inside
     } else {
-        for (const LayerInfo& l : cpu->layers())  // plain values: three ordinary convolutions
-            if (l.op_type == "FusedExpandDepthwise") EXPECT_NE(l.kernel.find("+conv2d"), std::string::npos) << l.kernel;
+        for (const LayerInfo& l : cpu->layers())  // plain values: three ordinary convolutions (the projection on a
+                                                   // small image: conv1x1_small)
+            if (l.op_type == "FusedExpandDepthwise") EXPECT_NE(l.kernel.find("+conv"), std::string::npos) << l.kernel;
     }
     test_util::expect_matches_reference(*cpu, *ref, {c.batch, 5, c.height, c.width});
 }
