@@ -90,19 +90,22 @@ __global__ void binary_f32_contiguous(int op, const float* __restrict__ a, const
         y[i] = apply_binary(op, a[i], b[i]);
 }
 
+// I: uint32_t below 2^31 output elements (32-bit divisions; see fused_elementwise.cu)
+template <typename I>
 __global__ void where_f32_broadcast(const uint8_t* __restrict__ c, const float* __restrict__ a,
                                     const float* __restrict__ b, float* __restrict__ y, StridedDims d, Strides8 as,
                                     Strides8 bs, int64_t n) {
     pdl_wait();  // launched with launch_pdl()
     pdl_launch_dependents();
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        int64_t rem = i, co = 0, ao = 0, bo = 0;
+        I rem = static_cast<I>(i), co = 0, ao = 0, bo = 0;
         for (int k = d.rank - 1; k >= 0; --k) {
-            int64_t idx = rem % d.shape[k];
-            rem /= d.shape[k];
-            co += idx * d.src_strides[k];
-            ao += idx * as.s[k];
-            bo += idx * bs.s[k];
+            const I dim = static_cast<I>(d.shape[k]);
+            const I idx = rem % dim;
+            rem /= dim;
+            co += idx * static_cast<I>(d.src_strides[k]);
+            ao += idx * static_cast<I>(as.s[k]);
+            bo += idx * static_cast<I>(bs.s[k]);
         }
         y[i] = c[co] ? a[ao] : b[bo];
     }
@@ -202,8 +205,9 @@ void launch_binary_f32(BinaryOp op, const float* a, const float* b, float* y, co
 void launch_where_f32(const uint8_t* c, const float* a, const float* b, float* y, const StridedDims& d,
                       const int64_t* a_strides, const int64_t* b_strides, int64_t n, cudaStream_t s) {
     if (n == 0) return;
-    launch_pdl(where_f32_broadcast, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, c, a, b, y, d,
-               to_strides8(a_strides, d.rank), to_strides8(b_strides, d.rank), n);
+    auto kernel = n < (int64_t(1) << 31) ? where_f32_broadcast<uint32_t> : where_f32_broadcast<int64_t>;
+    launch_pdl(kernel, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, c, a, b, y, d, to_strides8(a_strides, d.rank),
+               to_strides8(b_strides, d.rank), n);
 }
 
 void launch_bias_act_epilogue(const void* x, LowType xt, void* y, LowType yt, const float* bias, const float* z,

@@ -57,12 +57,16 @@ __global__ void cast_any(const void* __restrict__ x, int src, void* __restrict__
         store(y, dst, i, ff ? load_f(x, src, i) : 0.0, ff ? 0 : load_i(x, src, i), ff);
 }
 
-__device__ __forceinline__ int64_t bcast_offset(int64_t i, const StridedDims& d, const int64_t* strides) {
-    int64_t off = 0;
+// I: uint32_t when the output has fewer than 2^31 elements (a broadcast input never has more): 64-bit divisions
+// cost several times as much, and the index decomposition is most of these kernels' work.
+template <typename I>
+__device__ __forceinline__ I bcast_offset(I i, const StridedDims& d, const int64_t* strides) {
+    I off = 0;
     for (int k = d.rank - 1; k >= 0; --k) {
-        int64_t c = i % d.shape[k];
-        i /= d.shape[k];
-        off += c * strides[k];
+        const I dim = static_cast<I>(d.shape[k]);
+        const I c = i % dim;
+        i /= dim;
+        off += c * static_cast<I>(strides[k]);
     }
     return off;
 }
@@ -71,13 +75,15 @@ struct Strides {
     int64_t s[kMaxDims];
 };
 
+template <typename I>
 __global__ void logic_bcast(int op, const void* __restrict__ a, const void* __restrict__ b, int dt,
                             uint8_t* __restrict__ y, StridedDims d, Strides bs, int64_t n) {
     pdl_wait();  // launched with launch_pdl()
     pdl_launch_dependents();
     const bool ff = is_float_code(dt);
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        int64_t ia = bcast_offset(i, d, d.src_strides), ib = op == kLogicNot ? 0 : bcast_offset(i, d, bs.s);
+        const int64_t ia = bcast_offset(static_cast<I>(i), d, d.src_strides),
+                      ib = op == kLogicNot ? 0 : bcast_offset(static_cast<I>(i), d, bs.s);
         bool r = false;
         if (op == kLogicAnd || op == kLogicOr || op == kLogicNot) {
             bool u = load_i(a, 8, ia) != 0, v = op == kLogicNot ? false : load_i(b, 8, ib) != 0;
@@ -107,7 +113,10 @@ void launch_logic(int op, const void* a, const void* b, int dtype, uint8_t* y, c
     if (n == 0) return;
     Strides bs{};
     for (int k = 0; k < da.rank; ++k) bs.s[k] = b_strides ? b_strides[k] : 0;
-    launch_pdl(logic_bcast, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, op, a, b, dtype, y, da, bs, n);
+    if (n < (int64_t(1) << 31))
+        launch_pdl(logic_bcast<uint32_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, op, a, b, dtype, y, da, bs, n);
+    else
+        launch_pdl(logic_bcast<int64_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, op, a, b, dtype, y, da, bs, n);
 }
 
 }  // namespace kiln::cuda

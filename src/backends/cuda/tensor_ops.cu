@@ -9,19 +9,22 @@ namespace kiln::cuda {
 
 namespace {
 
-template <typename T>
+// I: uint32_t when x and y have fewer than 2^31 elements (32-bit divisions; see fused_elementwise.cu)
+template <typename T, typename I>
 __global__ void gather_axis(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ y,
                             int64_t outer, int64_t axis_len, int64_t n_idx, int64_t inner) {
     pdl_wait();  // launched with launch_pdl()
     pdl_launch_dependents();
-    int64_t n = outer * n_idx * inner;
+    const int64_t n = outer * n_idx * inner;
+    const I in_n = static_cast<I>(inner), idx_n = static_cast<I>(n_idx);
     for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-        int64_t in = i % inner, t = i / inner;
-        int64_t j = t % n_idx, o = t / n_idx;
+        const I ii = static_cast<I>(i);
+        const I in = ii % in_n, t = ii / in_n;
+        const I j = t % idx_n, o = t / idx_n;
         int64_t g = idx[j];
         if (g < 0) g += axis_len;
         g = g < 0 ? 0 : (g >= axis_len ? axis_len - 1 : g);  // out-of-range indices are clamped, never a fault
-        y[i] = x[(o * axis_len + g) * inner + in];
+        y[i] = x[(static_cast<int64_t>(o) * axis_len + g) * inner + in];
     }
 }
 
@@ -45,18 +48,16 @@ void launch_gather(const void* x, const int64_t* idx, void* y, int64_t outer, in
                    int64_t inner, int elem_size, cudaStream_t s) {
     int64_t n = outer * n_idx * inner;
     if (n == 0) return;
-    if (elem_size == 8)
-        launch_pdl(gather_axis<uint64_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const uint64_t*>(x),
-                   idx, static_cast<uint64_t*>(y), outer, axis_len, n_idx, inner);
-    else if (elem_size == 2)
-        launch_pdl(gather_axis<uint16_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const uint16_t*>(x),
-                   idx, static_cast<uint16_t*>(y), outer, axis_len, n_idx, inner);
-    else if (elem_size == 1)
-        launch_pdl(gather_axis<uint8_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const uint8_t*>(x),
-                   idx, static_cast<uint8_t*>(y), outer, axis_len, n_idx, inner);
-    else
-        launch_pdl(gather_axis<uint32_t>, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const uint32_t*>(x),
-                   idx, static_cast<uint32_t*>(y), outer, axis_len, n_idx, inner);
+    auto go = [&](auto tag) {
+        using T = decltype(tag);
+        auto kernel = n < (int64_t(1) << 31) ? gather_axis<T, uint32_t> : gather_axis<T, int64_t>;
+        launch_pdl(kernel, dim3(ew_blocks(n)), dim3(kEwThreads), 0, s, static_cast<const T*>(x), idx,
+                   static_cast<T*>(y), outer, axis_len, n_idx, inner);
+    };
+    if (elem_size == 8) go(uint64_t{});
+    else if (elem_size == 2) go(uint16_t{});
+    else if (elem_size == 1) go(uint8_t{});
+    else go(uint32_t{});
 }
 
 void launch_pool2d_f32_nchw(const float* x, float* y, const PoolDims& p, cudaStream_t s) {
