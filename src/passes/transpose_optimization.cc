@@ -345,7 +345,7 @@ bool reshape_below_rows(ir::Graph& g, ir::Node* r, const UseMap& uses) {
 }
 
 // Attention{seq_first=1}(Transpose(Xq, p), Transpose(Xk, p), Transpose(Xv, p), mask) with p = seq_to_front ->
-// Transpose(Attention{seq_first=0}(Xq, Xk, Xv, mask), p).
+// Transpose(Attention{seq_first=0}(Xq, Xk, Xv, mask), p), when nothing else reads those Transposes.
 bool attention_to_batch_first(ir::Graph& g, ir::Node* att) {
     if (!is_seq_first_attention(att)) return false;
     std::vector<ir::Node*> ts;  // the distinct Transposes
@@ -354,6 +354,11 @@ bool attention_to_batch_first(ir::Graph& g, ir::Node* att) {
         ir::Node* t = producer_of(att->input(i), "Transpose");
         if (!t || !perm_of(t, &p) || p.size() < 3 || p != seq_to_front(p.size())) return false;
         if (std::find(ts.begin(), ts.end(), t) == ts.end()) ts.push_back(t);
+    }
+    for (const ir::Node* t : ts) {  // a Transpose that stays for another reader would make this one more copy
+        if (t->outputs[0]->is_output) return false;
+        for (const ir::Node* c : g.consumers(t->outputs[0]))
+            if (c != att) return false;
     }
     for (int i = 0; i < 3; ++i) att->inputs[i] = att->inputs[i]->producer->input(0);
     att->attrs.erase("seq_first");

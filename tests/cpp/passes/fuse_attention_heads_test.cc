@@ -341,4 +341,32 @@ TEST(FuseAttentionHeads, SeqFirstAttentionWithOneTransposedOperandStays) {
                               {"xv", filled({s, b, e}, 0.9f)}});
 }
 
+// separate projections, all three transposed from batch-first inputs: batch-first; when another node reads one of
+// the Transposes too (here a graph output), the layout stays, as the Transpose would stay anyway
+TEST(FuseAttentionHeads, SeqFirstAttentionOfThreeTransposedInputs) {
+    const int64_t b = 2, s = 5, h = 2, d = 4, e = h * d;
+    for (bool shared : {false, true}) {
+        NetworkDefinition net;
+        std::vector<std::string> xs;
+        for (const char* n : {"xq", "xk", "xv"})
+            xs.push_back(net.add_layer("Transpose", {net.add_input(n, DataType::kFloat32, {b, s, e})},
+                                       perm({1, 0, 2}))[0]);
+        net.mark_output(seq_first_attention(net, "", b, s, h, d, false, true, xs));
+        if (shared) net.mark_output(xs[1]);
+        auto g = run_pass(net, &encoder_passes);
+        const ir::Node* a = nullptr;
+        for (const ir::Node* n : g->nodes())
+            if (n->op_type == "Attention") a = n;
+        ASSERT_TRUE(a);
+        EXPECT_EQ(a->attrs.get_int("seq_first", 0), shared ? 1 : 0);
+        EXPECT_EQ(count_op(*g, "Transpose"), shared ? 3 : 1);  // batch-first: one Transpose of the output
+        Tensor mask = filled({b, 1, 1, s}, 0.f, 0.f);
+        mask.data<float>()[s + 2] = -10000.f;
+        for (const char* backend : {"reference", "cpu"})
+            expect_same_outputs(net, {{"xq", filled({b, s, e}, 0.1f)}, {"xk", filled({b, s, e}, 0.5f)},
+                                      {"xv", filled({b, s, e}, 0.9f)}, {"mask", mask}},
+                                3, backend);
+    }
+}
+
 }  // namespace kiln::passes::test
