@@ -15,6 +15,8 @@ def small_models():
     vit = torchvision.models.VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=2,
                                                hidden_dim=32, mlp_dim=64, num_classes=10).eval()
     yield "vit_small", vit, (torch.randn(1, 3, 32, 32),), ["input"]
+    # the exporter bakes the batch into the attention's Reshape shapes: batch 2 is a model of its own
+    yield "vit_small_b2", vit, (torch.randn(2, 3, 32, 32),), ["input"]
     g = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=64, attn_implementation="eager")
     yield "gpt2_small", hf_wrapper(GPT2Model(g), "gpt2"), (torch.randint(0, 100, (1, 16)),), ["input_ids"]
     b = BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64, vocab_size=100,

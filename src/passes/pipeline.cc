@@ -20,10 +20,12 @@ const std::vector<PassInfo>& pipeline() {
         {"fuse_conv_epilogue", 3, &fuse_conv_epilogue},
         {"gemm_to_matmul", 3, &gemm_to_matmul},  // linear-layer Gemms (and their Reshapes) -> MatMul + bias Add
         {"fuse_matmul_transpose", 3, &fuse_matmul_transpose},  // before fuse_matmul_epilogue, which extends it
+        // after the attention fusions (which match Transposes), before fuse_matmul_epilogue: a Transpose / Reshape
+        // moved out from between a projection and a residual Add lets the Add fuse
+        {"transpose_optimization", 3, &transpose_optimization},
         {"fuse_matmul_epilogue", 3, &fuse_matmul_epilogue},
         {"fuse_qkv_projection", 3, &fuse_qkv_projection},  // cuda: one GEMM for a packed Attention's Q, K and V
         {"fuse_matmul_norm", 3, &fuse_matmul_norm},  // cuda, KILN_CUDA_MATMUL_NORM=1: residual matmul + LayerNorm
-        {"transpose_optimization", 3, &transpose_optimization},
         {"fuse_expand_depthwise", 3, &fuse_expand_depthwise},  // cpu: 1x1 expand + depthwise in one kernel
         {"mark_squeeze_excite", 3, &mark_squeeze_excite},  // before fuse_elementwise, which skips marked nodes
         {"fuse_elementwise", 3, &fuse_elementwise},

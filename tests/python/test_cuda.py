@@ -338,7 +338,7 @@ def test_bool_data_movement():
                   on_device=True)
 
 
-@pytest.mark.parametrize("name", ["bert_small", "gpt2_small", "vit_small"])
+@pytest.mark.parametrize("name", ["bert_small", "gpt2_small", "vit_small", "vit_small_b2"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_torch_exports_on_the_gpu(name, precision):
     """The PyTorch-exported transformers run entirely on the GPU (no host nodes, so one CUDA graph), matching

@@ -63,10 +63,10 @@ def mha_model(b, s, h, d, masked, projected=False):
     return model, feeds
 
 
-def compare(tmp_path, model, feeds, precision):
+def compare(tmp_path, model, feeds, precision, extra=()):
     path = str(tmp_path / "model.onnx")
     onnx.save(model, path)
-    flags = [] if precision == "fp32" else [f"--{precision}"]
+    flags = ([] if precision == "fp32" else [f"--{precision}"]) + list(extra)
     args = ["compare", path, "--backend", "cuda", "--tolerance", str(TOL[precision])] + flags
     for n, a in feeds.items():
         np.save(tmp_path / f"{n}.npy", a)
@@ -143,17 +143,22 @@ def seq_first_mha_model(b, s, h, d, masked):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 @pytest.mark.parametrize("b,s,h,d,masked", [(1, 197, 12, 64, False), (2, 50, 2, 16, True), (3, 37, 4, 32, False),
                                              (2, 33, 2, 40, True)])
-def test_seq_first_attention(tmp_path, precision, b, s, h, d, masked):
-    # torch nn.MultiheadAttention (torchvision's ViT): one seq_first Attention reading the packed in-projection's
-    # [s, b, 3E] rows at offsets 0, E, 2E (the AttentionDims strides of attention_geometry.h)
+@pytest.mark.parametrize("seq_first", [False, True])
+def test_seq_first_attention(tmp_path, precision, b, s, h, d, masked, seq_first):
+    # torch nn.MultiheadAttention (torchvision's ViT): one packed Attention reading the in-projection's rows at
+    # offsets 0, E, 2E (the AttentionDims strides of attention_geometry.h). transpose_optimization moves the
+    # batch-first <-> seq-first Transposes below the projections into the Attention, which then reads [b, s, 3E]
+    # rows (seq_first=0); without that pass it reads the seq-first [s, b, 3E] rows (seq_first=1) between the two
+    # Transposes
     model, feeds = seq_first_mha_model(b, s, h, d, masked)
-    path, flags = compare(tmp_path, model, feeds, precision)
+    extra = ["--disable-pass", "transpose_optimization"] if seq_first else []
+    path, flags = compare(tmp_path, model, feeds, precision, extra)
     nodes = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--json"] + flags).stdout)["nodes"]
     ops = [n["op"] for n in nodes]
     att = [n for n in nodes if n["op"] == "Attention"]
-    assert len(att) == 1 and int(att[0]["attributes"].get("seq_first", 0)) == 1, ops
+    assert len(att) == 1 and int(att[0]["attributes"].get("seq_first", 0)) == int(seq_first), ops
     assert not {"Gather", "Squeeze", "Unsqueeze", "Mul", "MatMul"} & set(ops), ops
-    assert ops.count("Transpose") == (2 if b > 1 else 0), ops  # batch-first <-> seq-first, Reshapes at batch 1
+    assert ops.count("Transpose") == (2 if seq_first else 0), ops
     if precision != "fp32" and d % 16 == 0:
         assert "mma_flash" in att[0]["kernel"], nodes
 

@@ -61,14 +61,14 @@ std::string axes_const(NetworkDefinition& net, int64_t axis) {
 // torch nn.MultiheadAttention's seq-first block as torch.onnx exports it (need_weights=False, i.e. through
 // scaled_dot_product_attention), on rows [s, b, E]: with `packed` the three chunks of one in-projection X [s, b, 3E]
 //   Xi = Gather(Squeeze(Transpose(Unsqueeze(Reshape(X, [s, b, 3, E]), 0), [3, 1, 2, 0, 4]), 3), i)
-// (else three inputs xq, xk, xv), heads Reshape(Transpose(Reshape(Xi, [s, b*h, d]), [1, 0, 2]), [b, h, s, d]),
+// (else three inputs xq, xk, xv, or the caller's `xs`), heads Reshape(Transpose(Reshape(Xi, [s, b*h, d]), [1, 0, 2]), [b, h, s, d]),
 // Q and K^T scaled by sqrt(1/sqrt(d)) each, an optional additive mask [b, 1, 1, s], merge Transpose(o, [2, 0, 1, 3])
 // and Reshape to [s*b, E]. Returns the [s*b, E] value.
 std::string seq_first_attention(NetworkDefinition& net, const std::string& x, int64_t b, int64_t s, int64_t h,
-                                int64_t d, bool packed, bool masked) {
+                                int64_t d, bool packed, bool masked, std::vector<std::string> xs = {}) {
     const int64_t e = h * d;
-    std::vector<std::string> xs;
-    if (packed) {
+    if (!xs.empty()) {  // the caller's Xq, Xk, Xv
+    } else if (packed) {
         std::string r = net.add_layer("Reshape", {x, net.add_constant("x_shape", ints({s, b, 3, e}))})[0];
         std::string u = net.add_layer("Unsqueeze", {r, axes_const(net, 0)})[0];
         std::string t = net.add_layer("Transpose", {u}, perm({3, 1, 2, 0, 4}))[0];
@@ -232,34 +232,140 @@ TEST(FuseAttentionHeads, SeqFirstSeparateProjectionsWithMask) {
                             3, backend);
 }
 
-// a full torch encoder-block attention: x [b, s, E] -> Transpose -> in-projection -> attention -> out-projection ->
-// Transpose; at -O3 one FusedMatMul, the Attention, one FusedMatMul (and at batch > 1 the two Transposes between
-// the batch-first and seq-first rows; at batch 1 they are Reshapes)
+namespace {
+
+// a full torch encoder-block attention (nn.MultiheadAttention with batch_first=True): x [b, s, E] -> Transpose ->
+// in-projection -> attention -> out-projection -> Transpose back (-> + x, the residual, with `residual`). At -O3:
+// one FusedMatMul, the Attention, one FusedMatMul; transpose_optimization moves the two Transposes below the
+// projections, the Attention absorbs them (seq_first=0) and the residual Add fuses into the out-projection.
+std::string encoder_attention(NetworkDefinition& net, int64_t b, int64_t s, int64_t h, int64_t d, bool masked,
+                              bool residual) {
+    const int64_t e = h * d;
+    std::string x = net.add_input("x", DataType::kFloat32, {b, s, e});
+    std::string xt = net.add_layer("Transpose", {x}, perm({1, 0, 2}))[0];
+    std::string proj = net.add_layer("MatMul", {xt, net.add_constant("w_in", filled({e, 3 * e}, 1.f, 0.3f))})[0];
+    proj = net.add_layer("Add", {net.add_constant("b_in", filled({3 * e}, 2.f, 0.1f)), proj})[0];
+    std::string o = seq_first_attention(net, proj, b, s, h, d, true, masked);
+    AttributeMap gemm;
+    gemm.set("transB", int64_t{1});
+    o = net.add_layer("Gemm", {o, net.add_constant("w_out", filled({e, e}, 3.f, 0.3f)),
+                               net.add_constant("b_out", filled({e}, 4.f, 0.1f))},
+                      gemm)[0];
+    o = net.add_layer("Reshape", {o, net.add_constant("o3", ints({s, b, e}))})[0];
+    o = net.add_layer("Transpose", {o}, perm({1, 0, 2}))[0];
+    return residual ? net.add_layer("Add", {o, x})[0] : o;
+}
+
+std::map<std::string, Tensor> encoder_inputs(int64_t b, int64_t s, int64_t e, bool masked) {
+    std::map<std::string, Tensor> in = {{"x", filled({b, s, e}, 0.7f)}};
+    if (masked) {
+        Tensor mask = filled({b, 1, 1, s}, 0.f, 0.f);
+        mask.data<float>()[1] = mask.data<float>()[(b - 1) * s + s - 1] = -10000.f;
+        in["mask"] = mask;
+    }
+    return in;
+}
+
+bool encoder_passes(ir::Graph& g, PassContext& ctx) {
+    for (PassFn p : {&fuse_attention, &fuse_attention_heads, &gemm_to_matmul, &transpose_optimization}) {
+        p(g, ctx);
+        g.topological_sort();
+        g.infer_shapes();
+    }
+    return true;
+}
+
+}  // namespace
+
 TEST(FuseAttentionHeads, SeqFirstEncoderBlockAtO3) {
     for (int64_t b : {1, 2}) {
-        const int64_t s = 7, h = 2, d = 8, e = h * d;
-        NetworkDefinition net;
-        std::string x = net.add_input("x", DataType::kFloat32, {b, s, e});
-        std::string xt = net.add_layer("Transpose", {x}, perm({1, 0, 2}))[0];
-        std::string proj = net.add_layer("MatMul", {xt, net.add_constant("w_in", filled({e, 3 * e}, 1.f, 0.3f))})[0];
-        proj = net.add_layer("Add", {net.add_constant("b_in", filled({3 * e}, 2.f, 0.1f)), proj})[0];
-        std::string o = seq_first_attention(net, proj, b, s, h, d, true, false);
-        AttributeMap gemm;
-        gemm.set("transB", int64_t{1});
-        o = net.add_layer("Gemm", {o, net.add_constant("w_out", filled({e, e}, 3.f, 0.3f)),
-                                   net.add_constant("b_out", filled({e}, 4.f, 0.1f))},
-                          gemm)[0];
-        o = net.add_layer("Reshape", {o, net.add_constant("o3", ints({s, b, e}))})[0];
-        net.mark_output(net.add_layer("Transpose", {o}, perm({1, 0, 2}))[0]);
-        for (const char* backend : {"reference", "cpu"}) {
-            std::vector<std::string> ops = layer_ops(net, 3, backend);
-            EXPECT_EQ(std::count(ops.begin(), ops.end(), "Attention"), 1) << backend;
-            EXPECT_EQ(std::count(ops.begin(), ops.end(), "FusedMatMul"), 2) << backend;
-            EXPECT_EQ(std::count(ops.begin(), ops.end(), "Transpose"), b > 1 ? 2 : 0) << backend;
-            for (const char* op : {"Gather", "Squeeze", "Unsqueeze", "Mul", "MatMul"})
-                EXPECT_EQ(std::count(ops.begin(), ops.end(), op), 0) << backend << " " << op;
-            expect_same_outputs(net, {{"x", filled({b, s, e}, 0.7f)}}, 3, backend);
+        for (bool residual : {false, true}) {
+            const int64_t s = 7, h = 2, d = 8, e = h * d;
+            NetworkDefinition net;
+            net.mark_output(encoder_attention(net, b, s, h, d, false, residual));
+            for (const char* backend : {"reference", "cpu"}) {
+                std::vector<std::string> ops = layer_ops(net, 3, backend);
+                EXPECT_EQ(ops, (std::vector<std::string>{"FusedMatMul", "Attention", "FusedMatMul"})) << backend;
+                expect_same_outputs(net, encoder_inputs(b, s, e, false), 3, backend);
+            }
         }
+    }
+}
+
+// transpose_optimization turns the seq-first Attention batch-first: at batch 2, with a mask [b, 1, 1, s], the
+// Attention reads the in-projection of x itself and writes [b, s, E] rows; no Transpose is left
+TEST(FuseAttentionHeads, SeqFirstAttentionBecomesBatchFirstWithMask) {
+    const int64_t b = 2, s = 5, h = 2, d = 4, e = h * d;
+    NetworkDefinition net;
+    net.mark_output(encoder_attention(net, b, s, h, d, true, true));
+    auto g = run_pass(net, &encoder_passes);
+    EXPECT_EQ(count_op(*g, "Transpose"), 0);
+    EXPECT_EQ(count_op(*g, "Reshape"), 0);
+    const ir::Node* a = nullptr;
+    for (const ir::Node* n : g->nodes())
+        if (n->op_type == "Attention") a = n;
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->attrs.get_int("seq_first", 0), 0);
+    EXPECT_EQ(a->attrs.get_int("num_heads", 0), 2);
+    EXPECT_EQ(a->attrs.get_ints("qkv_offsets"), (std::vector<int64_t>{0, 8, 16}));
+    EXPECT_EQ(a->input(3)->name, "mask");
+    EXPECT_EQ(shape_str(a->input(0)->dims), "2x5x24");
+    EXPECT_EQ(shape_str(a->outputs[0]->dims), "2x5x8");
+    for (const ir::Node* n : g->nodes())  // the in-projection (+ its bias Add) reads x, not a transposed copy
+        if (n->op_type == "MatMul") EXPECT_EQ(n->input(0)->name, "x");
+    EXPECT_EQ(count_op(*g, "MatMul"), 1);
+    for (const char* backend : {"reference", "cpu"}) {
+        expect_same_outputs(net, encoder_inputs(b, s, e, true), 3, backend);
+        EXPECT_EQ(layer_ops(net, 3, backend), (std::vector<std::string>{"FusedMatMul", "Attention", "FusedMatMul"}));
+    }
+}
+
+// only Q comes through the Transpose (K and V are seq-first inputs): the Attention keeps its layout and the
+// Transpose stays
+TEST(FuseAttentionHeads, SeqFirstAttentionWithOneTransposedOperandStays) {
+    const int64_t b = 2, s = 5, h = 2, d = 4, e = h * d;
+    NetworkDefinition net;
+    std::string xb = net.add_input("xb", DataType::kFloat32, {b, s, e});
+    std::string xq = net.add_layer("Transpose", {xb}, perm({1, 0, 2}))[0];
+    std::string xk = net.add_input("xk", DataType::kFloat32, {s, b, e});
+    std::string xv = net.add_input("xv", DataType::kFloat32, {s, b, e});
+    net.mark_output(seq_first_attention(net, "", b, s, h, d, false, false, {xq, xk, xv}));
+    auto g = run_pass(net, &encoder_passes);
+    EXPECT_EQ(count_op(*g, "Transpose"), 1);
+    const ir::Node* a = nullptr;
+    for (const ir::Node* n : g->nodes())
+        if (n->op_type == "Attention") a = n;
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->attrs.get_int("seq_first", 0), 1);
+    expect_same_outputs(net, {{"xb", filled({b, s, e}, 0.1f)}, {"xk", filled({s, b, e}, 0.5f)},
+                              {"xv", filled({s, b, e}, 0.9f)}});
+}
+
+// separate projections, all three transposed from batch-first inputs: batch-first; when another node reads one of
+// the Transposes too (here a graph output), the layout stays, as the Transpose would stay anyway
+TEST(FuseAttentionHeads, SeqFirstAttentionOfThreeTransposedInputs) {
+    const int64_t b = 2, s = 5, h = 2, d = 4, e = h * d;
+    for (bool shared : {false, true}) {
+        NetworkDefinition net;
+        std::vector<std::string> xs;
+        for (const char* n : {"xq", "xk", "xv"})
+            xs.push_back(net.add_layer("Transpose", {net.add_input(n, DataType::kFloat32, {b, s, e})},
+                                       perm({1, 0, 2}))[0]);
+        net.mark_output(seq_first_attention(net, "", b, s, h, d, false, true, xs));
+        if (shared) net.mark_output(xs[1]);
+        auto g = run_pass(net, &encoder_passes);
+        const ir::Node* a = nullptr;
+        for (const ir::Node* n : g->nodes())
+            if (n->op_type == "Attention") a = n;
+        ASSERT_TRUE(a);
+        EXPECT_EQ(a->attrs.get_int("seq_first", 0), shared ? 1 : 0);
+        EXPECT_EQ(count_op(*g, "Transpose"), shared ? 3 : 1);  // batch-first: one Transpose of the output
+        Tensor mask = filled({b, 1, 1, s}, 0.f, 0.f);
+        mask.data<float>()[s + 2] = -10000.f;
+        for (const char* backend : {"reference", "cpu"})
+            expect_same_outputs(net, {{"xq", filled({b, s, e}, 0.1f)}, {"xk", filled({b, s, e}, 0.5f)},
+                                      {"xv", filled({b, s, e}, 0.9f)}, {"mask", mask}},
+                                3, backend);
     }
 }
 
