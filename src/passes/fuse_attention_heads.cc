@@ -49,16 +49,22 @@ bool match_split(ir::Value* op, const std::vector<int64_t>& perm, const UseMap& 
     return true;
 }
 
+// The head merge's two nodes: o's only reader a Transpose with `perm`, whose only reader is a Reshape (into *tr, *rs).
+bool match_transpose_reshape(ir::Value* o, const std::vector<int64_t>& perm, const UseMap& uses, ir::Node** tr,
+                             ir::Node** rs) {
+    *tr = uses.only_user(o);
+    if (!*tr || (*tr)->op_type != "Transpose" || !(*tr)->domain.empty() || !has_perm(*tr, perm) ||
+        !uses.single_use(o))
+        return false;
+    *rs = uses.only_user((*tr)->outputs[0]);
+    return *rs && (*rs)->op_type == "Reshape" && (*rs)->domain.empty() && (*rs)->input(0) == (*tr)->outputs[0] &&
+           uses.single_use((*tr)->outputs[0]);
+}
+
 // y = Reshape(Transpose(o, [0, 2, 1, 3]), [b, s, h * dv]) with o = [b, h, s, dv]: the merge node's output y.
 ir::Value* match_merge(ir::Value* o, const UseMap& uses, std::vector<ir::Node*>* nodes) {
-    ir::Node* tr = uses.only_user(o);
-    if (!tr || tr->op_type != "Transpose" || !tr->domain.empty() || !has_perm(tr, {0, 2, 1, 3}) ||
-        !uses.single_use(o))
-        return nullptr;
-    ir::Node* rs = uses.only_user(tr->outputs[0]);
-    if (!rs || rs->op_type != "Reshape" || !rs->domain.empty() || rs->input(0) != tr->outputs[0] ||
-        !uses.single_use(tr->outputs[0]))
-        return nullptr;
+    ir::Node *tr = nullptr, *rs = nullptr;
+    if (!match_transpose_reshape(o, {0, 2, 1, 3}, uses, &tr, &rs)) return nullptr;
     const SymShape& t4 = tr->outputs[0]->dims;  // [b, s, h, dv]
     const SymShape& y = rs->outputs[0]->dims;
     if (t4.size() != 4 || y.size() != 3 || !(y[0] == t4[0]) || !(y[1] == t4[1]) || !t4[2].is_static() ||
@@ -140,14 +146,8 @@ bool match_split_seq_first(ir::Value* op, const UseMap& uses, HeadSplit* out, in
 // y = Reshape(Transpose(o, [2, 0, 1, 3]), shape) with o = [b, h, s, dv]: returns the Reshape and appends the
 // Transpose (output [s, b, h, dv]) to `nodes`.
 ir::Node* match_merge_seq_first(ir::Value* o, const UseMap& uses, std::vector<ir::Node*>* nodes) {
-    ir::Node* tr = uses.only_user(o);
-    if (!tr || tr->op_type != "Transpose" || !tr->domain.empty() || !has_perm(tr, {2, 0, 1, 3}) ||
-        !uses.single_use(o))
-        return nullptr;
-    ir::Node* rs = uses.only_user(tr->outputs[0]);
-    if (!rs || rs->op_type != "Reshape" || !rs->domain.empty() || rs->input(0) != tr->outputs[0] ||
-        !uses.single_use(tr->outputs[0]))
-        return nullptr;
+    ir::Node *tr = nullptr, *rs = nullptr;
+    if (!match_transpose_reshape(o, {2, 0, 1, 3}, uses, &tr, &rs)) return nullptr;
     const SymShape& t4 = tr->outputs[0]->dims;
     if (t4.size() != 4 || !t4[2].is_static() || !t4[3].is_static()) return nullptr;
     std::vector<int64_t> shape;  // a 0 entry copies an input dim: only s and b stay the same in [s, b, h*dv]
