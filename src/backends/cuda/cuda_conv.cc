@@ -135,10 +135,6 @@ bool fused_conv_enabled() {
     return !(v && std::string(v) == "0");
 }
 
-}  // namespace
-
-namespace {
-
 // Depthwise (group = channels, one filter each) 2-D convolutions with explicit pads run in the chain on kiln's own
 // kernel (depthwise_nhwc.cu); other grouped convolutions stay NCHW: cuDNN's legacy NHWC fp16 path rejects them
 // (BAD_PARAM on MobileNetV2 / EfficientNet-B0 layers, H100, cuDNN 9). KILN_CUDA_DEPTHWISE_NHWC=0 keeps depthwise
@@ -278,6 +274,9 @@ public:
     }
 
     std::string describe() const override {
+        if (depthwise_)
+            return cat("conv_", low_name(low_), "f32acc_nhwc", x_low_ ? "_in" : "", y_low_ ? "_out" : "",
+                       "_depthwise_kiln", act_.kind != backends::ActivationKind::kNone ? "+act" : "");
         std::string algo;
         if (pointwise_) {
             std::string last = lt_algo_last(*pointwise_);
@@ -287,9 +286,6 @@ public:
             std::lock_guard<std::mutex> lock(mu_);
             if (!algos_.empty()) algo = cat(" [algo ", static_cast<int>(algos_.begin()->second.algo), "]");
         }
-        if (depthwise_)
-            return cat("conv_", low_name(low_), "f32acc_nhwc", x_low_ ? "_in" : "", y_low_ ? "_out" : "",
-                       "_depthwise_kiln", act_.kind != backends::ActivationKind::kNone ? "+act" : "");
         return cat("conv_", low_ != LowType::kF32 ? cat(low_name(low_), "f32acc") : tf32_ ? "tf32" : "f32",
                    nhwc_ ? cat("_nhwc", x_low_ ? "_in" : "", y_low_ ? "_out" : "", "_cudnn_") : "_nchw_cudnn_", tuned_,
                    act_.kind != backends::ActivationKind::kNone ? "+act" : "",
@@ -428,8 +424,7 @@ private:
         DepthwiseArgs a;
         PoolDims& p = a.p;
         p.n = x.shape[0], p.c = x.shape[1], p.h = x.shape[2], p.w = x.shape[3], p.oh = y.shape[2], p.ow = y.shape[3];
-        const Shape& ws = ws_;
-        p.kh = static_cast<int>(ws[2]), p.kw = static_cast<int>(ws[3]);
+        p.kh = static_cast<int>(ws_[2]), p.kw = static_cast<int>(ws_[3]);
         const std::vector<int64_t> st = attrs_.get_ints("strides", {1, 1}), dl = attrs_.get_ints("dilations", {1, 1}),
                                    pd = attrs_.get_ints("pads", {0, 0, 0, 0});
         p.sh = static_cast<int>(st[0]), p.sw = static_cast<int>(st[1]);
