@@ -40,6 +40,31 @@ void infer_fused_matmul_norm(InferContext& ctx) {
     for (size_t i = 1; i < ctx.num_outputs(); ++i) ctx.outputs()[i] = y;
 }
 
+void infer_embed_layer_norm(InferContext& ctx) {
+    const TensorInfo& ids = ctx.input(0);
+    const TensorInfo& table = ctx.input(1);
+    ctx.check(ids.dtype == DataType::kInt64 || ids.dtype == DataType::kInt32, "ids must be int64 or int32, got ",
+              dtype_name(ids.dtype));
+    ctx.check(table.rank() == 2 && table.dtype == DataType::kFloat32, "the table must be a 2-D float32 [V, H], got ",
+              dtype_name(table.dtype), shape_str(table.dims));
+    SymShape out = ids.dims;
+    out.push_back(table.dims[1]);
+    const Dim& h = table.dims[1];
+    for (size_t i : {size_t(2), size_t(3)}) {
+        const TensorInfo& t = ctx.input(i);
+        ctx.check(t.dtype == DataType::kFloat32 && t.rank() == 1 &&
+                      (!h.is_static() || !t.dims[0].is_static() || t.dims[0] == h),
+                  i == 2 ? "scale" : "norm_bias", " of shape ", shape_str(t.dims), " does not fit H = ", shape_str(SymShape{h}));
+    }
+    if (ctx.has_input(4)) {  // the addend must broadcast into S without changing its shape
+        const TensorInfo& a = ctx.input(4);
+        ctx.check(a.dtype == DataType::kFloat32, "addend must be float32, got ", dtype_name(a.dtype));
+        SymShape b = broadcast_shapes(ctx, out, a.dims);
+        ctx.check(b.size() == out.size(), "addend of shape ", shape_str(a.dims), " does not fit ", shape_str(out));
+    }
+    for (size_t i = 0; i < ctx.num_outputs(); ++i) ctx.set_output(i, DataType::kFloat32, out);
+}
+
 void infer_fused_expand_depthwise(InferContext& ctx) {
     const TensorInfo& x = ctx.input(0);
     const TensorInfo& w1 = ctx.input(1);

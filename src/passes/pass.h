@@ -41,6 +41,7 @@ bool fuse_matmul_transpose(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_epilogue(ir::Graph& g, PassContext& ctx);
 bool fuse_qkv_projection(ir::Graph& g, PassContext& ctx);
 bool fuse_matmul_norm(ir::Graph& g, PassContext& ctx);
+bool fuse_embed_layer_norm(ir::Graph& g, PassContext& ctx);
 bool transpose_optimization(ir::Graph& g, PassContext& ctx);
 bool mark_squeeze_excite(ir::Graph& g, PassContext& ctx);
 bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx);

@@ -26,6 +26,7 @@ const std::vector<PassInfo>& pipeline() {
         {"fuse_matmul_epilogue", 3, &fuse_matmul_epilogue},
         {"fuse_qkv_projection", 3, &fuse_qkv_projection},  // cuda: one GEMM for a packed Attention's Q, K and V
         {"fuse_matmul_norm", 3, &fuse_matmul_norm},  // cuda, KILN_CUDA_MATMUL_NORM=1: residual matmul + LayerNorm
+        {"fuse_embed_layer_norm", 3, &fuse_embed_layer_norm},  // cuda: Gather + constant Adds + LayerNorm
         {"fuse_expand_depthwise", 3, &fuse_expand_depthwise},  // cpu: 1x1 expand + depthwise in one kernel
         {"mark_squeeze_excite", 3, &mark_squeeze_excite},  // before fuse_elementwise, which skips marked nodes
         {"fuse_elementwise", 3, &fuse_elementwise},

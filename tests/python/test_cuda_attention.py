@@ -3,7 +3,7 @@ written out in ONNX ops as PyTorch exports it (head split Reshape/Transpose, Q K
 merge; also torch nn.MultiheadAttention's seq-first form), which -O3 folds into one head-packed Attention node; fp32
 within 1e-4 of the output scale, fp16/bf16 within 2e-2 (flash-style tensor-core kernel for head dims that are
 multiples of 16 up to 128, other kernels otherwise). And a transformer block in fp16 whose activations stay fp16
-between kernels. Skipped where there is no GPU."""
+between kernels; and the embedding lookup + LayerNorm fusion. Skipped where there is no GPU."""
 import json
 import os
 
@@ -287,3 +287,40 @@ def test_residual_matmul_and_layer_norm_fuse(tmp_path, monkeypatch, precision, t
     assert [n["op"] for n in nodes] == ["FusedMatMulNorm"], nodes
     assert len(nodes[0]["output_shapes"]) == (2 if pre_norm else 1), nodes
     assert "gemm_norm" in nodes[0]["kernel"], nodes
+
+
+def embedding_model(b, s, h, vocab, ids_type, pre_norm):
+    """y = LayerNorm(table[ids] + pos + type) (BERT's embedding layer after constant folding); `pre_norm`: the sum is
+    an output too (GPT-2 carries it as the first residual)."""
+    f = onnx.TensorProto.FLOAT
+    inits = [helper.make_tensor(n, f, a.shape, a.ravel()) for n, a in
+             (("table", rnd(vocab, h, seed=1)), ("pos", rnd(1, s, h, seed=2, scale=0.1)), ("type", rnd(h, seed=3)),
+              ("g", rnd(h, seed=4)), ("be", rnd(h, seed=5)))]
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], axis=0),
+             helper.make_node("Add", ["e", "pos"], ["ep"]), helper.make_node("Add", ["type", "ep"], ["sum"]),
+             helper.make_node("LayerNormalization", ["sum", "g", "be"], ["y"], axis=-1, epsilon=1e-12)]
+    outs = [helper.make_tensor_value_info("y", f, None)] + ([helper.make_tensor_value_info("sum", f, None)]
+                                                             if pre_norm else [])
+    ids_proto = onnx.TensorProto.INT64 if ids_type == np.int64 else onnx.TensorProto.INT32
+    graph = helper.make_graph(nodes, "embed", [helper.make_tensor_value_info("ids", ids_proto, [b, s])], outs,
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    ids = np.random.default_rng(6).integers(-vocab, vocab, size=(b, s)).astype(ids_type)  # negatives count from the end
+    return model, {"ids": ids}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("b,s,h,vocab,ids_type,pre_norm", [(1, 128, 768, 1000, np.int64, False),
+                                                           (2, 37, 768, 50, np.int32, True),
+                                                           (3, 9, 40, 7, np.int64, True),
+                                                           (2, 5, 1100, 30, np.int64, False)])
+def test_embedding_and_layer_norm_fuse(tmp_path, precision, b, s, h, vocab, ids_type, pre_norm):
+    # fuse_embed_layer_norm: the lookup, the constant adds (summed at build time) and the LayerNorm in one kernel;
+    # 1100 columns take the block-per-row path
+    model, feeds = embedding_model(b, s, h, vocab, ids_type, pre_norm)
+    path, flags = compare(tmp_path, model, feeds, precision)
+    nodes = json.loads(run_kiln(["inspect", path, "--backend", "cuda", "--json"] + flags).stdout)["nodes"]
+    assert [n["op"] for n in nodes] == ["EmbedLayerNorm"], nodes
+    assert len(nodes[0]["output_shapes"]) == (2 if pre_norm else 1), nodes
+    assert "embed_layer_norm" in nodes[0]["kernel"], nodes

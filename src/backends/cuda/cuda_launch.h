@@ -77,6 +77,27 @@ void launch_layer_norm_rowwise(const void* x, LowType xt, const float* scale, co
 void launch_softmax_f32(const float* x, float* y, int64_t outer, int64_t axis_len, int64_t inner, bool log,
                         cudaStream_t s);
 
+// embed_norm.cu: EmbedLayerNorm. S = table[ids[r]] + addend[r % addend_rows] (addend optional, [addend_rows, cols]),
+// Y = LayerNorm(S) * gamma + beta per row r < rows; ids int64 (int32 when ids32), indices < 0 count from the end and
+// out-of-range ones are clamped (never a fault); Y and the optional S stored as y_type / s_type.
+struct EmbedNormArgs {
+    const void* ids = nullptr;
+    bool ids32 = false;
+    const float* table = nullptr;
+    int64_t vocab = 0;
+    const float* addend = nullptr;
+    int64_t addend_rows = 1;
+    const float *gamma = nullptr, *beta = nullptr;
+    void* y = nullptr;
+    LowType y_type = LowType::kF32;
+    void* s = nullptr;
+    LowType s_type = LowType::kF32;
+    int64_t rows = 0;
+    int cols = 0;
+    float eps = 1e-5f;
+};
+void launch_embed_layer_norm(const EmbedNormArgs& a, cudaStream_t s);
+
 // matmul_norm.cu: FusedMatMulNorm's epilogue. S = sum_p part[p] + bias + z, y = LayerNorm(S) * gamma + beta per row of
 // `cols`; part: `parts` fp32 [rows, cols] products part_stride elements apart; z / y / s stored as the layer's reduced
 // type t when *_low, else fp32; bias, z, beta and s optional (s: S is also written).

@@ -195,6 +195,46 @@ std::unique_ptr<DeviceKernel> make_norm(const KernelNode& n) {
     }, rms ? "rms_norm_rowwise" : "layer_norm_rowwise");
 }
 
+// EmbedLayerNorm(ids, table, scale, norm_bias, addend?) -> Y [, S]. The addend, without its leading 1s, is used in
+// place when it equals the trailing dims of S (BERT's [S, H] position + token-type sum): row r reads addend row
+// r % rows; other broadcasts are expanded to those dims first.
+std::unique_ptr<DeviceKernel> make_embed_norm(const KernelNode& n) {
+    const float eps = n.attrs.get_float("epsilon", 1e-5f);
+    return fn([=](const RunCtx& c, const In& in, const Out& out) {
+        EmbedNormArgs a;
+        a.ids = in[0]->data;
+        a.ids32 = in[0]->dtype == DataType::kInt32;
+        a.table = in[1]->as<float>();
+        a.vocab = in[1]->shape[0];
+        a.cols = static_cast<int>(in[1]->shape[1]);
+        a.gamma = in[2]->as<float>();
+        a.beta = in[3]->as<float>();
+        a.y = out[0]->data;
+        a.y_type = low_type_of(out[0]->dtype);
+        if (out.size() > 1 && out[1]) a.s = out[1]->data, a.s_type = low_type_of(out[1]->dtype);
+        a.rows = in[0]->numel();
+        a.eps = eps;
+        Scratch scratch(c.stream, *c.node);
+        if (in.size() > 4 && in[4]) {
+            Shape b = in[4]->shape;
+            while (!b.empty() && b.front() == 1) b.erase(b.begin());
+            const Shape& ys = out[0]->shape;
+            Shape tail(ys.end() - static_cast<std::ptrdiff_t>(std::min(b.size(), ys.size())), ys.end());
+            if (tail.empty()) tail = {ys.back()};
+            a.addend = in[4]->as<float>();
+            if (b != tail) {  // broadcast within the trailing dims: expand once per run
+                float* p = static_cast<float*>(scratch.get(shape_numel(tail) * sizeof(float)));
+                StridedDims d = dims_for(tail);
+                fill_bcast(in[4]->shape, tail, d.src_strides);
+                launch_strided_copy(in[4]->data, p, d, 4, c.stream);
+                a.addend = p;
+            }
+            a.addend_rows = a.cols ? shape_numel(tail) / a.cols : 1;
+        }
+        launch_embed_layer_norm(a, c.stream);
+    }, "embed_layer_norm");
+}
+
 std::unique_ptr<DeviceKernel> make_softmax(const KernelNode& n) {
     const bool log = n.op_type == "LogSoftmax";
     const int64_t axis_attr = n.attrs.get_int("axis", -1);
@@ -403,6 +443,8 @@ bool supports_simple(const KernelNode& n) {
     if (binary_ops().count(op)) return n.inputs.size() == 2 && all_f32(0, 2);
     if (op == "Where") return n.inputs[0].dtype == DataType::kBool && all_f32(1, 3);
     if (op == "LayerNormalization" || op == "RMSNormalization") return all_f32(0, 3) && n.outputs.size() == 1;
+    if (op == "EmbedLayerNorm")
+        return is_int(n.inputs[0]) && n.inputs[1].rank() == 2 && all_f32(1, 5);
     if (op == "Softmax" || op == "LogSoftmax") return all_f32(0, 1);
     if (op == "Attention") return all_f32(0, 3) && supports_attention(n);
     if (op == "MaxPool" || op == "AveragePool")
@@ -429,6 +471,8 @@ LowIo low_io(const KernelNode& n, LowType low) {
     } else if (op == "LayerNormalization" || op == "RMSNormalization") {
         io.in = 1;
         io.out = 1;
+    } else if (op == "EmbedLayerNorm") {
+        io.out = 0b11;  // Y and S (the inputs are indices and weights)
     } else if (op == "FusedElementwise") {
         for (size_t i = 0; i < n.inputs.size(); ++i)
             if (n.inputs[i].dtype == DataType::kFloat32) io.in |= 1u << i;
@@ -451,6 +495,7 @@ std::unique_ptr<DeviceKernel> make_simple(const KernelRequest& r) {
     if (binary_ops().count(op)) return make_binary(n);
     if (op == "Where") return make_where(n);
     if (op == "LayerNormalization" || op == "RMSNormalization") return make_norm(n);
+    if (op == "EmbedLayerNorm") return make_embed_norm(n);
     if (op == "Softmax" || op == "LogSoftmax") return make_softmax(n);
     if (op == "Attention") return make_attention(r);
     if (is_copy_op(op)) return make_copy(n);

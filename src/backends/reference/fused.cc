@@ -216,6 +216,33 @@ std::unique_ptr<Kernel> make_ref_FusedMatMulNorm(const KernelNode& node) {
         "fused_matmul_norm_f32_ref");
 }
 
+// S = Gather(table, ids) + addend with the plain reference kernels, then the reference LayerNormalization of S.
+std::unique_ptr<Kernel> make_ref_EmbedLayerNorm(const KernelNode& node) {
+    ops::TensorInfo sum = node.outputs[0];
+    sum.value = nullptr;
+    const std::string gather_op = "Gather", ln_op = "LayerNormalization";
+    KernelNode gather{node.name, gather_op, AttributeMap{}, {node.inputs[1], node.inputs[0]}, {sum}};
+    AttributeMap ln_attrs;
+    ln_attrs.set("axis", int64_t{-1});
+    ln_attrs.set("epsilon", node.attrs.get_float("epsilon", 1e-5f));
+    KernelNode ln{node.name, ln_op, ln_attrs, {sum, node.inputs[2], node.inputs[3]}, {node.outputs[0]}};
+    std::shared_ptr<Kernel> lookup = make_ref_Gather(gather), norm = make_ref_LayerNormalization(ln);
+    const bool has_addend = node.inputs.size() > 4 && node.inputs[4].present;
+    return make_kernel(
+        [=](const KernelArgs& a) {
+            Tensor s_own;
+            Tensor* s = a.outputs.size() > 1 ? a.outputs[1] : nullptr;
+            if (!s) {
+                s_own = Tensor(DataType::kFloat32, a.outputs[0]->shape());
+                s = &s_own;
+            }
+            lookup->execute({{a.inputs[1], a.inputs[0]}, {s}, a.num_threads});
+            if (has_addend) epilogue(*s, a.inputs[4], Activation{});
+            norm->execute({{s, a.inputs[2], a.inputs[3]}, {a.outputs[0]}, a.num_threads});
+        },
+        "embed_layer_norm_f32_ref");
+}
+
 // out[b, i, :] = sum_j softmax_j(scale * q[b,i,:] . k[b,j,:] + mask[b,i,j]) v[b,j,:] for every head b of the head
 // batch; where each head's rows live (classic or head-packed layout) comes from attention_geometry.h.
 std::unique_ptr<Kernel> make_ref_Attention(const KernelNode& node) {
