@@ -11,6 +11,7 @@ const std::vector<PassInfo>& pipeline() {
         {"common_subexpression_elimination", 1, &common_subexpression_elimination},
         // O2: + folding of BatchNormalization into the layer before it
         {"fold_batch_norm", 2, &fold_batch_norm},
+        {"gather_to_reshape", 1, &gather_to_reshape},  // O1; after constant_folding, which makes the index constant
         // O2: + recognition of decomposed ops
         {"fuse_gelu", 2, &fuse_gelu},
         {"fuse_layer_norm", 2, &fuse_layer_norm},
