@@ -45,6 +45,7 @@ bool fuse_matmul_norm(ir::Graph& g, PassContext& ctx);
 bool transpose_optimization(ir::Graph& g, PassContext& ctx);
 bool mark_squeeze_excite(ir::Graph& g, PassContext& ctx);
 bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx);
+bool hoist_reshape(ir::Graph& g, PassContext& ctx);
 bool fuse_elementwise(ir::Graph& g, PassContext& ctx);
 bool dead_code_elimination(ir::Graph& g, PassContext& ctx);
 

@@ -29,6 +29,7 @@ const std::vector<PassInfo>& pipeline() {
         {"fuse_matmul_norm", 3, &fuse_matmul_norm},  // cuda, KILN_CUDA_MATMUL_NORM=1: residual matmul + LayerNorm
         {"fuse_expand_depthwise", 3, &fuse_expand_depthwise},  // cpu: 1x1 expand + depthwise in one kernel
         {"mark_squeeze_excite", 3, &mark_squeeze_excite},  // before fuse_elementwise, which skips marked nodes
+        {"hoist_reshape", 3, &hoist_reshape},  // a Cast / Not moved below a reshape meets the elementwise ops after it
         {"fuse_elementwise", 3, &fuse_elementwise},
         // cleanup (every level)
         {"dead_code_elimination", 1, &dead_code_elimination},
