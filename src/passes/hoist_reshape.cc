@@ -65,7 +65,10 @@ bool merge_pair(ir::Graph& g, ir::Node* outer) {
     ir::Node* inner = outer->input(0)->producer;
     if (!reshape_like(inner) || !to_reshape_of(g, outer, inner->inputs[0])) return false;
     const ir::Value* v = inner->outputs[0];
-    if (!v->is_output && g.consumers(v).empty()) g.remove_node(inner);
+    if (!v->is_output && g.consumers(v).empty()) {
+        record_fused(outer, {inner});
+        g.remove_node(inner);
+    }
     return true;
 }
 
