@@ -142,4 +142,41 @@ TEST(FuseElementwiseLogic, IntegerComparisonsStay) {
     EXPECT_EQ(count_op(*g, "FusedElementwise"), 0);
 }
 
+// The kernels on programs written by hand (opt level 0 runs them as given): `xor` (no ONNX Xor op in kiln's IR yet),
+// `where` picking between a float32 and an int64 input, a bool output and an int32 leaf feeding a comparison token.
+TEST(FuseElementwiseLogic, HandWrittenProgramsOnEveryHostBackend) {
+    NetworkDefinition net;
+    std::string a = net.add_input("a", DataType::kBool, {4});
+    std::string b = net.add_input("b", DataType::kBool, {2, 1});
+    std::string x = net.add_input("x", DataType::kFloat32, {4});
+    std::string i = net.add_input("i", DataType::kInt64, {4});
+    AttributeMap pick, flags;
+    pick.set("program", std::vector<std::string>{"in0", "in1", "xor", "in2", "in3", "where"});
+    flags.set("program", std::vector<std::string>{"in0", "in1", "xor", "not", "in2", "const:0", "ge", "and"});
+    flags.set("out_dtype", int64_t{9});
+    net.mark_output(net.add_layer("FusedElementwise", {a, b, x, i}, pick, 1, "pick")[0]);
+    net.mark_output(net.add_layer("FusedElementwise", {a, b, x}, flags, 1, "flags")[0]);
+    Tensor av = bools({4}, 2), bv = bools({2, 1}, 2), xv = filled({4}, 0.5f), iv(DataType::kInt64, {4});
+    for (int k = 0; k < 4; ++k) iv.data<int64_t>()[k] = (int64_t{1} << 40) + k;
+    for (const char* backend : {"reference", "cpu"}) {
+        NullLogger logger;
+        BuilderConfig c;
+        c.opt_level = 0;
+        c.backend = backend;
+        auto out = Builder(logger).build(net, c)->create_context()->run({{"a", av}, {"b", bv}, {"x", xv}, {"i", iv}});
+        const Tensor& p = out.at(net.output_names()[0]);
+        const Tensor& f = out.at(net.output_names()[1]);
+        ASSERT_EQ(p.dtype(), DataType::kFloat32);
+        ASSERT_EQ(f.dtype(), DataType::kBool);
+        ASSERT_EQ(p.shape(), (Shape{2, 4}));
+        for (int r = 0; r < 2; ++r)
+            for (int k = 0; k < 4; ++k) {
+                const bool t = (av.data<uint8_t>()[k] != 0) != (bv.data<uint8_t>()[r] != 0);
+                const float want = t ? xv.data<float>()[k] : static_cast<float>(iv.data<int64_t>()[k]);
+                EXPECT_EQ(p.data<float>()[r * 4 + k], want) << backend << " " << r << "," << k;
+                EXPECT_EQ(f.data<uint8_t>()[r * 4 + k], !t && xv.data<float>()[k] >= 0.f) << backend;
+            }
+    }
+}
+
 }  // namespace kiln::passes::test
