@@ -22,7 +22,7 @@ __device__ __forceinline__ float load_in(const EwProgram& prog, const InputPtrs&
         case EwIo::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(in.p[k])[off]);
         case EwIo::kBool: return static_cast<const uint8_t*>(in.p[k])[off] ? 1.f : 0.f;
         case EwIo::kI32: return static_cast<float>(static_cast<const int32_t*>(in.p[k])[off]);
-        case EwIo::kI64: return static_cast<float>(static_cast<const long long*>(in.p[k])[off]);
+        case EwIo::kI64: return static_cast<float>(static_cast<const int64_t*>(in.p[k])[off]);
         default: return static_cast<const float*>(in.p[k])[off];
     }
 }

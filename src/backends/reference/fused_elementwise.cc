@@ -228,7 +228,9 @@ void run_chunk(const Program& p, const std::array<const void*, kMaxInputs>& in,
                     break;
                 case Code::kAnd: binary(a, b, n, [](float u, float v) { return float(u != 0.f && v != 0.f); }); break;
                 case Code::kOr: binary(a, b, n, [](float u, float v) { return float(u != 0.f || v != 0.f); }); break;
-                case Code::kXor: binary(a, b, n, [](float u, float v) { return float((u != 0.f) != (v != 0.f)); }); break;
+                case Code::kXor:
+                    binary(a, b, n, [](float u, float v) { return float((u != 0.f) != (v != 0.f)); });
+                    break;
                 case Code::kEq: binary(a, b, n, [](float u, float v) { return float(u == v); }); break;
                 case Code::kLt: binary(a, b, n, [](float u, float v) { return float(u < v); }); break;
                 case Code::kLe: binary(a, b, n, [](float u, float v) { return float(u <= v); }); break;

@@ -179,4 +179,30 @@ TEST(FuseElementwiseLogic, HandWrittenProgramsOnEveryHostBackend) {
     }
 }
 
+// One-element bool and int64 constants are inlined like float32 ones (int64 -> float32 directly, as the kernels
+// load it).
+TEST(FuseElementwiseLogic, BoolAndIntScalarsAreInlined) {
+    NetworkDefinition net;
+    std::string b = net.add_input("b", DataType::kBool, {2, 3});
+    std::string x = net.add_input("x", DataType::kFloat32, {3});
+    Tensor yes(DataType::kBool, {}), big(DataType::kInt64, {1});
+    *yes.data<uint8_t>() = 1;
+    *big.data<int64_t>() = (int64_t{1} << 40) + 1;
+    std::string t = net.add_layer("And", {b, net.add_constant("yes", yes)})[0];
+    t = net.add_layer("Not", {t})[0];
+    std::string f = net.add_layer("Cast", {net.add_constant("big", big)}, cast_to(1))[0];
+    net.mark_output(net.add_layer("Where", {t, x, f})[0]);
+    auto g = run_pass(net, &fuse_elementwise);
+    ASSERT_EQ(g->num_nodes(), 1u);
+    const ir::Node* n = only_fused(*g);
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(n->attrs.get_strings("program"),
+              (std::vector<std::string>{"in0", "const:1", "and", "not", "in1", "const:1.09951163e+12", "where"}));
+    EXPECT_EQ(n->inputs.size(), 2u);
+    Tensor bv = bools({2, 3}, 2);
+    const std::map<std::string, Tensor> feeds = {{"b", bv}, {"x", filled({3}, 0.3f)}};
+    expect_same_outputs(net, feeds);  // (constant_folding folds the Cast first in a full build)
+    expect_same_outputs(net, feeds, 3, "reference");
+}
+
 }  // namespace kiln::passes::test
