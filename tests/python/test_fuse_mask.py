@@ -164,3 +164,23 @@ def test_bool_output_not_and(tmp_path, backend):
     feeds["x"][1, 2, 3] = np.nan
     assert inspect_ops(path, feeds, backend) == ["FusedElementwise", "FusedElementwise"]
     check_exact(model, path, feeds, tmp_path, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bool_output_survives_a_plan(tmp_path, backend):
+    """A bool FusedElementwise (out_dtype=9) written to a plan and run from it."""
+    nodes = [helper.make_node("Less", ["x", "half"], ["lt"]), helper.make_node("And", ["lt", "b"], ["a"]),
+             helper.make_node("Not", ["a"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(0.5, dtype=np.float32), "half")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4]),
+              helper.make_tensor_value_info("b", TensorProto.BOOL, [3, 1])]
+    model = make_model(nodes, inputs, [helper.make_tensor_value_info("y", TensorProto.BOOL, [2, 3, 4])], inits)
+    path = save(model, tmp_path)
+    plan = str(tmp_path / "model.plan")
+    run_kiln(["build", path, "-o", plan, "--backend", backend])
+    feeds = {"x": np.random.default_rng(6).uniform(0, 1, (2, 3, 4)).astype(np.float32),
+             "b": np.array([[True], [False], [True]])}
+    outdir = run_model_with_kiln(plan, feeds, str(tmp_path))
+    got = np.load(os.path.join(outdir, "y.npy"))
+    assert got.dtype == np.bool_
+    np.testing.assert_array_equal(got, reference_outputs(model, feeds)[0])
