@@ -195,18 +195,23 @@ void infer_attention(InferContext& ctx) {
     ctx.set_output(0, q.dtype, out);
 }
 
-// FusedElementwise: float32 inputs, output = their numpy broadcast. The program itself is checked when a backend
-// creates the kernel (src/backends/reference/fused_elementwise.cc documents it).
+// FusedElementwise: float32, bool, int32 or int64 inputs, output = their numpy broadcast, of dtype `out_dtype` (an
+// ONNX TensorProto number: 1 float32, the default, or 9 bool). The program itself is checked when a backend compiles
+// it.
 void infer_fused_elementwise(InferContext& ctx) {
     const std::vector<std::string> program = ctx.attrs().get_strings("program");
     ctx.check(!program.empty(), "attribute 'program' is missing or empty");
     SymShape out = ctx.input(0).dims;
     for (size_t i = 0; i < ctx.num_inputs(); ++i) {
-        ctx.check(ctx.input(i).dtype == DataType::kFloat32, "input ", i, " has dtype ", dtype_name(ctx.input(i).dtype),
-                  "; FusedElementwise is float32 only");
+        const DataType t = ctx.input(i).dtype;
+        ctx.check(t == DataType::kFloat32 || t == DataType::kBool || t == DataType::kInt32 || t == DataType::kInt64,
+                  "input ", i, " has dtype ", dtype_name(t), "; FusedElementwise takes float32, bool, int32 or int64");
         if (i > 0) out = broadcast_shapes(ctx, out, ctx.input(i).dims);
     }
-    ctx.set_output(0, DataType::kFloat32, out);
+    const int64_t out_dtype = ctx.attrs().get_int("out_dtype", 1);
+    ctx.check(out_dtype == 1 || out_dtype == 9, "attribute 'out_dtype' = ", out_dtype,
+              " is not 1 (float32) or 9 (bool)");
+    ctx.set_output(0, out_dtype == 9 ? DataType::kBool : DataType::kFloat32, out);
 }
 
 }  // namespace kiln::ops

@@ -29,6 +29,7 @@ const std::vector<PassInfo>& pipeline();
 // One pass per file; declarations here so the pipeline list stays the only place that orders them.
 bool constant_folding(ir::Graph& g, PassContext& ctx);
 bool identity_elimination(ir::Graph& g, PassContext& ctx);
+bool gather_to_reshape(ir::Graph& g, PassContext& ctx);
 bool common_subexpression_elimination(ir::Graph& g, PassContext& ctx);
 bool fold_batch_norm(ir::Graph& g, PassContext& ctx);
 bool fuse_gelu(ir::Graph& g, PassContext& ctx);
@@ -45,6 +46,7 @@ bool fuse_embed_layer_norm(ir::Graph& g, PassContext& ctx);
 bool transpose_optimization(ir::Graph& g, PassContext& ctx);
 bool mark_squeeze_excite(ir::Graph& g, PassContext& ctx);
 bool fuse_expand_depthwise(ir::Graph& g, PassContext& ctx);
+bool hoist_reshape(ir::Graph& g, PassContext& ctx);
 bool fuse_elementwise(ir::Graph& g, PassContext& ctx);
 bool dead_code_elimination(ir::Graph& g, PassContext& ctx);
 

@@ -11,6 +11,7 @@ const std::vector<PassInfo>& pipeline() {
         {"common_subexpression_elimination", 1, &common_subexpression_elimination},
         // O2: + folding of BatchNormalization into the layer before it
         {"fold_batch_norm", 2, &fold_batch_norm},
+        {"gather_to_reshape", 1, &gather_to_reshape},  // O1; after constant_folding, which makes the index constant
         // O2: + recognition of decomposed ops
         {"fuse_gelu", 2, &fuse_gelu},
         {"fuse_layer_norm", 2, &fuse_layer_norm},
@@ -29,6 +30,7 @@ const std::vector<PassInfo>& pipeline() {
         {"fuse_embed_layer_norm", 3, &fuse_embed_layer_norm},  // cuda: Gather + constant Adds + LayerNorm
         {"fuse_expand_depthwise", 3, &fuse_expand_depthwise},  // cpu: 1x1 expand + depthwise in one kernel
         {"mark_squeeze_excite", 3, &mark_squeeze_excite},  // before fuse_elementwise, which skips marked nodes
+        {"hoist_reshape", 3, &hoist_reshape},  // a Cast / Not moved below a reshape meets the elementwise ops after it
         {"fuse_elementwise", 3, &fuse_elementwise},
         // cleanup (every level)
         {"dead_code_elimination", 1, &dead_code_elimination},

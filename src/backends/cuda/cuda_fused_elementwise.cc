@@ -23,7 +23,9 @@ bool compile(const std::vector<std::string>& tokens, size_t num_inputs, EwProgra
         {"pow", EwCode::kPow}, {"min", EwCode::kMin}, {"max", EwCode::kMax}, {"neg", EwCode::kNeg},
         {"abs", EwCode::kAbs}, {"sqrt", EwCode::kSqrt}, {"exp", EwCode::kExp}, {"log", EwCode::kLog},
         {"reciprocal", EwCode::kReciprocal}, {"erf", EwCode::kErf}, {"tanh", EwCode::kTanh},
-        {"sigmoid", EwCode::kSigmoid}, {"relu", EwCode::kRelu},
+        {"sigmoid", EwCode::kSigmoid}, {"relu", EwCode::kRelu}, {"and", EwCode::kAnd}, {"or", EwCode::kOr},
+        {"xor", EwCode::kXor}, {"eq", EwCode::kEq}, {"lt", EwCode::kLt}, {"le", EwCode::kLe}, {"gt", EwCode::kGt},
+        {"ge", EwCode::kGe}, {"not", EwCode::kNot}, {"to_bool", EwCode::kToBool}, {"where", EwCode::kWhere},
     };
     if (tokens.empty() || tokens.size() > static_cast<size_t>(kMaxEwProgram) || num_inputs > kMaxEwInputs)
         return false;
@@ -51,9 +53,9 @@ bool compile(const std::vector<std::string>& tokens, size_t num_inputs, EwProgra
         } else {
             for (auto& [name, code] : kNamed)
                 if (t == name) {
-                    bool binary = code <= EwCode::kMax;
-                    if (depth < (binary ? 2 : 1)) return false;
-                    if (binary) --depth;
+                    const int arity = code == EwCode::kWhere ? 3 : code <= EwCode::kGe ? 2 : 1;
+                    if (depth < arity) return false;
+                    depth -= arity - 1;
                     in.code = static_cast<int>(code), ok = true;
                 }
         }
@@ -63,13 +65,32 @@ bool compile(const std::vector<std::string>& tokens, size_t num_inputs, EwProgra
     return depth == 1;
 }
 
+// How a tensor of dtype t is stored for the kernel; false for dtypes it does not read or write.
+bool io_of(DataType t, EwIo* io) {
+    switch (t) {
+        case DataType::kFloat32: *io = EwIo::kF32; return true;
+        case DataType::kFloat16: *io = EwIo::kF16; return true;
+        case DataType::kBFloat16: *io = EwIo::kBF16; return true;
+        case DataType::kBool: *io = EwIo::kBool; return true;
+        case DataType::kInt32: *io = EwIo::kI32; return true;
+        case DataType::kInt64: *io = EwIo::kI64; return true;
+        default: return false;
+    }
+}
+
 }  // namespace
 
+// At build time the graph's dtypes: float32, bool, int32 or int64 inputs, a float32 or bool output (the executor
+// may later keep float32 values reduced to fp16/bf16, which the kernel reads and writes as such).
 bool supports_fused_elementwise(const backends::KernelNode& n) {
-    if (n.op_type != "FusedElementwise" || n.outputs[0].dtype != DataType::kFloat32) return false;
-    if (n.outputs[0].rank() > kMaxDims) return false;
+    if (n.op_type != "FusedElementwise") return false;
+    const DataType y = n.outputs[0].dtype;
+    if ((y != DataType::kFloat32 && y != DataType::kBool) || n.outputs[0].rank() > kMaxDims) return false;
     for (const auto& t : n.inputs)
-        if (!t.present || t.dtype != DataType::kFloat32 || t.rank() > kMaxDims) return false;
+        if (!t.present || t.rank() > kMaxDims ||
+            (t.dtype != DataType::kFloat32 && t.dtype != DataType::kBool && t.dtype != DataType::kInt32 &&
+             t.dtype != DataType::kInt64))
+            return false;
     EwProgram p;
     return compile(n.attrs.get_strings("program"), n.inputs.size(), &p);
 }
@@ -90,12 +111,12 @@ std::unique_ptr<DeviceKernel> make_fused_elementwise(const backends::KernelNode&
                 std::vector<int64_t> st = ops::broadcast_strides(in[k]->shape, os);
                 for (int d = 0; d < p.rank; ++d) p.strides[k][d] = st[d];
                 ptrs[k] = in[k]->data;
-                // fp16/bf16 inputs and output (values the executor keeps reduced); the math stays fp32
-                const LowType t = low_type_of(in[k]->dtype);
-                if (t != LowType::kF32) p.low_inputs |= 1u << k, p.low = static_cast<int>(t);
+                // bool / int32 / int64 inputs, fp16/bf16 ones (values the executor keeps reduced); the math is fp32
+                KILN_CHECK(io_of(in[k]->dtype, &p.in_io[k]), kUnsupported, "FusedElementwise: input ", k,
+                           " has dtype ", dtype_name(in[k]->dtype));
             }
-            const LowType yt = low_type_of(out[0]->dtype);
-            if (yt != LowType::kF32) p.y_low = 1, p.low = static_cast<int>(yt);
+            KILN_CHECK(io_of(out[0]->dtype, &p.y_io) && p.y_io != EwIo::kI32 && p.y_io != EwIo::kI64, kUnsupported,
+                       "FusedElementwise: output of dtype ", dtype_name(out[0]->dtype));
             launch_fused_elementwise(p, ptrs, out[0]->data, out[0]->numel(), c.stream);
         },
         "fused_elementwise_bcast");

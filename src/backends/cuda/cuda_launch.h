@@ -189,8 +189,12 @@ void launch_global_avg_pool_f32_nchw(const float* x, float* y, int64_t nc, int64
 
 
 // fused_elementwise.cu: FusedElementwise's postfix program (see src/backends/reference/fused_elementwise.cc)
-enum class EwCode : int { kInput, kConst, kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kNeg, kAbs, kSqrt, kExp, kLog,
-                          kReciprocal, kErf, kTanh, kSigmoid, kRelu, kLeakyRelu, kClip };
+// Binary codes from kAdd to kGe, unary from kNeg to kToBool, then the ternary kWhere.
+enum class EwCode : int { kInput, kConst, kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kAnd, kOr, kXor, kEq, kLt, kLe,
+                          kGt, kGe, kNeg, kAbs, kSqrt, kExp, kLog, kReciprocal, kErf, kTanh, kSigmoid, kRelu,
+                          kLeakyRelu, kClip, kNot, kToBool, kWhere };
+/// How an input or the output of the program is stored (each value is a float in the kernel; bool is 0 / 1).
+enum class EwIo : uint8_t { kF32, kF16, kBF16, kBool, kI32, kI64 };
 constexpr int kMaxEwProgram = 64, kMaxEwInputs = 8, kMaxEwStack = 16;
 struct EwInstr {
     int code = 0;
@@ -203,9 +207,8 @@ struct EwProgram {
     int num_inputs = 0, rank = 0;
     int64_t shape[kMaxDims] = {};
     int64_t strides[kMaxEwInputs][kMaxDims] = {};  // broadcast strides of each input over the output
-    uint32_t low_inputs = 0;  // bit k: input k is stored as `low` (fp16/bf16), else fp32
-    int low = 0;              // LowType of the reduced inputs and output
-    int y_low = 0;            // the output is stored as `low`
+    EwIo in_io[kMaxEwInputs] = {};  // storage of each input (fp16/bf16: values the executor keeps reduced)
+    EwIo y_io = EwIo::kF32;         // storage of the output (kBool: uint8 0 / 1)
 };
 void launch_fused_elementwise(const EwProgram& p, const void* const* inputs, void* y, int64_t n, cudaStream_t s);
 /// y (fp32) = cast(x) for x of kiln DataType `src_dtype` (float32, float16, int32, int64, bool, uint8, int8, f64).

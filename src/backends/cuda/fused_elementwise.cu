@@ -1,5 +1,7 @@
 // FusedElementwise on the GPU: one thread per output element evaluates the node's postfix program over a small
-// register stack (same formulas as the reference kernel), with numpy broadcast of every input. Also Cast to fp32.
+// register stack (same formulas as the reference kernel), with numpy broadcast of every input. Inputs may be fp32,
+// fp16/bf16 (kept reduced by the executor), bool (uint8), int32 or int64, each loaded as a float; the output is fp32,
+// fp16/bf16 or bool (uint8 0 / 1). Also Cast to fp32.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -15,9 +17,14 @@ struct InputPtrs {
 };
 
 __device__ __forceinline__ float load_in(const EwProgram& prog, const InputPtrs& in, int k, int64_t off) {
-    if (!(prog.low_inputs >> k & 1)) return static_cast<const float*>(in.p[k])[off];
-    if (prog.low == static_cast<int>(LowType::kBF16)) return __bfloat162float(static_cast<const __nv_bfloat16*>(in.p[k])[off]);
-    return __half2float(static_cast<const __half*>(in.p[k])[off]);
+    switch (prog.in_io[k]) {
+        case EwIo::kF16: return __half2float(static_cast<const __half*>(in.p[k])[off]);
+        case EwIo::kBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(in.p[k])[off]);
+        case EwIo::kBool: return static_cast<const uint8_t*>(in.p[k])[off] ? 1.f : 0.f;
+        case EwIo::kI32: return static_cast<float>(static_cast<const int32_t*>(in.p[k])[off]);
+        case EwIo::kI64: return static_cast<float>(static_cast<const int64_t*>(in.p[k])[off]);
+        default: return static_cast<const float*>(in.p[k])[off];
+    }
 }
 
 // I: the index type, uint32_t when the output has fewer than 2^31 elements (every input offset is then smaller
@@ -48,7 +55,12 @@ __global__ void fused_elementwise_bcast(EwProgram prog, InputPtrs in, void* __re
                 st[sp++] = ins.a;
                 continue;
             }
-            if (code <= EwCode::kMax) {
+            if (code == EwCode::kWhere) {  // pop b, pop a, pop c, push c != 0 ? a : b
+                sp -= 2;
+                st[sp - 1] = st[sp - 1] != 0.f ? st[sp] : st[sp + 1];
+                continue;
+            }
+            if (code <= EwCode::kGe) {
                 float b = st[--sp], a = st[sp - 1], r = a;
                 switch (code) {
                     case EwCode::kAdd: r = a + b; break;
@@ -58,6 +70,14 @@ __global__ void fused_elementwise_bcast(EwProgram prog, InputPtrs in, void* __re
                     case EwCode::kPow: r = powf(a, b); break;
                     case EwCode::kMin: r = (a < b || isnan(a)) ? a : b; break;
                     case EwCode::kMax: r = (a > b || isnan(a)) ? a : b; break;
+                    case EwCode::kAnd: r = (a != 0.f && b != 0.f) ? 1.f : 0.f; break;
+                    case EwCode::kOr: r = (a != 0.f || b != 0.f) ? 1.f : 0.f; break;
+                    case EwCode::kXor: r = ((a != 0.f) != (b != 0.f)) ? 1.f : 0.f; break;
+                    case EwCode::kEq: r = a == b ? 1.f : 0.f; break;
+                    case EwCode::kLt: r = a < b ? 1.f : 0.f; break;
+                    case EwCode::kLe: r = a <= b ? 1.f : 0.f; break;
+                    case EwCode::kGt: r = a > b ? 1.f : 0.f; break;
+                    case EwCode::kGe: r = a >= b ? 1.f : 0.f; break;
                     default: break;
                 }
                 st[sp - 1] = r;
@@ -77,13 +97,18 @@ __global__ void fused_elementwise_bcast(EwProgram prog, InputPtrs in, void* __re
                 case EwCode::kRelu: t = t < 0.f ? 0.f : t; break;
                 case EwCode::kLeakyRelu: t = t >= 0.f ? t : ins.a * t; break;
                 case EwCode::kClip: t = t < ins.a ? ins.a : t; t = t > ins.b ? ins.b : t; break;
+                case EwCode::kNot: t = t == 0.f ? 1.f : 0.f; break;
+                case EwCode::kToBool: t = t != 0.f ? 1.f : 0.f; break;
                 default: break;
             }
             st[sp - 1] = t;
         }
-        if (!prog.y_low) static_cast<float*>(y)[i] = st[0];
-        else if (prog.low == static_cast<int>(LowType::kBF16)) static_cast<__nv_bfloat16*>(y)[i] = __float2bfloat16_rn(st[0]);
-        else static_cast<__half*>(y)[i] = __float2half_rn(st[0]);
+        switch (prog.y_io) {
+            case EwIo::kF16: static_cast<__half*>(y)[i] = __float2half_rn(st[0]); break;
+            case EwIo::kBF16: static_cast<__nv_bfloat16*>(y)[i] = __float2bfloat16_rn(st[0]); break;
+            case EwIo::kBool: static_cast<uint8_t*>(y)[i] = st[0] != 0.f ? 1 : 0; break;
+            default: static_cast<float*>(y)[i] = st[0]; break;
+        }
     }
 }
 

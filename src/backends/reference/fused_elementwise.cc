@@ -1,19 +1,28 @@
-// Reference kernel of FusedElementwise (made by src/passes/fuse_elementwise.cc): a chain of float32 elementwise ops
-// run as one node.
+// Reference kernel of FusedElementwise (made by src/passes/fuse_elementwise.cc): a chain of elementwise ops on
+// float32 / bool values run as one node.
 //
-// The `program` attribute is a list of strings in postfix order over a stack of float32 values. Every input k is
-// broadcast (numpy rules) to the output shape; for each output element i the program is evaluated with in<k> = the
-// element of input k that broadcasts to i:
+// The `program` attribute is a list of strings in postfix order over a stack of float32 values (a bool is 0 or 1).
+// Every input k is broadcast (numpy rules) to the output shape; for each output element i the program is evaluated
+// with in<k> = the element of input k that broadcasts to i, converted to float32 (float32 as is, bool as 0 / 1,
+// int32 and int64 as static_cast<float>, which is ONNX's Cast to float32):
 //   "in<k>"               push input k                                   (k < number of inputs)
 //   "const:<v>"           push the scalar v (printed with 9 significant digits, so float32 round-trips)
 //   "add" "sub" "mul" "div" "pow" "min" "max"
 //                         pop b, pop a, push a + b, a - b, a * b, a / b, a^b, min(a, b), max(a, b)
 //                         (min/max propagate NaN from a, like the Min/Max kernels)
+//   "and" "or" "xor"      pop b, pop a, push (a != 0) && (b != 0), ... || ..., ... != ... as 1 / 0
+//   "eq" "lt" "le" "gt" "ge"
+//                         pop b, pop a, push a == b, a < b, a <= b, a > b, a >= b as 1 / 0 (false on NaN)
 //   "neg" "abs" "sqrt" "exp" "log" "reciprocal" "erf" "tanh" "sigmoid" "relu"
 //                         replace the top t by -t, |t|, sqrt t, e^t, ln t, 1/t, erf t, tanh t, 1/(1+e^-t), max(t, 0)
 //   "leaky_relu:<alpha>"  t >= 0 ? t : alpha * t
 //   "clip:<lo>:<hi>"      min(max(t, lo), hi)
-// and must leave exactly one value, the output. Example: y = sigmoid(x * 0.5 + b) * x - c with x, b, c inputs is
+//   "not"                 t == 0 ? 1 : 0
+//   "to_bool"             t != 0 ? 1 : 0 (Cast to bool; NaN gives 1)
+//   "where"               pop b, pop a, pop c, push c != 0 ? a : b
+// and must leave exactly one value, the output: stored as float32, or as bool (value != 0) when the node's output
+// is bool (attribute `out_dtype`=9, see src/ops/fused.cc). Example: y = sigmoid(x * 0.5 + b) * x - c with x, b, c
+// inputs is
 //   ["in0", "const:0.5", "mul", "in1", "add", "sigmoid", "in0", "mul", "in2", "sub"].
 // Every formula is the one of the single-op reference kernel, so a fused chain gives the same numbers as the
 // unfused one.
@@ -39,10 +48,12 @@ namespace {
 constexpr size_t kMaxInputs = 8;  // op_list.def: FusedElementwise takes at most 8 inputs
 constexpr int64_t kChunk = 256;
 
+// Binary codes from kAdd to kGe, unary from kNeg to kToBool, then the ternary kWhere.
 enum class Code {
     kInput, kConst,
-    kAdd, kSub, kMul, kDiv, kPow, kMin, kMax,
-    kNeg, kAbs, kSqrt, kExp, kLog, kReciprocal, kErf, kTanh, kSigmoid, kRelu, kLeakyRelu, kClip,
+    kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kAnd, kOr, kXor, kEq, kLt, kLe, kGt, kGe,
+    kNeg, kAbs, kSqrt, kExp, kLog, kReciprocal, kErf, kTanh, kSigmoid, kRelu, kLeakyRelu, kClip, kNot, kToBool,
+    kWhere,
 };
 
 struct Instr {
@@ -67,12 +78,14 @@ float parse_float(const std::string& s, const std::string& token, const std::str
 Program compile(const std::vector<std::string>& tokens, size_t num_inputs, const std::string& where) {
     static const std::pair<const char*, Code> kBinary[] = {
         {"add", Code::kAdd}, {"sub", Code::kSub}, {"mul", Code::kMul}, {"div", Code::kDiv},
-        {"pow", Code::kPow}, {"min", Code::kMin}, {"max", Code::kMax},
+        {"pow", Code::kPow}, {"min", Code::kMin}, {"max", Code::kMax}, {"and", Code::kAnd},
+        {"or", Code::kOr},   {"xor", Code::kXor}, {"eq", Code::kEq},   {"lt", Code::kLt},
+        {"le", Code::kLe},   {"gt", Code::kGt},   {"ge", Code::kGe},
     };
     static const std::pair<const char*, Code> kUnary[] = {
         {"neg", Code::kNeg},   {"abs", Code::kAbs},         {"sqrt", Code::kSqrt}, {"exp", Code::kExp},
         {"log", Code::kLog},   {"reciprocal", Code::kReciprocal}, {"erf", Code::kErf}, {"tanh", Code::kTanh},
-        {"sigmoid", Code::kSigmoid}, {"relu", Code::kRelu},
+        {"sigmoid", Code::kSigmoid}, {"relu", Code::kRelu}, {"not", Code::kNot}, {"to_bool", Code::kToBool},
     };
     Program p;
     int depth = 0;
@@ -122,6 +135,12 @@ Program compile(const std::vector<std::string>& tokens, size_t num_inputs, const
                 in.code = code;
                 found = true;
             }
+        if (!found && t == "where") {
+            need(3, t);
+            in.code = Code::kWhere;
+            depth -= 2;
+            found = true;
+        }
         KILN_CHECK(found, kInvalidModel, where, ": unknown program token '", t, "'");
         p.code.push_back(in);
         p.max_depth = std::max(p.max_depth, depth);
@@ -147,28 +166,51 @@ inline void binary(float* a, const float* b, int64_t n, F f) {
     for (int64_t i = 0; i < n; ++i) a[i] = f(a[i], b[i]);
 }
 
-// Runs the program over n elements; in[k] points at input k's first element, step[k] is 0 or 1. The result is
-// left in stack[0 .. n).
-void run_chunk(const Program& p, const std::array<const float*, kMaxInputs>& in,
-               const std::array<int64_t, kMaxInputs>& step, int64_t n, float* stack) {
+// n elements of type T from src (stepping, or one element repeated) as float32 into d.
+template <typename T>
+inline void load(const void* src, bool stepping, int64_t n, float* d) {
+    const T* s = static_cast<const T*>(src);
+    if (stepping) {
+        for (int64_t i = 0; i < n; ++i) d[i] = static_cast<float>(s[i]);
+    } else {
+        std::fill(d, d + n, static_cast<float>(*s));
+    }
+}
+
+void load_input(DataType t, const void* src, bool stepping, int64_t n, float* d) {
+    switch (t) {
+        case DataType::kFloat32: load<float>(src, stepping, n, d); break;
+        case DataType::kBool: load<uint8_t>(src, stepping, n, d); break;
+        case DataType::kInt32: load<int32_t>(src, stepping, n, d); break;
+        case DataType::kInt64: load<int64_t>(src, stepping, n, d); break;
+        default: break;  // rejected by make_ref_FusedElementwise
+    }
+}
+
+// Runs the program over n elements; in[k] points at input k's first element, of dtype types[k], step[k] is 0 or 1.
+// The result is left in stack[0 .. n).
+void run_chunk(const Program& p, const std::array<const void*, kMaxInputs>& in,
+               const std::array<DataType, kMaxInputs>& types, const std::array<int64_t, kMaxInputs>& step, int64_t n,
+               float* stack) {
     int sp = 0;
     auto buf = [&](int i) { return stack + static_cast<int64_t>(i) * kChunk; };
     for (const Instr& ins : p.code) {
         switch (ins.code) {
-            case Code::kInput: {
-                float* d = buf(sp++);
-                const float* s = in[ins.input];
-                if (step[ins.input]) {
-                    std::copy(s, s + n, d);
-                } else {
-                    std::fill(d, d + n, *s);
-                }
+            case Code::kInput:
+                load_input(types[ins.input], in[ins.input], step[ins.input] != 0, n, buf(sp++));
+                continue;
+            case Code::kConst: std::fill(buf(sp), buf(sp) + n, ins.a); ++sp; continue;
+            case Code::kWhere: {
+                float* c = buf(sp - 3);
+                const float* a = buf(sp - 2);
+                const float* b = buf(sp - 1);
+                for (int64_t i = 0; i < n; ++i) c[i] = c[i] != 0.f ? a[i] : b[i];
+                sp -= 2;
                 continue;
             }
-            case Code::kConst: std::fill(buf(sp), buf(sp) + n, ins.a); ++sp; continue;
             default: break;
         }
-        if (ins.code <= Code::kMax) {  // binary: a = buf(sp - 2), b = buf(sp - 1)
+        if (ins.code <= Code::kGe) {  // binary: a = buf(sp - 2), b = buf(sp - 1)
             float* a = buf(sp - 2);
             const float* b = buf(sp - 1);
             --sp;
@@ -184,6 +226,16 @@ void run_chunk(const Program& p, const std::array<const float*, kMaxInputs>& in,
                 case Code::kMax:
                     binary(a, b, n, [](float u, float v) { return (u > v || std::isnan(u)) ? u : v; });
                     break;
+                case Code::kAnd: binary(a, b, n, [](float u, float v) { return float(u != 0.f && v != 0.f); }); break;
+                case Code::kOr: binary(a, b, n, [](float u, float v) { return float(u != 0.f || v != 0.f); }); break;
+                case Code::kXor:
+                    binary(a, b, n, [](float u, float v) { return float((u != 0.f) != (v != 0.f)); });
+                    break;
+                case Code::kEq: binary(a, b, n, [](float u, float v) { return float(u == v); }); break;
+                case Code::kLt: binary(a, b, n, [](float u, float v) { return float(u < v); }); break;
+                case Code::kLe: binary(a, b, n, [](float u, float v) { return float(u <= v); }); break;
+                case Code::kGt: binary(a, b, n, [](float u, float v) { return float(u > v); }); break;
+                case Code::kGe: binary(a, b, n, [](float u, float v) { return float(u >= v); }); break;
                 default: break;
             }
             continue;
@@ -208,6 +260,8 @@ void run_chunk(const Program& p, const std::array<const float*, kMaxInputs>& in,
                     return v > hi ? hi : v;
                 });
                 break;
+            case Code::kNot: unary(t, n, [](float x) { return float(x == 0.f); }); break;
+            case Code::kToBool: unary(t, n, [](float x) { return float(x != 0.f); }); break;
             default: break;
         }
     }
@@ -219,30 +273,46 @@ std::unique_ptr<Kernel> make_ref_FusedElementwise(const KernelNode& node) {
     const std::string where = node.where();
     KILN_CHECK(node.inputs.size() <= kMaxInputs, kUnsupported, where, ": ", node.inputs.size(),
                " inputs, the reference kernel takes at most ", kMaxInputs);
-    for (size_t i = 0; i < node.inputs.size(); ++i)
-        KILN_CHECK(node.inputs[i].present && node.inputs[i].dtype == DataType::kFloat32, kUnsupported, where,
-                   ": input ", i, " must be a float32 tensor");
+    std::array<DataType, kMaxInputs> types{};
+    for (size_t i = 0; i < node.inputs.size(); ++i) {
+        const DataType t = node.inputs[i].dtype;
+        KILN_CHECK(node.inputs[i].present && (t == DataType::kFloat32 || t == DataType::kBool ||
+                                              t == DataType::kInt32 || t == DataType::kInt64),
+                   kUnsupported, where, ": input ", i, " must be a float32, bool, int32 or int64 tensor");
+        types[i] = t;
+    }
+    const bool bool_out = node.outputs[0].dtype == DataType::kBool;
+    KILN_CHECK(bool_out || node.outputs[0].dtype == DataType::kFloat32, kUnsupported, where,
+               ": the output must be float32 or bool");
     const Program program = compile(node.attrs.get_strings("program"), node.inputs.size(), where);
     return make_kernel(
-        [program](const KernelArgs& a) {
+        [program, types, bool_out](const KernelArgs& a) {
             static const Shape kScalar{};
             Tensor& out = *a.outputs[0];
             std::array<const Shape*, kMaxInputs> shapes;
-            std::array<const float*, kMaxInputs> base{};
+            std::array<const uint8_t*, kMaxInputs> base{};
+            std::array<int64_t, kMaxInputs> size{};
             for (size_t k = 0; k < kMaxInputs; ++k) {
                 bool real = k < a.inputs.size();
                 shapes[k] = real ? &a.inputs[k]->shape() : &kScalar;  // padding: a scalar never splits a run
-                if (real) base[k] = a.inputs[k]->data<float>();
+                if (real) base[k] = static_cast<const uint8_t*>(a.inputs[k]->raw());
+                if (real) size[k] = static_cast<int64_t>(dtype_size(types[k]));
             }
             std::vector<float> stack(static_cast<size_t>(program.max_depth) * kChunk);
-            float* y = out.data<float>();
             for_each_broadcast_run<kMaxInputs>(out.shape(), shapes, [&](const BroadcastRun<kMaxInputs>& r) {
                 for (int64_t start = 0; start < r.count; start += kChunk) {
                     const int64_t n = std::min(kChunk, r.count - start);
-                    std::array<const float*, kMaxInputs> in{};
-                    for (size_t k = 0; k < a.inputs.size(); ++k) in[k] = base[k] + r.offset[k] + start * r.step[k];
-                    run_chunk(program, in, r.step, n, stack.data());
-                    std::copy(stack.data(), stack.data() + n, y + r.out_offset + start);
+                    std::array<const void*, kMaxInputs> in{};
+                    for (size_t k = 0; k < a.inputs.size(); ++k)
+                        in[k] = base[k] + (r.offset[k] + start * r.step[k]) * size[k];
+                    run_chunk(program, in, types, r.step, n, stack.data());
+                    const int64_t o = r.out_offset + start;
+                    if (bool_out) {
+                        uint8_t* y = out.data<uint8_t>() + o;
+                        for (int64_t i = 0; i < n; ++i) y[i] = stack[i] != 0.f;
+                    } else {
+                        std::copy(stack.data(), stack.data() + n, out.data<float>() + o);
+                    }
                 }
             });
         },
