@@ -77,4 +77,27 @@ TEST(HoistReshape, NotHoistedAndSharedCastStays) {
     expect_same_outputs(net, {{"b", bv}, {"x", xv}});
 }
 
+// For cuda a Cast of int64 data stays below its reshape (the backend keeps int tensors on the host); the reshapes
+// still merge.
+TEST(HoistReshape, CudaKeepsIntCastBelowTheReshape) {
+    NetworkDefinition net;
+    std::string m = net.add_input("m", DataType::kInt64, {2, 8});
+    std::string t = net.add_layer("Cast", {m}, attr("to", 9), 1, "cast")[0];
+    t = net.add_layer("Flatten", {t}, attr("axis", 2), 1, "flatten")[0];
+    t = net.add_layer("Reshape", {t, net.add_constant("s", ints({2, 1, 1, 8}))}, {}, 1, "reshape")[0];
+    net.mark_output(net.add_layer("Not", {t})[0]);
+    std::unique_ptr<ir::Graph> g = net.graph().clone();
+    g->topological_sort();
+    g->infer_shapes();
+    NullLogger logger;
+    PassContext ctx{logger, 3, "cuda"};
+    EXPECT_TRUE(hoist_reshape(*g, ctx));  // the Flatten + Reshape merge
+    g->topological_sort();
+    g->infer_shapes();
+    g->verify();
+    std::vector<std::string> ops;
+    for (const ir::Node* n : g->nodes()) ops.push_back(n->op_type);
+    EXPECT_EQ(ops, (std::vector<std::string>{"Cast", "Reshape", "Not"}));
+}
+
 }  // namespace kiln::passes::test
