@@ -1,6 +1,7 @@
 """FusedElementwise with bool / int inputs and bool outputs on the CUDA backend (fused_elementwise_bcast), against
 onnxruntime: HF's attention-mask chain as one kernel, in fp32 and next to fp16 values (a reduced MatMul output read
-by the same kernel as the int64 mask). Skipped, with the reason, where there is no GPU or no CUDA build."""
+by the same kernel as the mask). On cuda the int64 -> bool Cast stays a kernel of its own before the (alias)
+Reshape: hoisting the Reshape above it would reshape int64 data, which the cuda backend keeps on the host. Skipped, with the reason, where there is no GPU or no CUDA build."""
 import json
 import os
 
@@ -23,13 +24,18 @@ def run_cuda(model, path, feeds, tmp_path, extra=()):
     return [np.load(os.path.join(outdir, f"{o.name}.npy")) for o in model.graph.output]
 
 
+def assert_all_on_gpu(path, feeds, extra=()):
+    text = run_kiln(["inspect", path, "--backend", "cuda"] + shape_args(feeds) + list(extra)).stdout
+    assert "(host)" not in text, text
+
+
 def cuda_layers(path, feeds, extra=()):
     proc = run_kiln(["inspect", path, "--json", "--backend", "cuda"] + shape_args(feeds) + list(extra))
     return json.loads(proc.stdout)["nodes"]
 
 
 @pytest.mark.parametrize("batch", [1, 2])
-def test_bert_mask_chain_one_kernel(tmp_path, batch):
+def test_bert_mask_chain_cast_and_one_fused_kernel(tmp_path, batch):
     seq = 128
     model = bert_mask_model(batch, seq)
     path = save(model, tmp_path)
@@ -37,7 +43,8 @@ def test_bert_mask_chain_one_kernel(tmp_path, batch):
     feeds = {"attention_mask": mask}
     layers = cuda_layers(path, feeds)
     ops = [n["op"] for n in layers]
-    assert ops.count("FusedElementwise") == 1 and set(ops) <= {"FusedElementwise", "Reshape"}, ops
+    assert ops.count("FusedElementwise") == 1 and set(ops) <= {"FusedElementwise", "Reshape", "Cast"}, ops
+    assert_all_on_gpu(path, feeds)
     assert any("fused_elementwise_bcast" in json.dumps(n) for n in layers), layers
     got = run_cuda(model, path, feeds, tmp_path)
     np.testing.assert_array_equal(got[0], reference_outputs(model, feeds)[0])
@@ -73,7 +80,7 @@ def test_bool_output_and_int32_input(tmp_path):
 @pytest.mark.parametrize("precision", [[], ["--fp16"], ["--bf16"]])
 def test_mask_added_to_reduced_scores(tmp_path, precision):
     """scores = x @ w (fp16/bf16 with --fp16/--bf16) + Where(And(rows, Cast<bool>(mask)), 0, -1e4): one kernel
-    reads the reduced scores, the bool constant and the int64 mask."""
+    reads the reduced scores, the bool constant and the mask (cast to bool on the device)."""
     batch, seq, k = 2, 16, 8
     rows = np.arange(seq) % 5 != 3
     inits = [numpy_helper.from_array(np.random.default_rng(4).standard_normal((k, seq)).astype(np.float32), "w"),
@@ -98,7 +105,8 @@ def test_mask_added_to_reduced_scores(tmp_path, precision):
     feeds = {"x": rng.standard_normal((batch, seq, k)).astype(np.float32),
              "attention_mask": (rng.uniform(size=(batch, seq)) < 0.7).astype(np.int64)}
     ops = [n["op"] for n in cuda_layers(path, feeds, precision)]
-    assert ops.count("FusedElementwise") == 1 and "Where" not in ops and "Cast" not in ops, ops
+    assert ops.count("FusedElementwise") == 1 and "Where" not in ops and "And" not in ops, ops
+    assert_all_on_gpu(path, feeds, precision)
     got = run_cuda(model, path, feeds, tmp_path, precision)[0]
     want = reference_outputs(model, feeds)[0]
     tol = 1e-4 if not precision else 5e-2
