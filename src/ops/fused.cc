@@ -54,7 +54,8 @@ void infer_embed_layer_norm(InferContext& ctx) {
         const TensorInfo& t = ctx.input(i);
         ctx.check(t.dtype == DataType::kFloat32 && t.rank() == 1 &&
                       (!h.is_static() || !t.dims[0].is_static() || t.dims[0] == h),
-                  i == 2 ? "scale" : "norm_bias", " of shape ", shape_str(t.dims), " does not fit H = ", shape_str(SymShape{h}));
+                  i == 2 ? "scale" : "norm_bias", " of shape ", shape_str(t.dims), " does not fit H = ",
+                  shape_str(SymShape{h}));
     }
     if (ctx.has_input(4)) {  // the addend must broadcast into S without changing its shape
         const TensorInfo& a = ctx.input(4);

@@ -55,6 +55,23 @@ void epilogue(Tensor& out, const Tensor* addend, const Activation& act) {
         for (int64_t i = 0; i < n; ++i) y[i] = act.apply(y[i]);
 }
 
+// The reference LayerNormalization over the last axis of a fused node's sum (`epsilon` from the node).
+std::shared_ptr<Kernel> sum_norm(const KernelNode& node, const ops::TensorInfo& sum, const ops::TensorInfo& scale,
+                                 const ops::TensorInfo& bias) {
+    const std::string ln_op = "LayerNormalization";
+    AttributeMap ln_attrs;
+    ln_attrs.set("axis", int64_t{-1});
+    ln_attrs.set("epsilon", node.attrs.get_float("epsilon", 1e-5f));
+    return make_ref_LayerNormalization(KernelNode{node.name, ln_op, ln_attrs, {sum, scale, bias}, {node.outputs[0]}});
+}
+
+// Where the sum goes: the node's optional second output, else `own` (allocated like output 0).
+Tensor* sum_output(const KernelArgs& a, Tensor& own) {
+    if (a.outputs.size() > 1 && a.outputs[1]) return a.outputs[1];
+    own = Tensor(DataType::kFloat32, a.outputs[0]->shape());
+    return &own;
+}
+
 }  // namespace
 
 std::unique_ptr<Kernel> make_ref_FusedConv(const KernelNode& node) {
@@ -195,21 +212,14 @@ std::unique_ptr<Kernel> make_ref_FusedMatMulNorm(const KernelNode& node) {
     mm_attrs.erase("epsilon");
     ops::TensorInfo sum = node.outputs[0];
     sum.value = nullptr;
-    const std::string mm_op = "FusedMatMul", ln_op = "LayerNormalization";
+    const std::string mm_op = "FusedMatMul";
     KernelNode mm{node.name, mm_op, mm_attrs, {node.inputs[0], node.inputs[1], node.inputs[2], node.inputs[3]}, {sum}};
-    AttributeMap ln_attrs;
-    ln_attrs.set("axis", int64_t{-1});
-    ln_attrs.set("epsilon", node.attrs.get_float("epsilon", 1e-5f));
-    KernelNode ln{node.name, ln_op, ln_attrs, {sum, node.inputs[4], node.inputs[5]}, {node.outputs[0]}};
-    std::shared_ptr<Kernel> matmul = make_ref_FusedMatMul(mm), norm = make_ref_LayerNormalization(ln);
+    std::shared_ptr<Kernel> matmul = make_ref_FusedMatMul(mm);
+    std::shared_ptr<Kernel> norm = sum_norm(node, sum, node.inputs[4], node.inputs[5]);
     return make_kernel(
         [=](const KernelArgs& a) {
             Tensor s_own;
-            Tensor* s = a.outputs.size() > 1 ? a.outputs[1] : nullptr;
-            if (!s) {
-                s_own = Tensor(DataType::kFloat32, a.outputs[0]->shape());
-                s = &s_own;
-            }
+            Tensor* s = sum_output(a, s_own);
             matmul->execute({{a.inputs[0], a.inputs[1], a.inputs[2], a.inputs[3]}, {s}, a.num_threads});
             norm->execute({{s, a.inputs[4], a.inputs[5]}, {a.outputs[0]}, a.num_threads});
         },
@@ -220,22 +230,15 @@ std::unique_ptr<Kernel> make_ref_FusedMatMulNorm(const KernelNode& node) {
 std::unique_ptr<Kernel> make_ref_EmbedLayerNorm(const KernelNode& node) {
     ops::TensorInfo sum = node.outputs[0];
     sum.value = nullptr;
-    const std::string gather_op = "Gather", ln_op = "LayerNormalization";
+    const std::string gather_op = "Gather";
     KernelNode gather{node.name, gather_op, AttributeMap{}, {node.inputs[1], node.inputs[0]}, {sum}};
-    AttributeMap ln_attrs;
-    ln_attrs.set("axis", int64_t{-1});
-    ln_attrs.set("epsilon", node.attrs.get_float("epsilon", 1e-5f));
-    KernelNode ln{node.name, ln_op, ln_attrs, {sum, node.inputs[2], node.inputs[3]}, {node.outputs[0]}};
-    std::shared_ptr<Kernel> lookup = make_ref_Gather(gather), norm = make_ref_LayerNormalization(ln);
+    std::shared_ptr<Kernel> lookup = make_ref_Gather(gather);
+    std::shared_ptr<Kernel> norm = sum_norm(node, sum, node.inputs[2], node.inputs[3]);
     const bool has_addend = node.inputs.size() > 4 && node.inputs[4].present;
     return make_kernel(
         [=](const KernelArgs& a) {
             Tensor s_own;
-            Tensor* s = a.outputs.size() > 1 ? a.outputs[1] : nullptr;
-            if (!s) {
-                s_own = Tensor(DataType::kFloat32, a.outputs[0]->shape());
-                s = &s_own;
-            }
+            Tensor* s = sum_output(a, s_own);
             lookup->execute({{a.inputs[1], a.inputs[0]}, {s}, a.num_threads});
             if (has_addend) epilogue(*s, a.inputs[4], Activation{});
             norm->execute({{s, a.inputs[2], a.inputs[3]}, {a.outputs[0]}, a.num_threads});

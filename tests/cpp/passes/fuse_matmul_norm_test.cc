@@ -135,23 +135,14 @@ TEST(FuseMatMulNorm, ReferenceKernelMatchesHandComputation) {
     auto kernel = ref->create_kernel(node);
     Tensor y(DataType::kFloat32, {m, n}), s(DataType::kFloat32, {m, n});
     kernel->execute({{&x, &w, &b, &r, &gamma, &beta}, {&y, &s}, 1});
-    for (int64_t i = 0; i < m; ++i) {
-        std::vector<double> row(n);
-        double mean = 0, var = 0;
+    std::vector<std::vector<double>> sum(m, std::vector<double>(n));
+    for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) {
             double acc = b.data<float>()[j] + r.data<float>()[i * n + j];
             for (int64_t t = 0; t < k; ++t) acc += double(x.data<float>()[i * k + t]) * w.data<float>()[t * n + j];
-            row[j] = acc;
-            mean += acc / n;
+            sum[i][j] = acc;
         }
-        for (double v : row) var += (v - mean) * (v - mean) / n;
-        for (int64_t j = 0; j < n; ++j) {
-            EXPECT_NEAR(s.data<float>()[i * n + j], row[j], 1e-4 * (1 + std::fabs(row[j])));
-            const double want =
-                (row[j] - mean) / std::sqrt(var + 1e-2) * gamma.data<float>()[j] + beta.data<float>()[j];
-            EXPECT_NEAR(y.data<float>()[i * n + j], want, 1e-4 * (1 + std::fabs(want)));
-        }
-    }
+    expect_norm_rows(sum, &s, y, gamma, beta, 1e-2);
 }
 
 }  // namespace kiln::passes::test

@@ -100,4 +100,22 @@ inline void expect_same_outputs(const NetworkDefinition& net, const std::map<std
     }
 }
 
+/// Expects row r of the [rows, n] float tensors s and y to be sum[r] (s may be null) and its LayerNormalization
+/// (gamma, beta, eps), within 1e-4 relative; `sum` is computed in double by the test.
+inline void expect_norm_rows(const std::vector<std::vector<double>>& sum, const Tensor* s, const Tensor& y,
+                             const Tensor& gamma, const Tensor& beta, double eps) {
+    for (size_t r = 0; r < sum.size(); ++r) {
+        const std::vector<double>& row = sum[r];
+        const size_t n = row.size();
+        double mean = 0, var = 0;
+        for (double v : row) mean += v / n;
+        for (double v : row) var += (v - mean) * (v - mean) / n;
+        for (size_t j = 0; j < n; ++j) {
+            if (s) EXPECT_NEAR(s->data<float>()[r * n + j], row[j], 1e-4 * (1 + std::fabs(row[j]))) << r << "," << j;
+            const double want = (row[j] - mean) / std::sqrt(var + eps) * gamma.data<float>()[j] + beta.data<float>()[j];
+            EXPECT_NEAR(y.data<float>()[r * n + j], want, 1e-4 * (1 + std::fabs(want))) << r << "," << j;
+        }
+    }
+}
+
 }  // namespace kiln::passes::test
