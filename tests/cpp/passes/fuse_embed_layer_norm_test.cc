@@ -30,22 +30,7 @@ void embedding(NetworkDefinition& net, bool pre_norm, bool constant_table = true
 }
 
 std::unique_ptr<ir::Graph> optimise_for(const NetworkDefinition& net, const std::string& backend, bool* fused) {
-    std::unique_ptr<ir::Graph> g = net.graph().clone();
-    NullLogger logger;
-    PassContext ctx{logger, 3, backend};
-    g->topological_sort();
-    g->infer_shapes();
-    *fused = fuse_embed_layer_norm(*g, ctx);
-    g->topological_sort();
-    g->infer_shapes();
-    g->verify();
-    return g;
-}
-
-const ir::Node* find(const ir::Graph& g, const std::string& op) {
-    for (const ir::Node* n : g.nodes())
-        if (n->op_type == op) return n;
-    return nullptr;
+    return run_passes_for(net, backend, {&fuse_embed_layer_norm}, fused);
 }
 
 }  // namespace
@@ -59,7 +44,7 @@ TEST(FuseEmbedLayerNorm, GatherAddsAndLayerNormBecomeOneNode) {
     EXPECT_EQ(count_op(*g, "Gather"), 0);
     EXPECT_EQ(count_op(*g, "Add"), 0);
     EXPECT_EQ(count_op(*g, "LayerNormalization"), 0);
-    const ir::Node* n = find(*g, "EmbedLayerNorm");
+    const ir::Node* n = first_node(*g, "EmbedLayerNorm");
     ASSERT_TRUE(n);
     ASSERT_EQ(n->inputs.size(), 5u);
     EXPECT_EQ(n->outputs.size(), 1u);
@@ -79,8 +64,8 @@ TEST(FuseEmbedLayerNorm, PreNormKeepsTheSumAsSecondOutput) {
     bool fused = false;
     auto g = optimise_for(net, "cuda", &fused);
     ASSERT_TRUE(fused);
-    const ir::Node* n = find(*g, "EmbedLayerNorm");
-    const ir::Node* relu = find(*g, "Relu");
+    const ir::Node* n = first_node(*g, "EmbedLayerNorm");
+    const ir::Node* relu = first_node(*g, "Relu");
     ASSERT_TRUE(n && relu);
     ASSERT_EQ(n->outputs.size(), 2u);
     EXPECT_EQ(relu->input(0), n->outputs[1]);

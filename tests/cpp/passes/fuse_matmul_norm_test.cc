@@ -32,26 +32,9 @@ std::unique_ptr<ir::Graph> optimise_for(const NetworkDefinition& net, const std:
         setenv("KILN_CUDA_MATMUL_NORM", mode, 1);
     else
         unsetenv("KILN_CUDA_MATMUL_NORM");
-    std::unique_ptr<ir::Graph> g = net.graph().clone();
-    NullLogger logger;
-    PassContext ctx{logger, 3, backend};
-    for (PassFn p : {&fuse_matmul_epilogue, &fuse_matmul_norm}) {
-        g->topological_sort();
-        g->infer_shapes();
-        bool c = p(*g, ctx);
-        if (p == &fuse_matmul_norm) *fused = c;
-    }
+    std::unique_ptr<ir::Graph> g = run_passes_for(net, backend, {&fuse_matmul_epilogue, &fuse_matmul_norm}, fused);
     unsetenv("KILN_CUDA_MATMUL_NORM");
-    g->topological_sort();
-    g->infer_shapes();
-    g->verify();
     return g;
-}
-
-const ir::Node* find(const ir::Graph& g, const std::string& op) {
-    for (const ir::Node* n : g.nodes())
-        if (n->op_type == op) return n;
-    return nullptr;
 }
 
 // residual_norm(8, 16) optimised for cuda; fused tells whether the pass changed it
@@ -69,7 +52,7 @@ TEST(FuseMatMulNorm, ResidualMatMulAndLayerNormBecomeOneNode) {
     ASSERT_TRUE(fused);
     EXPECT_EQ(count_op(*g, "LayerNormalization"), 0);
     EXPECT_EQ(count_op(*g, "FusedMatMul"), 0);
-    const ir::Node* n = find(*g, "FusedMatMulNorm");
+    const ir::Node* n = first_node(*g, "FusedMatMulNorm");
     ASSERT_TRUE(n);
     EXPECT_EQ(n->inputs.size(), 6u);
     EXPECT_EQ(n->outputs.size(), 1u);  // S has no other reader
@@ -81,8 +64,8 @@ TEST(FuseMatMulNorm, PreNormKeepsTheSumAsSecondOutput) {
     bool fused = false;
     auto g = fused_residual_norm(true, &fused);
     ASSERT_TRUE(fused);
-    const ir::Node* n = find(*g, "FusedMatMulNorm");
-    const ir::Node* relu = find(*g, "Relu");
+    const ir::Node* n = first_node(*g, "FusedMatMulNorm");
+    const ir::Node* relu = first_node(*g, "Relu");
     ASSERT_TRUE(n && relu);
     ASSERT_EQ(n->outputs.size(), 2u);
     EXPECT_EQ(relu->input(0), n->outputs[1]);

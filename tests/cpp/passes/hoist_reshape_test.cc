@@ -86,15 +86,9 @@ TEST(HoistReshape, CudaKeepsIntCastBelowTheReshape) {
     t = net.add_layer("Flatten", {t}, attr("axis", 2), 1, "flatten")[0];
     t = net.add_layer("Reshape", {t, net.add_constant("s", ints({2, 1, 1, 8}))}, {}, 1, "reshape")[0];
     net.mark_output(net.add_layer("Not", {t})[0]);
-    std::unique_ptr<ir::Graph> g = net.graph().clone();
-    g->topological_sort();
-    g->infer_shapes();
-    NullLogger logger;
-    PassContext ctx{logger, 3, "cuda"};
-    EXPECT_TRUE(hoist_reshape(*g, ctx));  // the Flatten + Reshape merge
-    g->topological_sort();
-    g->infer_shapes();
-    g->verify();
+    bool changed = false;
+    std::unique_ptr<ir::Graph> g = run_passes_for(net, "cuda", {&hoist_reshape}, &changed);
+    EXPECT_TRUE(changed);  // the Flatten + Reshape merge
     std::vector<std::string> ops;
     for (const ir::Node* n : g->nodes()) ops.push_back(n->op_type);
     EXPECT_EQ(ops, (std::vector<std::string>{"Cast", "Reshape", "Not"}));

@@ -37,6 +37,31 @@ inline std::unique_ptr<ir::Graph> run_pass(const NetworkDefinition& net, PassFn 
     return g;
 }
 
+/// Runs `passes` in order on a copy of the network's graph for `backend` (sorted and inferred before each, verified at
+/// the end); `last_changed` gets the last pass's return value.
+inline std::unique_ptr<ir::Graph> run_passes_for(const NetworkDefinition& net, const std::string& backend,
+                                                 const std::vector<PassFn>& passes, bool* last_changed) {
+    std::unique_ptr<ir::Graph> g = net.graph().clone();
+    NullLogger logger;
+    PassContext ctx{logger, 3, backend};
+    for (PassFn p : passes) {
+        g->topological_sort();
+        g->infer_shapes();
+        *last_changed = p(*g, ctx);
+    }
+    g->topological_sort();
+    g->infer_shapes();
+    g->verify();
+    return g;
+}
+
+/// The first node of op type `op`, or nullptr.
+inline const ir::Node* first_node(const ir::Graph& g, const std::string& op) {
+    for (const ir::Node* n : g.nodes())
+        if (n->op_type == op) return n;
+    return nullptr;
+}
+
 inline int count_op(const ir::Graph& g, const std::string& op) {
     int n = 0;
     for (const ir::Node* node : g.nodes()) n += node->op_type == op;
