@@ -17,15 +17,7 @@ AttributeMap cast_to(int64_t onnx_type) {
     return a;
 }
 
-const ir::Node* only_fused(const ir::Graph& g) {
-    const ir::Node* found = nullptr;
-    for (const ir::Node* n : g.nodes())
-        if (n->op_type == "FusedElementwise") {
-            EXPECT_EQ(found, nullptr) << "more than one FusedElementwise";
-            found = n;
-        }
-    return found;
-}
+const ir::Node* only_fused(const ir::Graph& g) { return only_node(g, "FusedElementwise"); }
 
 Tensor bools(Shape shape, int period) {
     Tensor t(DataType::kBool, std::move(shape));

@@ -11,15 +11,7 @@ std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
     return net.add_constant(name, t);
 }
 
-const ir::Node* only_fused(const ir::Graph& g) {
-    const ir::Node* found = nullptr;
-    for (const ir::Node* n : g.nodes())
-        if (n->op_type == "FusedElementwise") {
-            EXPECT_EQ(found, nullptr) << "more than one FusedElementwise";
-            found = n;
-        }
-    return found;
-}
+const ir::Node* only_fused(const ir::Graph& g) { return only_node(g, "FusedElementwise"); }
 
 }  // namespace
 

@@ -62,6 +62,17 @@ inline const ir::Node* first_node(const ir::Graph& g, const std::string& op) {
     return nullptr;
 }
 
+/// The one node of op type `op` (a failure is recorded when there are several), or nullptr.
+inline const ir::Node* only_node(const ir::Graph& g, const std::string& op) {
+    const ir::Node* found = nullptr;
+    for (const ir::Node* n : g.nodes())
+        if (n->op_type == op) {
+            EXPECT_EQ(found, nullptr) << "more than one " << op;
+            found = n;
+        }
+    return found;
+}
+
 inline int count_op(const ir::Graph& g, const std::string& op) {
     int n = 0;
     for (const ir::Node* node : g.nodes()) n += node->op_type == op;
