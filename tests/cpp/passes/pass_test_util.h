@@ -147,7 +147,9 @@ inline void expect_norm_rows(const std::vector<std::vector<double>>& sum, const 
         for (double v : row) mean += v / n;
         for (double v : row) var += (v - mean) * (v - mean) / n;
         for (size_t j = 0; j < n; ++j) {
-            if (s) EXPECT_NEAR(s->data<float>()[r * n + j], row[j], 1e-4 * (1 + std::fabs(row[j]))) << r << "," << j;
+            if (s) {
+                EXPECT_NEAR(s->data<float>()[r * n + j], row[j], 1e-4 * (1 + std::fabs(row[j]))) << r << "," << j;
+            }
             const double want = (row[j] - mean) / std::sqrt(var + eps) * gamma.data<float>()[j] + beta.data<float>()[j];
             EXPECT_NEAR(y.data<float>()[r * n + j], want, 1e-4 * (1 + std::fabs(want))) << r << "," << j;
         }
