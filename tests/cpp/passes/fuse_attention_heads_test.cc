@@ -6,12 +6,6 @@ namespace kiln::passes::test {
 
 namespace {
 
-std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
-    Tensor t(DataType::kFloat32, {});
-    *t.data<float>() = v;
-    return net.add_constant(name, t);
-}
-
 // Transpose(Reshape(x, [b, s, h, d]), perm)
 std::string heads(NetworkDefinition& net, const std::string& x, std::vector<int64_t> shape, std::vector<int64_t> p) {
     static int n = 0;

@@ -3,16 +3,6 @@
 
 namespace kiln::passes::test {
 
-namespace {
-
-std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
-    Tensor t(DataType::kFloat32, {});
-    *t.data<float>() = v;
-    return net.add_constant(name, t);
-}
-
-}  // namespace
-
 TEST(FuseAttention, AdditiveMaskAndKeyTransposeOfLastTwoAxes) {
     NetworkDefinition net;
     std::string q = net.add_input("q", DataType::kFloat32, {2, 3, 5, 4});

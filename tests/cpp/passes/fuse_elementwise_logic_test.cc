@@ -5,12 +5,6 @@ namespace kiln::passes::test {
 
 namespace {
 
-std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
-    Tensor t(DataType::kFloat32, {});
-    *t.data<float>() = v;
-    return net.add_constant(name, t);
-}
-
 AttributeMap cast_to(int64_t onnx_type) {
     AttributeMap a;
     a.set("to", onnx_type);

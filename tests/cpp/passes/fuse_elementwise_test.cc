@@ -5,12 +5,6 @@ namespace kiln::passes::test {
 
 namespace {
 
-std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
-    Tensor t(DataType::kFloat32, {});
-    *t.data<float>() = v;
-    return net.add_constant(name, t);
-}
-
 const ir::Node* only_fused(const ir::Graph& g) { return only_node(g, "FusedElementwise"); }
 
 }  // namespace

@@ -5,12 +5,6 @@ namespace kiln::passes::test {
 
 namespace {
 
-std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
-    Tensor t(DataType::kFloat32, {});
-    *t.data<float>() = v;
-    return net.add_constant(name, t);
-}
-
 std::string conv(NetworkDefinition& net, const std::string& x, int64_t cin, int64_t cout, const std::string& name) {
     AttributeMap a;
     a.set("pads", std::vector<int64_t>{1, 1, 1, 1});

@@ -5,12 +5,6 @@ namespace kiln::passes::test {
 
 namespace {
 
-std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
-    Tensor t(DataType::kFloat32, {});
-    *t.data<float>() = v;
-    return net.add_constant(name, t);
-}
-
 // 0.5 * x * (1 + erf(x / sqrt2)); `assoc` picks how the two Muls are written.
 std::string erf_gelu(NetworkDefinition& net, const std::string& x, int assoc) {
     std::string d = net.add_layer("Div", {x, scalar(net, "sqrt2", 1.4142135f)})[0];

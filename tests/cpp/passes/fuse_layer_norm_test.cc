@@ -5,12 +5,6 @@ namespace kiln::passes::test {
 
 namespace {
 
-std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
-    Tensor t(DataType::kFloat32, {});
-    *t.data<float>() = v;
-    return net.add_constant(name, t);
-}
-
 std::string reduce_mean_last(NetworkDefinition& net, const std::string& x, const std::string& name) {
     AttributeMap keep;
     keep.set("keepdims", int64_t{1});

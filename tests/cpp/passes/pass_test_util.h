@@ -86,6 +86,13 @@ inline AttributeMap perm(std::vector<int64_t> p) {
     return a;
 }
 
+/// A float32 scalar constant named `name`.
+inline std::string scalar(NetworkDefinition& net, const std::string& name, float v) {
+    Tensor t(DataType::kFloat32, {});
+    *t.data<float>() = v;
+    return net.add_constant(name, t);
+}
+
 /// Deterministic, non-trivial float data.
 inline Tensor filled(Shape shape, float seed, float scale = 1.f, float offset = 0.f) {
     Tensor t(DataType::kFloat32, std::move(shape));
