@@ -15,6 +15,19 @@ __device__ __forceinline__ void from_f(float* p, float v) { *p = v; }
 __device__ __forceinline__ void from_f(__half* p, float v) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void from_f(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
+// Sum over the block; every thread gets the result. `shared` holds 32 floats.
+__device__ __forceinline__ float block_sum(float v, float* shared) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    int nw = (blockDim.x + 31) >> 5;
+    v = lane < nw ? shared[lane] : 0.f;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 // Same kinds and order as backends::ActivationKind.
 __device__ __forceinline__ float apply_act(float x, const DevAct& a) {
     switch (a.kind) {

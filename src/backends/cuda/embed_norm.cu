@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 
 #include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/device_math.cuh"
 #include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
@@ -69,17 +70,6 @@ __global__ void embed_layer_norm_warp(EmbedNormArgs a) {
         store(a.y, base + i, (v[k] - mean) * inv * g[k] + b[k], a.y_type);
         if (a.s) store(a.s, base + i, v[k], a.s_type);
     }
-}
-
-__device__ float block_sum(float v, float* shared) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    v = lane < static_cast<int>(blockDim.x >> 5) ? shared[lane] : 0.f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
 }
 
 // A block per row, one thread per 4 columns (cols % 4 == 0, cols <= 4 * 1024): every load of the row is in flight

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "src/backends/cuda/cuda_launch.h"
+#include "src/backends/cuda/device_math.cuh"
 #include "src/backends/cuda/pdl.cuh"
 
 namespace kiln::cuda {
@@ -14,19 +15,6 @@ namespace kiln::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-// Sum over the block; every thread gets the result. `shared` holds 32 floats.
-__device__ float block_sum(float v, float* shared) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) shared[warp] = v;
-    __syncthreads();
-    int nw = (blockDim.x + 31) >> 5;
-    v = lane < nw ? shared[lane] : 0.f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 __device__ float block_max(float v, float* shared) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
