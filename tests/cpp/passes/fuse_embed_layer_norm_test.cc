@@ -125,3 +125,54 @@ TEST(FuseEmbedLayerNorm, ReferenceKernelMatchesHandComputation) {
 }
 
 }  // namespace kiln::passes::test
+
+namespace kiln::passes::test {
+
+// Malformed nodes (a hand-built network or a damaged plan) get an error naming the node and what is wrong.
+TEST(FuseEmbedLayerNorm, MalformedNodesAreRejectedWithTheirName) {
+    auto expect_error = [](const NetworkDefinition& net, const std::string& node, const std::string& what) {
+        std::unique_ptr<ir::Graph> g = net.graph().clone();
+        g->topological_sort();
+        try {
+            g->infer_shapes();
+            ADD_FAILURE() << "no error for " << what;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(node), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+    };
+    {
+        NetworkDefinition net;  // a 3-D table
+        std::string ids = net.add_input("ids", DataType::kInt64, {2, kSeq});
+        std::string t = net.add_constant("table", filled({kVocab, 2, kH}, 1.f));
+        std::string g = net.add_constant("g", filled({kH}, 2.f)), b = net.add_constant("b", filled({kH}, 3.f));
+        net.mark_output(net.add_layer("EmbedLayerNorm", {ids, t, g, b}, {}, 1, "emb3d")[0]);
+        expect_error(net, "emb3d", "the table must be a 2-D float32");
+    }
+    {
+        NetworkDefinition net;  // float ids, and an addend that would change the output's shape
+        std::string ids = net.add_input("ids", DataType::kFloat32, {2, kSeq});
+        std::string t = net.add_constant("table", filled({kVocab, kH}, 1.f));
+        std::string g = net.add_constant("g", filled({kH}, 2.f)), b = net.add_constant("b", filled({kH}, 3.f));
+        net.mark_output(net.add_layer("EmbedLayerNorm", {ids, t, g, b}, {}, 1, "embf")[0]);
+        expect_error(net, "embf", "ids must be int64 or int32");
+        NetworkDefinition wide;
+        ids = wide.add_input("ids", DataType::kInt64, {2, kSeq});
+        t = wide.add_constant("table", filled({kVocab, kH}, 1.f));
+        g = wide.add_constant("g", filled({kH}, 2.f)), b = wide.add_constant("b", filled({kH}, 3.f));
+        std::string a = wide.add_constant("a", filled({3, 2, kSeq, kH}, 4.f));
+        wide.mark_output(wide.add_layer("EmbedLayerNorm", {ids, t, g, b, a}, {}, 1, "embw")[0]);
+        expect_error(wide, "embw", "does not fit");
+    }
+    {
+        NetworkDefinition net;  // FusedElementwise with an output type it cannot produce
+        std::string x = net.add_input("x", DataType::kFloat32, {4});
+        AttributeMap attrs;
+        attrs.set("program", std::vector<std::string>{"in0", "neg"});
+        attrs.set("out_dtype", int64_t{7});
+        net.mark_output(net.add_layer("FusedElementwise", {x}, attrs, 1, "fe")[0]);
+        expect_error(net, "fe", "out_dtype");
+    }
+}
+
+}  // namespace kiln::passes::test
